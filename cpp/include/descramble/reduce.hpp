@@ -1,0 +1,44 @@
+// Reduction of one chunk of samples to its Moments (MATH.md §7).
+#pragma once
+
+#include <Eigen/Core>
+
+#include "descramble/chunk.hpp"
+#include "descramble/moments.hpp"
+
+namespace descramble {
+
+/// How reduce_chunk splits its work.
+struct ReduceOptions {
+  /// Worker threads; 0 means every hardware thread.
+  int threads = 0;
+  /// Rows per block; 0 chooses from the number of features.
+  Index block_rows = 0;
+};
+
+/// Reduces `chunk` to its moments about `origin`.
+///
+/// The chunk is read in place, in blocks of rows converted to float64. Each
+/// block is centred about its own mean and its scatter added with a rank-k
+/// update; blocks are combined with the Chan-Golub-LeVeque rule, one partial
+/// result per thread, and the partial results merged at the end, so the
+/// outcome does not depend on the block size or the number of threads beyond
+/// rounding.
+///
+/// `weights`, when not null, holds `chunk.rows` finite non-negative weights.
+///
+/// Throws std::invalid_argument naming the first offending row when the chunk
+/// holds NaN or infinity, or naming the weight entry when a weight is negative
+/// or not finite, and std::overflow_error when the sums overflow float64.
+Moments reduce_chunk(const ChunkView& chunk, const double* weights,
+                     const Eigen::Ref<const Eigen::VectorXd>& origin,
+                     const ReduceOptions& options = {});
+
+/// Checks `count` weights: each finite and non-negative. Throws
+/// std::invalid_argument naming the first offending entry.
+void validate_weights(const double* weights, Index count);
+
+/// Reads row `row` of `chunk` into a float64 vector.
+Eigen::VectorXd read_row(const ChunkView& chunk, Index row);
+
+}  // namespace descramble
