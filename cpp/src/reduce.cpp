@@ -221,7 +221,7 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights,
 
   if (failure) std::rethrow_exception(failure);
   if (first_bad_row != std::numeric_limits<Index>::max()) {
-    throw std::invalid_argument(describe_bad_row(chunk, first_bad_row));
+    throw NonFiniteError(describe_bad_row(chunk, first_bad_row));
   }
   Moments result = std::move(partials[0]);
   for (std::size_t t = 1; t < partials.size(); ++t) result.merge(partials[t]);

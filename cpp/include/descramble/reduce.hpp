@@ -1,12 +1,21 @@
 // Reduction of one chunk of samples to its Moments (MATH.md §7).
 #pragma once
 
+#include <stdexcept>
+
 #include <Eigen/Core>
 
 #include "descramble/chunk.hpp"
 #include "descramble/moments.hpp"
 
 namespace descramble {
+
+/// Thrown when a chunk holds NaN or infinity; the message names the first
+/// offending row and column.
+class NonFiniteError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
 
 /// How reduce_chunk splits its work.
 struct ReduceOptions {
@@ -27,9 +36,10 @@ struct ReduceOptions {
 ///
 /// `weights`, when not null, holds `chunk.rows` finite non-negative weights.
 ///
-/// Throws std::invalid_argument naming the first offending row when the chunk
-/// holds NaN or infinity, or naming the weight entry when a weight is negative
-/// or not finite, and std::overflow_error when the sums overflow float64.
+/// Throws NonFiniteError naming the first offending row when the chunk holds
+/// NaN or infinity (or a row overflows once centred), std::invalid_argument
+/// naming the entry when a weight is negative or not finite, and
+/// std::overflow_error when the sums overflow float64.
 Moments reduce_chunk(const ChunkView& chunk, const double* weights,
                      const Eigen::Ref<const Eigen::VectorXd>& origin,
                      const ReduceOptions& options = {});

@@ -1,0 +1,123 @@
+// The one pybind11 binding file: exposes the C++ core as descramble._core.
+// It only translates between NumPy arrays and the core's types; validation
+// with user-facing messages lives in the Python package and in the core.
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <pybind11/eigen.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "descramble/autocorrelation.hpp"
+#include "descramble/chunk.hpp"
+#include "descramble/moments.hpp"
+
+namespace py = pybind11;
+using descramble::Autocorrelation;
+using descramble::ChunkView;
+using descramble::Index;
+using descramble::Moments;
+using descramble::ScalarType;
+
+namespace {
+
+ScalarType scalar_type(const py::dtype& dtype) {
+  const char kind = dtype.kind();
+  const auto size = dtype.itemsize();
+  if (kind == 'f' && size == 8) return ScalarType::float64;
+  if (kind == 'f' && size == 4) return ScalarType::float32;
+  if (kind == 'b' && size == 1) return ScalarType::boolean;
+  if (kind == 'i' || kind == 'u') {
+    const bool is_signed = kind == 'i';
+    switch (size) {
+      case 1: return is_signed ? ScalarType::int8 : ScalarType::uint8;
+      case 2: return is_signed ? ScalarType::int16 : ScalarType::uint16;
+      case 4: return is_signed ? ScalarType::int32 : ScalarType::uint32;
+      case 8: return is_signed ? ScalarType::int64 : ScalarType::uint64;
+      default: break;
+    }
+  }
+  throw py::type_error("chunk: unsupported dtype " + std::string(py::str(dtype)));
+}
+
+// A view of a 2-D array in place (no copy); the array must stay alive.
+ChunkView view_of(const py::array& chunk) {
+  if (chunk.ndim() != 2) throw py::value_error("chunk: expected a 2-D array");
+  return ChunkView{chunk.data(), scalar_type(chunk.dtype()), chunk.shape(0), chunk.shape(1),
+                   chunk.strides(0), chunk.strides(1)};
+}
+
+using Weights = std::optional<py::array_t<double, py::array::c_style>>;
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "C++ core of descramble (private: use the descramble package)";
+  m.attr("__version__") = DESCRAMBLE_VERSION;
+  // Non-finite input gets its own ValueError subclass so that callers (for
+  // example descramble.cov, which must propagate NaN like numpy.cov) can tell
+  // it from other bad input.
+  py::register_exception<descramble::NonFiniteError>(m, "NonFiniteError", PyExc_ValueError);
+
+  py::class_<Autocorrelation>(m, "Autocorrelation")
+      .def(py::init([](Index n_features, int threads) {
+             return Autocorrelation(n_features, descramble::ReduceOptions{threads, 0});
+           }),
+           py::arg("n_features"), py::arg("threads") = 0)
+      .def_static(
+          "from_state",
+          [](Eigen::VectorXd shift, std::int64_t count, double weight, Eigen::VectorXd mean,
+             Eigen::MatrixXd scatter, int threads) {
+            Moments moments;
+            moments.shift = std::move(shift);
+            moments.count = count;
+            moments.weight = weight;
+            moments.mean = std::move(mean);
+            moments.scatter = std::move(scatter);
+            return Autocorrelation(std::move(moments), descramble::ReduceOptions{threads, 0});
+          },
+          py::arg("shift"), py::arg("count"), py::arg("weight"), py::arg("mean"), py::arg("scatter"),
+          py::arg("threads") = 0)
+      .def(
+          "state",
+          [](const Autocorrelation& self) {
+            Moments s = self.moments();
+            return py::make_tuple(std::move(s.shift), s.count, s.weight, std::move(s.mean),
+                                  std::move(s.scatter));
+          },
+          "(shift, count, weight, mean about shift, scatter), one consistent snapshot")
+      .def_property_readonly("n_features", &Autocorrelation::n_features)
+      .def_property_readonly("count", &Autocorrelation::count)
+      .def_property_readonly("weight_sum", &Autocorrelation::weight_sum)
+      .def_property_readonly("mean", &Autocorrelation::mean)
+      .def_property_readonly("scatter", &Autocorrelation::scatter)
+      .def_property(
+          "threads", [](const Autocorrelation& self) { return self.options().threads; },
+          [](Autocorrelation& self, int threads) {
+            auto options = self.options();
+            options.threads = threads;
+            self.set_options(options);
+          })
+      .def(
+          "update",
+          [](Autocorrelation& self, const py::array& chunk, const Weights& weights) {
+            const ChunkView view = view_of(chunk);
+            const double* w = nullptr;
+            if (weights) {
+              if (weights->ndim() != 1 || weights->shape(0) != view.rows) {
+                throw py::value_error("weights: expected one weight per row");
+              }
+              w = weights->data();
+            }
+            py::gil_scoped_release release;
+            self.update(view, w);
+          },
+          py::arg("chunk"), py::arg("weights") = py::none())
+      .def("merge", &Autocorrelation::merge, py::arg("other"), py::call_guard<py::gil_scoped_release>())
+      .def("autocorrelation", &Autocorrelation::autocorrelation, py::call_guard<py::gil_scoped_release>())
+      .def("covariance", &Autocorrelation::covariance, py::arg("ddof") = 1.0,
+           py::call_guard<py::gil_scoped_release>())
+      .def("copy", [](const Autocorrelation& self) { return Autocorrelation(self); });
+}

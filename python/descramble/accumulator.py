@@ -1,0 +1,370 @@
+"""The streaming accumulator of autocorrelation and covariance matrices."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Any, Dict, Union
+
+import numpy as np
+
+from . import _core
+from ._validation import as_chunk, as_positive_int, as_weights
+from .sources import iter_chunks
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_FORMAT = "descramble.Autocorrelation"
+_FORMAT_VERSION = 1
+
+
+class Autocorrelation:
+    """Streaming accumulator of the second moments of a data stream.
+
+    Samples arrive as chunks of rows; the accumulator keeps, in float64, the
+    number of rows, the total weight, the mean and the centred sum of outer
+    products (the scatter matrix). From these it gives the uncentred
+    autocorrelation ``E[x x^T]`` and the covariance (MATH.md §1).
+
+    Every chunk is reduced about its own mean and merged with the
+    Chan-Golub-LeVeque update (MATH.md §7): the result does not depend on how
+    the data are chunked or in which order accumulators are merged, and data
+    with a large common offset (``1e9 + noise``) keep full relative accuracy.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of features (columns) of every chunk, at least 1.
+
+    Notes
+    -----
+    ``update`` and ``merge`` release the GIL and may be called from several
+    threads at once on one accumulator; no rows are lost. A chunk that is
+    rejected (wrong shape or dtype, NaN or infinity, bad weights) leaves the
+    accumulator exactly as it was.
+
+    Weights are treated as frequency weights: a row of weight 3 counts as
+    three identical rows, so ``covariance(ddof)`` divides by
+    ``weight_sum - ddof``.
+
+    Examples
+    --------
+    >>> import numpy as np, descramble
+    >>> acc = descramble.Autocorrelation(3)
+    >>> for chunk in np.array_split(np.arange(12.0).reshape(4, 3), 2):
+    ...     _ = acc.update(chunk)
+    >>> acc.count
+    4
+    >>> np.allclose(acc.covariance(), np.cov(np.arange(12.0).reshape(4, 3), rowvar=False))
+    True
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, n_features: int) -> None:
+        self._core = _core.Autocorrelation(as_positive_int(n_features, "n_features"))
+
+    @classmethod
+    def _wrap(cls, core: Any) -> "Autocorrelation":
+        obj = cls.__new__(cls)
+        obj._core = core
+        return obj
+
+    # -- accumulation ---------------------------------------------------------------
+
+    def update(self, chunk: Any, weights: Any = None) -> "Autocorrelation":
+        """Add the rows of ``chunk`` to the accumulator.
+
+        Parameters
+        ----------
+        chunk : array_like of shape (k, n_features)
+            Samples as rows; any real dtype (float, integer, bool), C- or
+            Fortran-ordered or strided; read in place, never copied. ``k``
+            may be 0.
+        weights : array_like of shape (k,), optional
+            Non-negative finite weight of every row (frequency weights).
+
+        Returns
+        -------
+        Autocorrelation
+            ``self``, so that calls chain.
+
+        Raises
+        ------
+        TypeError
+            If ``chunk`` or ``weights`` is complex or not numeric.
+        ValueError
+            If ``chunk`` is not 2-D with ``n_features`` columns, holds NaN or
+            infinity (the message names the row), or ``weights`` has the wrong
+            length or a negative or non-finite entry. The accumulator is then
+            unchanged.
+        """
+        arr = as_chunk(chunk, self._core.n_features)
+        w = None if weights is None else as_weights(weights, arr.shape[0])
+        self._core.update(arr, w)
+        return self
+
+    def update_from(self, data: Any, *, weights: Any = None, chunk_rows: int | None = None) -> "Autocorrelation":
+        """Add every chunk of ``data``, an array or an iterable of chunks.
+
+        Parameters
+        ----------
+        data : array_like or iterable of array_like
+            See :func:`descramble.sources.iter_chunks`.
+        weights : array_like or iterable of array_like, optional
+            Per-row weights, shaped like ``data``'s rows.
+        chunk_rows : int, optional
+            Feed the core at most this many rows at a time.
+
+        Returns
+        -------
+        Autocorrelation
+            ``self``. If a chunk is rejected part-way through an iterable, the
+            chunks before it stay accumulated and the exception propagates.
+        """
+        for chunk, w in iter_chunks(data, weights=weights, chunk_rows=chunk_rows):
+            self.update(chunk, w)
+        return self
+
+    def merge(self, other: "Autocorrelation") -> "Autocorrelation":
+        """Add everything ``other`` has accumulated (``other`` is not changed).
+
+        Parameters
+        ----------
+        other : Autocorrelation
+            An accumulator of the same ``n_features`` (may be ``self``).
+
+        Returns
+        -------
+        Autocorrelation
+            ``self``.
+        """
+        if not isinstance(other, Autocorrelation):
+            raise TypeError(f"other: expected a descramble.Autocorrelation, got {type(other).__name__}")
+        if other.n_features != self.n_features:
+            raise ValueError(
+                f"other: expected an accumulator of {self.n_features} features, got {other.n_features}"
+            )
+        self._core.merge(other._core)
+        return self
+
+    # -- results --------------------------------------------------------------------
+
+    @property
+    def n_features(self) -> int:
+        """Number of features (columns)."""
+        return self._core.n_features
+
+    @property
+    def count(self) -> int:
+        """Number of rows accumulated (rows of zero weight included)."""
+        return self._core.count
+
+    @property
+    def weight_sum(self) -> float:
+        """Sum of the row weights (equal to ``count`` when unweighted)."""
+        return self._core.weight_sum
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Weighted mean of the rows, shape (n_features,); NaN while empty."""
+        return self._core.mean
+
+    @property
+    def scatter(self) -> np.ndarray:
+        """Centred sum of outer products ``sum_i w_i (x_i - mean)(x_i - mean)^T``."""
+        return self._core.scatter
+
+    def autocorrelation(self) -> np.ndarray:
+        """Uncentred second moment ``E[x x^T] = (1/W) sum_i w_i x_i x_i^T``.
+
+        Returns
+        -------
+        ndarray of shape (n_features, n_features), float64
+
+        Raises
+        ------
+        ValueError
+            If no row with positive weight has been accumulated.
+        """
+        return self._core.autocorrelation()
+
+    def covariance(self, ddof: float = 1) -> np.ndarray:
+        """Covariance ``scatter / (weight_sum - ddof)``.
+
+        Parameters
+        ----------
+        ddof : float, default 1
+            Delta degrees of freedom, as in :func:`numpy.cov`.
+
+        Returns
+        -------
+        ndarray of shape (n_features, n_features), float64
+
+        Raises
+        ------
+        ValueError
+            If ``weight_sum - ddof <= 0`` (too few samples for this ddof).
+        """
+        if isinstance(ddof, (bool, np.bool_)) or not np.isscalar(ddof) or not np.isreal(ddof):
+            raise TypeError(f"ddof: expected a real number, got {ddof!r}")
+        return self._core.covariance(float(ddof))
+
+    def copy(self) -> "Autocorrelation":
+        """An independent copy of the accumulator."""
+        return Autocorrelation._wrap(self._core.copy())
+
+    # -- persistence ----------------------------------------------------------------
+
+    def _state(self) -> Dict[str, Any]:
+        shift, count, weight, mean, scatter = self._core.state()
+        n = shift.shape[0]
+        return {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "n_features": n,
+            "count": count,
+            "weight_sum": weight,
+            "shift": shift,
+            "mean_minus_shift": mean,
+            # The scatter is symmetric: its lower triangle, row by row, is enough.
+            "scatter_tril": scatter[np.tril_indices(n)],
+        }
+
+    @classmethod
+    def _from_state(cls, state: Dict[str, Any], source: str = "state") -> "Autocorrelation":
+        try:
+            if str(state["format"]) != _FORMAT:
+                raise ValueError(f"format is {state['format']!r}")
+            if int(state["version"]) != _FORMAT_VERSION:
+                raise ValueError(f"unsupported version {int(state['version'])}")
+            n = int(state["n_features"])
+            if n < 1:
+                raise ValueError(f"n_features is {n}")
+            tril = np.asarray(state["scatter_tril"], dtype=np.float64)
+            if tril.shape != (n * (n + 1) // 2,):
+                raise ValueError("scatter_tril has the wrong size")
+            scatter = np.zeros((n, n))
+            scatter[np.tril_indices(n)] = tril
+            scatter = scatter + np.tril(scatter, -1).T
+            core = _core.Autocorrelation.from_state(
+                np.asarray(state["shift"], dtype=np.float64),
+                int(state["count"]),
+                float(state["weight_sum"]),
+                np.asarray(state["mean_minus_shift"], dtype=np.float64),
+                scatter,
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"{source}: not a valid {_FORMAT} checkpoint ({exc})") from None
+        return cls._wrap(core)
+
+    def __reduce__(self):
+        return (_restore, (self._state(),))
+
+    def save(self, path: PathLike) -> None:
+        """Write the accumulator to ``path`` (an ``.npz`` archive), atomically.
+
+        The state is written to a temporary file in the same directory, synced
+        to disk and renamed over ``path``: an interrupted save never corrupts
+        an earlier checkpoint at ``path``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination file; written as given (no suffix is added).
+        """
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".descramble-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **self._state())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: PathLike) -> "Autocorrelation":
+        """Read an accumulator written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        Autocorrelation
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ValueError
+            If ``path`` is not a checkpoint written by :meth:`save`.
+        """
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                state = {key: archive[key] for key in archive.files}
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # not an npz archive at all
+            raise ValueError(f"path: {path!r} is not a valid {_FORMAT} checkpoint ({exc})") from None
+        return cls._from_state(state, source=f"path: {path!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"Autocorrelation(n_features={self.n_features}, count={self.count}, "
+            f"weight_sum={self.weight_sum:g})"
+        )
+
+
+def _restore(state: Dict[str, Any]) -> Autocorrelation:
+    return Autocorrelation._from_state(state)
+
+
+def autocorrelation(data: Any, *, weights: Any = None, chunk_rows: int | None = None) -> np.ndarray:
+    """Autocorrelation (uncentred second moment) ``E[x x^T]`` of a data stream.
+
+    Parameters
+    ----------
+    data : array_like or iterable of array_like
+        Samples as rows: one (N, n) array, or an iterable yielding (k, n)
+        chunks (a generator, an iterator, a list of 2-D arrays).
+    weights : array_like or iterable of array_like, optional
+        Non-negative per-row weights; for an iterable, one array per chunk.
+    chunk_rows : int, optional
+        Feed the core at most this many rows at a time.
+
+    Returns
+    -------
+    ndarray of shape (n, n), float64
+        ``(1/W) sum_i w_i x_i x_i^T``.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` holds no sample of positive weight, or any input is malformed.
+
+    Examples
+    --------
+    >>> import numpy as np, descramble
+    >>> x = np.random.default_rng(0).normal(size=(1000, 4))
+    >>> np.allclose(descramble.autocorrelation(x), x.T @ x / 1000)
+    True
+    """
+    acc = None
+    for chunk, w in iter_chunks(data, weights=weights, chunk_rows=chunk_rows):
+        if acc is None:
+            acc = Autocorrelation(chunk.shape[1]) if chunk.shape[1] > 0 else None
+            if acc is None:
+                raise ValueError("data: expected at least one feature (column), got 0")
+        acc.update(chunk, w)
+    if acc is None:
+        raise ValueError("data: the iterable yielded no chunks")
+    return acc.autocorrelation()

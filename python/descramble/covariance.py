@@ -1,0 +1,203 @@
+"""``descramble.cov``: a drop-in replacement for :func:`numpy.cov` on real data."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._validation import as_chunk, check_real_dtype
+
+
+def _scatter_and_weight(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """Centred scatter of the variables in the rows of ``X`` and the weight sum."""
+    samples = as_chunk(X.T, name="m")  # a view: samples as rows, read in place
+    acc = _core.Autocorrelation(samples.shape[1])
+    acc.update(samples, w)
+    return acc.scatter, acc.weight_sum
+
+
+def _scatter_numpy(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """numpy.cov's own arithmetic, for data holding NaN or infinity (propagated as NumPy does)."""
+    X = X.astype(np.float64)
+    avg = np.average(X, axis=1, weights=w)
+    X -= avg[:, None]
+    X_T = X.T if w is None else (X * w).T
+    return np.dot(X, X_T)
+
+
+def cov(
+    m: Any,
+    y: Any = None,
+    rowvar: bool = True,
+    bias: bool = False,
+    ddof: int | None = None,
+    fweights: Any = None,
+    aweights: Any = None,
+    *,
+    dtype: Any = None,
+) -> np.ndarray:
+    """Estimate a covariance matrix, like :func:`numpy.cov`, computed by the C++ core.
+
+    Same signature, results, dtypes, warnings, edge cases and exception types
+    as :func:`numpy.cov` for real input: replace ``np.cov`` by
+    ``descramble.cov`` and change nothing else. The data are read in place
+    (no copy, no centred temporary), accumulated in float64 with per-block
+    centring (MATH.md §7), which is more accurate than NumPy for data with a
+    large common offset.
+
+    Parameters
+    ----------
+    m : array_like
+        1-D or 2-D array of variables and observations. With ``rowvar=True``
+        each row is a variable and each column an observation.
+    y : array_like, optional
+        An additional set of variables, shaped like ``m``.
+    rowvar : bool, default True
+        If False, columns are variables and rows observations.
+    bias : bool, default False
+        Normalise by N (instead of N - 1); overridden by ``ddof``.
+    ddof : int, optional
+        Delta degrees of freedom; overrides ``bias``.
+    fweights : array_like of int, optional
+        Integer frequency weights, one per observation.
+    aweights : array_like, optional
+        Observation (reliability) weights, one per observation.
+    dtype : data-type, optional
+        Data type of the result (float64 at least by default). Lower
+        precisions round the input first, as NumPy does; the arithmetic is
+        float64.
+
+    Returns
+    -------
+    ndarray
+        The covariance matrix of the variables (squeezed, as in NumPy).
+
+    Raises
+    ------
+    TypeError
+        For complex input or a non-floating ``dtype`` (NumPy raises a
+        ``TypeError`` subclass there too), and as NumPy for non-integer
+        ``fweights``.
+    ValueError, RuntimeError, ZeroDivisionError
+        Where :func:`numpy.cov` raises them (too many dimensions, bad
+        ``ddof``, negative or mis-sized weights, weights summing to zero).
+
+    Notes
+    -----
+    NaN or infinity in the data propagate to the result exactly as in
+    NumPy; for such inputs the NumPy arithmetic is used.
+
+    Examples
+    --------
+    >>> import numpy as np, descramble
+    >>> x = np.array([[0, 2], [1, 1], [2, 0]]).T
+    >>> descramble.cov(x)
+    array([[ 1., -1.],
+           [-1.,  1.]])
+    """
+    if ddof is not None and ddof != int(ddof):
+        raise ValueError("ddof must be integer")
+
+    m = np.asarray(m)
+    check_real_dtype(m.dtype, "m")
+    if m.ndim > 2:
+        raise ValueError("m has more than 2 dimensions")
+    if y is not None:
+        y = np.asarray(y)
+        check_real_dtype(y.dtype, "y")
+        if y.ndim > 2:
+            raise ValueError("y has more than 2 dimensions")
+
+    if dtype is None:
+        dtype = np.result_type(m, np.float64) if y is None else np.result_type(m, y, np.float64)
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype: cov computes in floating point, cannot return dtype {dtype}")
+
+    def _as_2d(a: np.ndarray) -> np.ndarray:
+        # numpy.cov converts to `dtype` first; only a narrowing conversion
+        # changes the values, and only then is a copy needed (the core reads
+        # every real dtype in place and widens to float64 exactly as NumPy does).
+        if not np.can_cast(a.dtype, dtype, "safe"):
+            a = a.astype(dtype)
+        return a.reshape(1, -1) if a.ndim < 2 else a
+
+    X = _as_2d(m)
+    if not rowvar and m.ndim != 1:
+        X = X.T
+    if X.shape[0] == 0:
+        return np.array([]).reshape(0, 0)
+    if y is not None:
+        y2 = _as_2d(y)
+        if not rowvar and y2.shape[0] != 1:
+            y2 = y2.T
+        X = np.concatenate((X, y2), axis=0)
+
+    if ddof is None:
+        ddof = 1 if bias == 0 else 0
+
+    # Frequency and observation weights, checked exactly as numpy.cov does.
+    w = None
+    if fweights is not None:
+        fweights = np.asarray(fweights, dtype=float)
+        if not np.all(fweights == np.around(fweights)):
+            raise TypeError("fweights must be integer")
+        if fweights.ndim > 1:
+            raise RuntimeError("cannot handle multidimensional fweights")
+        if fweights.shape[0] != X.shape[1]:
+            raise RuntimeError("incompatible numbers of samples and fweights")
+        if any(fweights < 0):
+            raise ValueError("fweights cannot be negative")
+        w = fweights
+    if aweights is not None:
+        aweights = np.asarray(aweights, dtype=float)
+        if aweights.ndim > 1:
+            raise RuntimeError("cannot handle multidimensional aweights")
+        if aweights.shape[0] != X.shape[1]:
+            raise RuntimeError("incompatible numbers of samples and aweights")
+        if any(aweights < 0):
+            raise ValueError("aweights cannot be negative")
+        w = aweights if w is None else w * aweights
+
+    n_obs = X.shape[1]
+    if w is not None:
+        w = np.ascontiguousarray(w, dtype=np.float64)
+        if not np.isfinite(w).all():  # NumPy lets NaN weights through to a NaN result
+            return _finish(_scatter_numpy(X, w), _normalisation(X, w, aweights, ddof, float(w.sum())), dtype)
+        if w.sum() == 0.0:
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+    if n_obs == 0:
+        X.mean(axis=1)  # NumPy's warnings for the mean of an empty slice
+        scatter = np.zeros((X.shape[0], X.shape[0]))
+        w_sum = 0.0
+    else:
+        try:
+            scatter, w_sum = _scatter_and_weight(X, w)
+        except (_core.NonFiniteError, OverflowError):
+            scatter = _scatter_numpy(X, w)
+            w_sum = float(n_obs if w is None else w.sum())
+    return _finish(scatter, _normalisation(X, w, aweights, ddof, w_sum), dtype)
+
+
+def _normalisation(X: np.ndarray, w: np.ndarray | None, aweights: Any, ddof: int, w_sum: float) -> float:
+    """numpy.cov's divisor (for aweights: V1 - ddof * V2 / V1)."""
+    if w is None:
+        fact = X.shape[1] - ddof
+    elif ddof == 0:
+        fact = w_sum
+    elif aweights is None:
+        fact = w_sum - ddof
+    else:
+        fact = w_sum - ddof * np.sum(w * aweights) / w_sum
+    if fact <= 0:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=3)
+        fact = 0.0
+    return fact
+
+
+def _finish(scatter: np.ndarray, fact: float, dtype: np.dtype) -> np.ndarray:
+    c = scatter * np.true_divide(1, fact)
+    return c.astype(dtype, copy=False).squeeze()
