@@ -19,10 +19,14 @@ def _scatter_and_weight(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray
     return acc.scatter, acc.weight_sum
 
 
-def _scatter_numpy(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    """numpy.cov's own arithmetic, for data holding NaN or infinity (propagated as NumPy does)."""
+def _average_numpy(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """numpy.cov's first step, for data holding NaN or infinity (propagated as NumPy does)."""
     X = X.astype(np.float64)
-    avg = np.average(X, axis=1, weights=w)
+    return X, np.average(X, axis=1, weights=w)
+
+
+def _scatter_numpy(X: np.ndarray, avg: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """numpy.cov's own arithmetic after the average (``X`` from _average_numpy, centred in place)."""
     X -= avg[:, None]
     X_T = X.T if w is None else (X * w).T
     return np.dot(X, X_T)
@@ -78,9 +82,9 @@ def cov(
     Raises
     ------
     TypeError
-        For complex input or a non-floating ``dtype`` (NumPy raises a
-        ``TypeError`` subclass there too), and as NumPy for non-integer
-        ``fweights``.
+        For complex input or a non-floating, non-complex ``dtype`` (NumPy
+        raises a ``TypeError`` subclass there too, after its other checks),
+        and as NumPy for non-integer ``fweights``.
     ValueError, RuntimeError, ZeroDivisionError
         Where :func:`numpy.cov` raises them (too many dimensions, bad
         ``ddof``, negative or mis-sized weights, weights summing to zero).
@@ -114,15 +118,17 @@ def cov(
     if dtype is None:
         dtype = np.result_type(m, np.float64) if y is None else np.result_type(m, y, np.float64)
     dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"dtype: cov computes in floating point, cannot return dtype {dtype}")
+    # A complex `dtype` on real input is computed in its real counterpart
+    # (the imaginary parts are zero), as numpy.cov would; other non-floating
+    # dtypes fail in _finish, after every check NumPy makes before failing.
+    work_dtype = np.finfo(dtype).dtype if dtype.kind == "c" else dtype
 
     def _as_2d(a: np.ndarray) -> np.ndarray:
         # numpy.cov converts to `dtype` first; only a narrowing conversion
         # changes the values, and only then is a copy needed (the core reads
         # every real dtype in place and widens to float64 exactly as NumPy does).
-        if not np.can_cast(a.dtype, dtype, "safe"):
-            a = a.astype(dtype)
+        if not np.can_cast(a.dtype, work_dtype, "safe"):
+            a = a.astype(work_dtype)
         return a.reshape(1, -1) if a.ndim < 2 else a
 
     X = _as_2d(m)
@@ -164,21 +170,29 @@ def cov(
 
     n_obs = X.shape[1]
     if w is not None:
+        if dtype.kind in "fc":
+            # numpy.cov multiplies by the float64 weights: its result is at least float64.
+            dtype = np.result_type(dtype, np.float64)
         w = np.ascontiguousarray(w, dtype=np.float64)
-        if not np.isfinite(w).all():  # NumPy lets NaN weights through to a NaN result
-            return _finish(_scatter_numpy(X, w), _normalisation(X, w, aweights, ddof, float(w.sum())), dtype)
         if w.sum() == 0.0:
             raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+    scatter = None
     if n_obs == 0:
         X.mean(axis=1)  # NumPy's warnings for the mean of an empty slice
         scatter = np.zeros((X.shape[0], X.shape[0]))
         w_sum = 0.0
-    else:
+    elif w is None or np.isfinite(w).all():  # NumPy lets NaN weights through to a NaN result
         try:
             scatter, w_sum = _scatter_and_weight(X, w)
         except (_core.NonFiniteError, OverflowError):
-            scatter = _scatter_numpy(X, w)
-            w_sum = float(n_obs if w is None else w.sum())
+            pass
+    if scatter is None:
+        # NaN or infinity in the data or weights: NumPy's arithmetic, and its
+        # warnings in its order (average, "Degrees of freedom", the rest).
+        X, avg = _average_numpy(X, w)
+        fact = _normalisation(X, w, aweights, ddof, float(n_obs if w is None else w.sum()))
+        _check_result_dtype(dtype)
+        return _finish(_scatter_numpy(X, avg, w), fact, dtype)
     return _finish(scatter, _normalisation(X, w, aweights, ddof, w_sum), dtype)
 
 
@@ -198,6 +212,13 @@ def _normalisation(X: np.ndarray, w: np.ndarray | None, aweights: Any, ddof: int
     return fact
 
 
+def _check_result_dtype(dtype: np.dtype) -> None:
+    # Where numpy.cov fails for a non-floating dtype (a UFuncTypeError, a TypeError).
+    if dtype.kind not in "fc":
+        raise TypeError(f"dtype: cov computes in floating point, cannot return dtype {dtype}")
+
+
 def _finish(scatter: np.ndarray, fact: float, dtype: np.dtype) -> np.ndarray:
+    _check_result_dtype(dtype)
     c = scatter * np.true_divide(1, fact)
     return c.astype(dtype, copy=False).squeeze()

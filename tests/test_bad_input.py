@@ -1,0 +1,115 @@
+"""Bad input raises a precise TypeError/ValueError and leaves the accumulator as it was."""
+
+import numpy as np
+import pytest
+
+import descramble
+from conftest import assert_same_state, state_of
+
+
+@pytest.fixture
+def acc(rng):
+    return descramble.Autocorrelation(3).update(1e3 + rng.normal(size=(20, 3)))
+
+
+def nan_at(row, rows=8, value=np.nan):
+    x = np.ones((rows, 3))
+    x[row, 1] = value
+    return x
+
+
+BAD_CHUNKS = [
+    (np.ones(3), ValueError, r"chunk: expected a 2-D array of shape \(rows, 3\).*got shape \(3,\)"),
+    (np.ones((2, 3, 1)), ValueError, r"chunk: expected a 2-D array.*\(2, 3, 1\)"),
+    (np.ones((4, 2)), ValueError, r"chunk: expected 3 columns \(n_features\), got 2"),
+    (np.ones((4, 3), dtype=complex), TypeError, r"chunk: complex input"),
+    (np.array([["a", "b", "c"]]), TypeError, r"chunk: expected real numbers.*<U1"),
+    (np.array([[1, None, 2]], dtype=object), TypeError, r"chunk: expected real numbers.*object"),
+    (np.array([["2020-01-01"] * 3], dtype="datetime64[D]"), TypeError, r"chunk: expected real numbers"),
+    ("abc", TypeError, r"chunk: expected a 2-D array of numbers, got str"),
+    (nan_at(5), ValueError, r"chunk: row 5 contains NaN \(column 1\)"),
+    (nan_at(0), ValueError, r"chunk: row 0 contains NaN"),
+    (nan_at(2000, rows=5000, value=np.inf), ValueError, r"chunk: row 2000 contains infinity"),
+    (nan_at(3, value=-np.inf).astype(np.float32), ValueError, r"chunk: row 3 contains infinity"),
+    (np.array([[1e300, 0, 0], [-1e300, 0, 0]]), (ValueError, OverflowError), r"overflow"),
+]
+
+
+@pytest.mark.parametrize("chunk, error, message", BAD_CHUNKS)
+def test_bad_chunks_are_rejected_and_change_nothing(acc, chunk, error, message):
+    before = state_of(acc)
+    with pytest.raises(error, match=message):
+        acc.update(chunk)
+    assert_same_state(state_of(acc), before)
+
+
+def test_non_finite_values_raise_the_value_error_subclass(acc):
+    with pytest.raises(descramble.NonFiniteError):
+        acc.update(nan_at(1))
+    assert issubclass(descramble.NonFiniteError, ValueError)
+
+
+BAD_WEIGHTS = [
+    (np.array([1.0, -1.0, 1.0, 1.0]), ValueError, r"weights: entry 1 is -1; weights must be finite and non-negative"),
+    (np.array([1.0, 1.0, np.nan, 1.0]), ValueError, r"weights: entry 2 is nan"),
+    (np.array([np.inf, 1.0, 1.0, 1.0]), ValueError, r"weights: entry 0 is inf"),
+    (np.ones(3), ValueError, r"weights: expected a 1-D array of 4 weights \(one per row\), got shape \(3,\)"),
+    (np.ones((4, 1)), ValueError, r"weights: expected a 1-D array of 4 weights"),
+    (np.ones(4, dtype=complex), TypeError, r"weights: complex input"),
+    (np.array(["a"] * 4), TypeError, r"weights: expected real numbers"),
+    ("abcd", TypeError, r"weights: expected a 1-D array of numbers"),
+]
+
+
+@pytest.mark.parametrize("weights, error, message", BAD_WEIGHTS)
+def test_bad_weights_are_rejected_and_change_nothing(acc, weights, error, message):
+    before = state_of(acc)
+    with pytest.raises(error, match=message):
+        acc.update(np.ones((4, 3)), weights=weights)
+    assert_same_state(state_of(acc), before)
+
+
+def test_merging_a_different_width_changes_nothing(acc):
+    before = state_of(acc)
+    other = descramble.Autocorrelation(4).update(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="other: expected an accumulator of 3 features, got 4"):
+        acc.merge(other)
+    with pytest.raises(TypeError, match="other: expected a descramble.Autocorrelation, got ndarray"):
+        acc.merge(np.ones((3, 3)))
+    assert_same_state(state_of(acc), before)
+
+
+@pytest.mark.parametrize(
+    "n_features, error",
+    [(0, ValueError), (-3, ValueError), (2.5, TypeError), ("3", TypeError), (True, TypeError), (None, TypeError)],
+)
+def test_n_features_must_be_a_positive_integer(n_features, error):
+    with pytest.raises(error, match="n_features: expected a positive integer"):
+        descramble.Autocorrelation(n_features)
+
+
+def test_numpy_integer_n_features_is_fine():
+    assert descramble.Autocorrelation(np.int64(4)).n_features == 4
+
+
+@pytest.mark.parametrize(
+    "data, kwargs, error, message",
+    [
+        (42, {}, TypeError, r"data: expected an array of shape \(N, n_features\) or an iterable"),
+        (iter([]), {}, ValueError, r"data: the iterable yielded no chunks"),
+        (np.ones((3, 0)), {}, ValueError, r"data: expected at least one feature"),
+        (np.ones((0, 3)), {}, ValueError, r"no samples"),
+        (np.ones((5, 2)), {"chunk_rows": 0}, ValueError, r"chunk_rows: expected a positive integer"),
+        (np.ones((5, 2)), {"chunk_rows": 1.5}, TypeError, r"chunk_rows: expected a positive integer"),
+        (np.ones((5, 2)), {"weights": np.ones(4)}, ValueError, r"weights: expected a 1-D array of 5 weights"),
+        (iter([np.ones((2, 2))]), {"weights": np.ones(2)}, TypeError, r"weights: with an iterable of chunks"),
+        (iter([np.ones((2, 2))] * 2), {"weights": iter([np.ones(2)])}, ValueError, r"weights: ran out after 1"),
+        (iter([np.ones((2, 2))]), {"weights": iter([np.ones(2)] * 2)}, ValueError, r"more weight arrays than chunks"),
+        (iter([np.ones((2, 2)), np.ones((2, 3))]), {}, ValueError, r"data: chunk 1: expected 2 columns"),
+        (iter([np.ones((2, 2)), np.ones(2)]), {}, ValueError, r"data: chunk 1: expected a 2-D array"),
+        (np.ones((2, 2, 2)), {}, ValueError, r"data: expected a 2-D array"),
+    ],
+)
+def test_autocorrelation_function_rejects_bad_sources(data, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        descramble.autocorrelation(data, **kwargs)
