@@ -95,7 +95,7 @@ def test_numpy_integer_n_features_is_fine():
 @pytest.mark.parametrize(
     "data, kwargs, error, message",
     [
-        (42, {}, TypeError, r"data: expected an array of shape \(N, n_features\) or an iterable"),
+        (42, {}, TypeError, r"data: expected an array of shape \(N, n_features\), a path.*or an iterable of chunks, got int"),
         (iter([]), {}, ValueError, r"data: the iterable yielded no chunks"),
         (np.ones((3, 0)), {}, ValueError, r"data: expected at least one feature"),
         (np.ones((0, 3)), {}, ValueError, r"no samples"),

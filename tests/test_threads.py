@@ -84,8 +84,7 @@ def share_of_time_running(call):
 def test_update_releases_the_gil(rng):
     """While one thread is inside a long update, another Python thread keeps running."""
     x = rng.normal(size=(1_000_000, 48))
-    acc = descramble.Autocorrelation(48)
-    acc._core.threads = 1  # leave the other core to this thread
+    acc = descramble.Autocorrelation(48, threads=1)  # leave the other core to this thread
     share = share_of_time_running(lambda: acc.update(x))
     print(f"share while updating: {share:.3f}")
     assert share > 0.3, share

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "rank_update.hpp"
+
 namespace descramble {
 namespace {
 
@@ -23,46 +25,124 @@ inline double load(const char* p) noexcept {
   return static_cast<double>(value);
 }
 
-// Copies rows [r0, r0 + nb) of the chunk into the top of `buffer`, minus the
-// origin, walking memory in whichever order is contiguous in the source.
+// One worker's scratch space for a block of rows, laid out like the source
+// (row-major for C-ordered chunks, column-major otherwise) so that reading the
+// chunk walks memory contiguously.
+struct Block {
+  Index capacity;  // rows
+  Index n;
+  bool row_major;
+  std::vector<double> values;  // x - origin, then centred (and scaled by sqrt(w))
+  std::vector<float> values32;  // the centred block rounded to float32 (mixed precision)
+  std::vector<float> product32;  // n x n float32 block product (mixed precision)
+  std::vector<double> sums;      // weighted column sums of x - origin
+  std::vector<double> root_weights;
+
+  Block(Index rows, Index cols, bool rm, Precision precision)
+      : capacity(rows), n(cols), row_major(rm), values(static_cast<std::size_t>(rows * cols)),
+        sums(static_cast<std::size_t>(cols)), root_weights(static_cast<std::size_t>(rows)) {
+    if (precision == Precision::mixed) {
+      values32.resize(values.size());
+      product32.resize(static_cast<std::size_t>(cols * cols));
+    }
+  }
+  Index ld() const noexcept { return row_major ? n : capacity; }
+  double& at(Index i, Index j) noexcept {
+    return values[static_cast<std::size_t>(row_major ? i * n + j : j * capacity + i)];
+  }
+};
+
+// Reads rows [r0, r0 + nb) minus the origin into the block and forms the
+// (weighted) column sums in the same pass.
 template <class T>
-void load_block(const ChunkView& chunk, Index r0, Index nb, const double* origin,
-                Eigen::MatrixXd& buffer) {
+void load_block(const ChunkView& chunk, Index r0, Index nb, const double* origin, const double* w, Block& b) {
   const char* base = static_cast<const char*>(chunk.data);
   const Index rs = chunk.row_stride;
   const Index cs = chunk.col_stride;
   const Index n = chunk.cols;
-  if (std::abs(rs) < std::abs(cs)) {  // samples adjacent in memory (Fortran order, X.T views)
-    for (Index j = 0; j < n; ++j) {
-      const char* p = base + r0 * rs + j * cs;
-      double* out = buffer.col(j).data();
-      const double o = origin[j];
-      for (Index i = 0; i < nb; ++i) out[i] = load<T>(p + i * rs) - o;
-    }
-  } else {  // features adjacent in memory (C order)
+  constexpr Index size = static_cast<Index>(sizeof(T));
+  double* sums = b.sums.data();
+  if (b.row_major) {
+    std::fill(sums, sums + n, 0.0);
     for (Index i = 0; i < nb; ++i) {
-      const char* p = base + (r0 + i) * rs;
-      for (Index j = 0; j < n; ++j) buffer(i, j) = load<T>(p + j * cs) - origin[j];
+      const char* row = base + (r0 + i) * rs;
+      double* out = b.values.data() + i * n;
+      if (cs == size) {  // contiguous row: lets the compiler vectorise
+        for (Index j = 0; j < n; ++j) out[j] = load<T>(row + j * size) - origin[j];
+      } else {
+        for (Index j = 0; j < n; ++j) out[j] = load<T>(row + j * cs) - origin[j];
+      }
+      const double wi = w ? w[i] : 1.0;
+      for (Index j = 0; j < n; ++j) sums[j] += wi * out[j];
+    }
+  } else {
+    for (Index j = 0; j < n; ++j) {
+      const char* column = base + r0 * rs + j * cs;
+      double* out = b.values.data() + j * b.capacity;
+      const double o = origin[j];
+      if (rs == size) {
+        for (Index i = 0; i < nb; ++i) out[i] = load<T>(column + i * size) - o;
+      } else {
+        for (Index i = 0; i < nb; ++i) out[i] = load<T>(column + i * rs) - o;
+      }
+      double s = 0.0;
+      if (w) {
+        for (Index i = 0; i < nb; ++i) s += w[i] * out[i];
+      } else {
+        for (Index i = 0; i < nb; ++i) s += out[i];
+      }
+      sums[j] = s;
     }
   }
 }
 
-void load_block_any(const ChunkView& chunk, Index r0, Index nb, const double* origin,
-                    Eigen::MatrixXd& buffer) {
+void load_block_any(const ChunkView& chunk, Index r0, Index nb, const double* origin, const double* w, Block& b) {
   switch (chunk.type) {
-    case ScalarType::float64: return load_block<double>(chunk, r0, nb, origin, buffer);
-    case ScalarType::float32: return load_block<float>(chunk, r0, nb, origin, buffer);
-    case ScalarType::int8: return load_block<std::int8_t>(chunk, r0, nb, origin, buffer);
-    case ScalarType::int16: return load_block<std::int16_t>(chunk, r0, nb, origin, buffer);
-    case ScalarType::int32: return load_block<std::int32_t>(chunk, r0, nb, origin, buffer);
-    case ScalarType::int64: return load_block<std::int64_t>(chunk, r0, nb, origin, buffer);
-    case ScalarType::uint8: return load_block<std::uint8_t>(chunk, r0, nb, origin, buffer);
-    case ScalarType::uint16: return load_block<std::uint16_t>(chunk, r0, nb, origin, buffer);
-    case ScalarType::uint32: return load_block<std::uint32_t>(chunk, r0, nb, origin, buffer);
-    case ScalarType::uint64: return load_block<std::uint64_t>(chunk, r0, nb, origin, buffer);
-    case ScalarType::boolean: return load_block<std::uint8_t>(chunk, r0, nb, origin, buffer);
+    case ScalarType::float64: return load_block<double>(chunk, r0, nb, origin, w, b);
+    case ScalarType::float32: return load_block<float>(chunk, r0, nb, origin, w, b);
+    case ScalarType::int8: return load_block<std::int8_t>(chunk, r0, nb, origin, w, b);
+    case ScalarType::int16: return load_block<std::int16_t>(chunk, r0, nb, origin, w, b);
+    case ScalarType::int32: return load_block<std::int32_t>(chunk, r0, nb, origin, w, b);
+    case ScalarType::int64: return load_block<std::int64_t>(chunk, r0, nb, origin, w, b);
+    case ScalarType::uint8: return load_block<std::uint8_t>(chunk, r0, nb, origin, w, b);
+    case ScalarType::uint16: return load_block<std::uint16_t>(chunk, r0, nb, origin, w, b);
+    case ScalarType::uint32: return load_block<std::uint32_t>(chunk, r0, nb, origin, w, b);
+    case ScalarType::uint64: return load_block<std::uint64_t>(chunk, r0, nb, origin, w, b);
+    case ScalarType::boolean: return load_block<std::uint8_t>(chunk, r0, nb, origin, w, b);
   }
   throw std::invalid_argument("chunk: unsupported scalar type");
+}
+
+// Subtracts the block mean and scales row i by sqrt(w_i):
+// sum_i w_i c_i c_i^T = (sqrt(w) c)^T (sqrt(w) c). With mixed precision the
+// result is written, rounded, to the float32 copy instead.
+void centre_block(Block& b, Index nb, const double* mean, const double* w, bool to_float32) {
+  const Index n = b.n;
+  double* rw = b.root_weights.data();
+  for (Index i = 0; i < nb; ++i) rw[i] = w ? std::sqrt(w[i]) : 1.0;
+  if (b.row_major) {
+    for (Index i = 0; i < nb; ++i) {
+      double* row = b.values.data() + i * n;
+      const double s = rw[i];
+      if (to_float32) {
+        float* out = b.values32.data() + i * n;
+        for (Index j = 0; j < n; ++j) out[j] = static_cast<float>((row[j] - mean[j]) * s);
+      } else {
+        for (Index j = 0; j < n; ++j) row[j] = (row[j] - mean[j]) * s;
+      }
+    }
+  } else {
+    for (Index j = 0; j < n; ++j) {
+      double* column = b.values.data() + j * b.capacity;
+      const double m = mean[j];
+      if (to_float32) {
+        float* out = b.values32.data() + j * b.capacity;
+        for (Index i = 0; i < nb; ++i) out[i] = static_cast<float>((column[i] - m) * rw[i]);
+      } else {
+        for (Index i = 0; i < nb; ++i) column[i] = (column[i] - m) * rw[i];
+      }
+    }
+  }
 }
 
 // Explains why row `row` of the chunk gave a non-finite value.
@@ -81,50 +161,48 @@ std::string describe_bad_row(const ChunkView& chunk, Index row) {
   return message.str();
 }
 
-Index default_block_rows(Index n) {
-  // About 256 KiB of float64 per block buffer: large enough for an efficient
-  // rank-k update, small enough to stay in cache and to keep the per-block
-  // merge (O(n^2)) negligible against the product (O(block_rows n^2)).
-  const Index rows = (Index{1} << 15) / std::max<Index>(n, 1);
-  return std::clamp<Index>(rows, 64, 1024);
+Index default_block_rows(Index n, Precision precision) {
+  if (precision == Precision::mixed) return 128;  // bounds the float32 sums (see Precision::mixed)
+  // About 1 MiB of float64 per block: large enough for an efficient rank-k
+  // update, small enough to stay in cache and to keep the per-block merge
+  // (O(n^2)) negligible against the product (O(block_rows n^2)).
+  return std::clamp<Index>((Index{1} << 17) / std::max<Index>(n, 1), 256, 2048);
 }
 
-int choose_threads(const ReduceOptions& options, Index blocks, Index rows, Index n) {
-  int threads = options.threads > 0 ? options.threads
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  // Small chunks are not worth a thread start; every thread keeps an n x n
-  // partial scatter, so bound their total memory too (512 MiB).
+int choose_workers(int threads, Index blocks, Index rows, Index n) {
+  // Small chunks are not worth a thread start; every worker keeps an n x n
+  // partial scatter, so bound their total memory too (1 GiB).
   const double work = static_cast<double>(rows) * static_cast<double>(n) * static_cast<double>(n);
-  if (work < 4.0e6) threads = 1;
+  if (work < 4.0e6) return 1;
   const double partial_bytes = 8.0 * static_cast<double>(n) * static_cast<double>(n);
-  const int memory_cap = static_cast<int>(std::max(1.0, (512.0 * 1024 * 1024) / partial_bytes));
-  threads = std::min({threads, memory_cap, static_cast<int>(std::min<Index>(blocks, 1 << 20))});
-  return std::max(threads, 1);
+  const int memory_cap = static_cast<int>(std::max(1.0, (1024.0 * 1024 * 1024) / partial_bytes));
+  return std::max(1, std::min({threads, memory_cap, static_cast<int>(std::min<Index>(blocks, 1 << 20))}));
 }
 
 }  // namespace
+
+const char* product_backend() { return detail::rank_update_backend(); }
 
 void validate_weights(const double* weights, Index count) {
   for (Index i = 0; i < count; ++i) {
     const double w = weights[i];
     if (!(std::isfinite(w) && w >= 0.0)) {
       std::ostringstream message;
-      message << "weights: entry " << i << " is " << w
-              << "; weights must be finite and non-negative";
+      message << "weights: entry " << i << " is " << w << "; weights must be finite and non-negative";
       throw std::invalid_argument(message.str());
     }
   }
 }
 
 Eigen::VectorXd read_row(const ChunkView& chunk, Index row) {
-  Eigen::MatrixXd buffer(1, chunk.cols);
+  Block b(1, chunk.cols, true, Precision::float64);
   const Eigen::VectorXd zero = Eigen::VectorXd::Zero(chunk.cols);
-  load_block_any(chunk, row, 1, zero.data(), buffer);
-  return buffer.row(0).transpose();
+  load_block_any(chunk, row, 1, zero.data(), nullptr, b);
+  return Eigen::Map<const Eigen::VectorXd>(b.values.data(), chunk.cols);
 }
 
-Moments reduce_chunk(const ChunkView& chunk, const double* weights,
-                     const Eigen::Ref<const Eigen::VectorXd>& origin, const ReduceOptions& options) {
+Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen::Ref<const Eigen::VectorXd>& origin,
+                     const ReduceOptions& options) {
   const Index n = chunk.cols;
   const Index rows = chunk.rows;
   if (rows < 0 || n < 0) throw std::invalid_argument("chunk: negative shape");
@@ -137,11 +215,16 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights,
   if (chunk.data == nullptr) throw std::invalid_argument("chunk: null data pointer");
   if (weights != nullptr) validate_weights(weights, rows);
 
-  const Index block_rows = options.block_rows > 0 ? options.block_rows : default_block_rows(n);
+  const bool mixed = options.precision == Precision::mixed;
+  const Index block_rows = options.block_rows > 0 ? options.block_rows : default_block_rows(n, options.precision);
   const Index blocks = (rows + block_rows - 1) / block_rows;
-  const int threads = choose_threads(options, blocks, rows, n);
+  const int threads = options.threads > 0 ? options.threads
+                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int workers = choose_workers(threads, blocks, rows, n);
+  detail::use_single_threaded_blas();  // parallel over blocks of rows instead
+  const bool row_major = !(std::abs(chunk.row_stride) < std::abs(chunk.col_stride));
 
-  std::vector<Moments> partials(static_cast<std::size_t>(threads), Moments(n, shift));
+  std::vector<Moments> partials(static_cast<std::size_t>(workers), Moments(n, shift));
   std::atomic<Index> next_block{0};
   std::atomic<bool> stop{false};
   std::mutex error_mutex;
@@ -150,7 +233,7 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights,
 
   auto work = [&](Moments& part) {
     try {
-      Eigen::MatrixXd buffer(block_rows, n);
+      Block b(std::min(block_rows, rows), n, row_major, options.precision);
       Eigen::VectorXd block_mean(n);
       Eigen::VectorXd delta(n);
       // Blocks are handed out in increasing order and every taken block is
@@ -160,35 +243,42 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights,
         if (block >= blocks) break;
         const Index r0 = block * block_rows;
         const Index nb = std::min(block_rows, rows - r0);
-        load_block_any(chunk, r0, nb, shift.data(), buffer);
-        auto x = buffer.topRows(nb);
-        if (!x.allFinite()) {
+        const double* w = weights ? weights + r0 : nullptr;
+        load_block_any(chunk, r0, nb, shift.data(), w, b);
+        const Eigen::Map<const Eigen::VectorXd> sums(b.sums.data(), n);
+        if (!sums.allFinite()) {  // some value is NaN or infinite, or the sums overflow
           Index bad = 0;
-          while (x.row(bad).allFinite()) ++bad;
+          auto finite_row = [&](Index i) {
+            for (Index j = 0; j < n; ++j)
+              if (!std::isfinite(b.at(i, j))) return false;
+            return true;
+          };
+          while (bad < nb && finite_row(bad)) ++bad;
+          if (bad == nb) throw std::overflow_error("chunk: column sums overflow float64; rescale the data");
           std::lock_guard<std::mutex> lock(error_mutex);
           first_bad_row = std::min(first_bad_row, r0 + bad);
           stop.store(true);
           break;
         }
-        double block_weight;
-        if (weights != nullptr) {
-          const Eigen::Map<const Eigen::VectorXd> w(weights + r0, nb);
-          block_weight = w.sum();
-          if (block_weight == 0.0) {
-            part.count += nb;
-            continue;
-          }
-          block_mean.noalias() = x.transpose() * w;
-          block_mean /= block_weight;
-          x.rowwise() -= block_mean.transpose();
-          x = w.cwiseSqrt().asDiagonal() * x;  // sum_i w_i c_i c_i^T = (sqrt(w) c)^T (sqrt(w) c)
-        } else {
-          block_weight = static_cast<double>(nb);
-          block_mean = x.colwise().mean().transpose();
-          x.rowwise() -= block_mean.transpose();
+        const double block_weight =
+            w ? Eigen::Map<const Eigen::VectorXd>(w, nb).sum() : static_cast<double>(nb);
+        if (block_weight == 0.0) {
+          part.count += nb;
+          continue;
         }
+        block_mean = sums / block_weight;
+        centre_block(b, nb, block_mean.data(), w, mixed);
         // Scatter about the block's own mean (lower triangle only) ...
-        part.scatter.selfadjointView<Eigen::Lower>().rankUpdate(x.transpose());
+        if (mixed) {
+          detail::rank_update_overwrite({b.values32.data(), nb, n, b.ld(), b.row_major}, b.product32.data(), n);
+          for (Index j = 0; j < n; ++j) {
+            const float* from = b.product32.data() + j * n;
+            double* to = part.scatter.data() + j * n;
+            for (Index i = j; i < n; ++i) to[i] += static_cast<double>(from[i]);
+          }
+        } else {
+          detail::rank_update({b.values.data(), nb, n, b.ld(), b.row_major}, part.scatter.data(), n);
+        }
         // ... then the Chan-Golub-LeVeque correction for the shift of means (MATH.md §7).
         const double total = part.weight + block_weight;
         delta = block_mean - part.mean;
@@ -208,9 +298,9 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights,
   };
 
   std::vector<std::thread> pool;
-  pool.reserve(static_cast<std::size_t>(threads - 1));
+  pool.reserve(static_cast<std::size_t>(workers - 1));
   try {
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work, std::ref(partials[static_cast<std::size_t>(t)]));
+    for (int t = 1; t < workers; ++t) pool.emplace_back(work, std::ref(partials[static_cast<std::size_t>(t)]));
   } catch (...) {
     stop.store(true);
     for (auto& thread : pool) thread.join();
@@ -219,10 +309,10 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights,
   work(partials[0]);
   for (auto& thread : pool) thread.join();
 
-  if (failure) std::rethrow_exception(failure);
   if (first_bad_row != std::numeric_limits<Index>::max()) {
     throw NonFiniteError(describe_bad_row(chunk, first_bad_row));
   }
+  if (failure) std::rethrow_exception(failure);
   Moments result = std::move(partials[0]);
   for (std::size_t t = 1; t < partials.size(); ++t) result.merge(partials[t]);
   if (!result.scatter.allFinite() || !result.mean.allFinite()) {

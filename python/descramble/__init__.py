@@ -7,8 +7,9 @@ Main entry points
 -----------------
 Autocorrelation
     Streaming accumulator (update, merge, save/load, pickling).
-autocorrelation
-    ``E[x x^T]`` of an array or an iterable of chunks.
+autocorrelation, accumulate
+    ``E[x x^T]`` (or the accumulator) of an array, a .npy/raw file, an HDF5 or
+    zarr dataset, or an iterable of chunks.
 cov
     Drop-in replacement for :func:`numpy.cov` on real data.
 reference
@@ -17,9 +18,10 @@ reference
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import reference
+from . import _blas  # noqa: F401  (loads the core's OpenBLAS before the core)
+from . import reference, sources
 from ._core import NonFiniteError
-from .accumulator import Autocorrelation, autocorrelation
+from .accumulator import Autocorrelation, accumulate, autocorrelation
 from .covariance import cov
 
 try:
@@ -27,4 +29,13 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["Autocorrelation", "NonFiniteError", "autocorrelation", "cov", "reference", "__version__"]
+__all__ = [
+    "Autocorrelation",
+    "NonFiniteError",
+    "accumulate",
+    "autocorrelation",
+    "cov",
+    "reference",
+    "sources",
+    "__version__",
+]

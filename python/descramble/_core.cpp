@@ -12,6 +12,7 @@
 
 #include "descramble/autocorrelation.hpp"
 #include "descramble/chunk.hpp"
+#include "descramble/file_stream.hpp"
 #include "descramble/moments.hpp"
 
 namespace py = pybind11;
@@ -19,6 +20,8 @@ using descramble::Autocorrelation;
 using descramble::ChunkView;
 using descramble::Index;
 using descramble::Moments;
+using descramble::Precision;
+using descramble::ReduceOptions;
 using descramble::ScalarType;
 
 namespace {
@@ -51,6 +54,13 @@ ChunkView view_of(const py::array& chunk) {
 
 using Weights = std::optional<py::array_t<double, py::array::c_style>>;
 
+ReduceOptions options_of(int threads, bool mixed) {
+  ReduceOptions options;
+  options.threads = threads;
+  options.precision = mixed ? Precision::mixed : Precision::float64;
+  return options;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -61,25 +71,27 @@ PYBIND11_MODULE(_core, m) {
   // it from other bad input.
   py::register_exception<descramble::NonFiniteError>(m, "NonFiniteError", PyExc_ValueError);
 
+  m.def("product_backend", &descramble::product_backend, "The BLAS behind the core's block products");
+
   py::class_<Autocorrelation>(m, "Autocorrelation")
-      .def(py::init([](Index n_features, int threads) {
-             return Autocorrelation(n_features, descramble::ReduceOptions{threads, 0});
+      .def(py::init([](Index n_features, int threads, bool mixed) {
+             return Autocorrelation(n_features, options_of(threads, mixed));
            }),
-           py::arg("n_features"), py::arg("threads") = 0)
+           py::arg("n_features"), py::arg("threads") = 0, py::arg("mixed") = false)
       .def_static(
           "from_state",
           [](Eigen::VectorXd shift, std::int64_t count, double weight, Eigen::VectorXd mean,
-             Eigen::MatrixXd scatter, int threads) {
+             Eigen::MatrixXd scatter, int threads, bool mixed) {
             Moments moments;
             moments.shift = std::move(shift);
             moments.count = count;
             moments.weight = weight;
             moments.mean = std::move(mean);
             moments.scatter = std::move(scatter);
-            return Autocorrelation(std::move(moments), descramble::ReduceOptions{threads, 0});
+            return Autocorrelation(std::move(moments), options_of(threads, mixed));
           },
           py::arg("shift"), py::arg("count"), py::arg("weight"), py::arg("mean"), py::arg("scatter"),
-          py::arg("threads") = 0)
+          py::arg("threads") = 0, py::arg("mixed") = false)
       .def(
           "state",
           [](const Autocorrelation& self) {
@@ -93,13 +105,13 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("weight_sum", &Autocorrelation::weight_sum)
       .def_property_readonly("mean", &Autocorrelation::mean)
       .def_property_readonly("scatter", &Autocorrelation::scatter)
-      .def_property(
-          "threads", [](const Autocorrelation& self) { return self.options().threads; },
-          [](Autocorrelation& self, int threads) {
-            auto options = self.options();
-            options.threads = threads;
-            self.set_options(options);
-          })
+      .def_property_readonly("threads", [](const Autocorrelation& self) { return self.options().threads; })
+      .def_property_readonly("mixed",
+                             [](const Autocorrelation& self) { return self.options().precision == Precision::mixed; })
+      .def(
+          "configure",
+          [](Autocorrelation& self, int threads, bool mixed) { self.set_options(options_of(threads, mixed)); },
+          py::arg("threads"), py::arg("mixed"))
       .def(
           "update",
           [](Autocorrelation& self, const py::array& chunk, const Weights& weights) {
@@ -115,6 +127,23 @@ PYBIND11_MODULE(_core, m) {
             self.update(view, w);
           },
           py::arg("chunk"), py::arg("weights") = py::none())
+      .def(
+          "update_from_file",
+          [](Autocorrelation& self, const std::string& path, std::uint64_t offset, const py::dtype& dtype, Index rows,
+             Index cols, bool fortran_order, Index chunk_rows, const py::object& progress) {
+            const descramble::FileLayout layout{path, offset, scalar_type(dtype), rows, cols, fortran_order};
+            // Between chunks: take the GIL, let Python handle signals (Ctrl-C
+            // raises here and stops the stream; committed chunks stay), report progress.
+            auto between_chunks = [&progress](Index done, Index total) {
+              py::gil_scoped_acquire gil;
+              if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+              if (!progress.is_none()) progress(done, total);
+            };
+            py::gil_scoped_release release;
+            return descramble::stream_file(self, layout, chunk_rows, between_chunks);
+          },
+          py::arg("path"), py::arg("offset"), py::arg("dtype"), py::arg("rows"), py::arg("cols"),
+          py::arg("fortran_order"), py::arg("chunk_rows") = 0, py::arg("progress") = py::none())
       .def("merge", &Autocorrelation::merge, py::arg("other"), py::call_guard<py::gil_scoped_release>())
       .def("autocorrelation", &Autocorrelation::autocorrelation, py::call_guard<py::gil_scoped_release>())
       .def("covariance", &Autocorrelation::covariance, py::arg("ddof") = 1.0,

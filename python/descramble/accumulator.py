@@ -11,12 +11,25 @@ import numpy as np
 
 from . import _core
 from ._validation import as_chunk, as_positive_int, as_weights
-from .sources import iter_chunks
+from .sources import open_source, progress_bar
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 _FORMAT = "descramble.Autocorrelation"
 _FORMAT_VERSION = 1
+_PRECISIONS = ("float64", "mixed")
+
+
+def _as_precision(precision: Any) -> bool:
+    """True for "mixed", False for "float64"; anything else is an error."""
+    if not isinstance(precision, str) or precision not in _PRECISIONS:
+        raise ValueError(f"precision: expected 'float64' or 'mixed', got {precision!r}")
+    return precision == "mixed"
+
+
+def _as_threads(threads: Any) -> int:
+    """0 (every core) for None, else a positive int."""
+    return 0 if threads is None else as_positive_int(threads, "threads")
 
 
 class Autocorrelation:
@@ -36,6 +49,15 @@ class Autocorrelation:
     ----------
     n_features : int
         Number of features (columns) of every chunk, at least 1.
+    precision : {"float64", "mixed"}, default "float64"
+        Arithmetic of the products. "mixed" rounds the centred values of each
+        block of 128 rows to float32, multiplies in float32 and adds the block
+        results in float64: about twice as fast, with an error per block of at
+        most about ``130 * 2**-24 * sum_i |c_i| |c_i|^T`` (``c_i`` the centred
+        rows) that does not grow with the number of rows. Measured relative
+        error on Gaussian data: about 1e-7.
+    threads : int, optional
+        Worker threads for each update; default: every core.
 
     Notes
     -----
@@ -62,8 +84,10 @@ class Autocorrelation:
 
     __slots__ = ("_core",)
 
-    def __init__(self, n_features: int) -> None:
-        self._core = _core.Autocorrelation(as_positive_int(n_features, "n_features"))
+    def __init__(self, n_features: int, *, precision: str = "float64", threads: int | None = None) -> None:
+        self._core = _core.Autocorrelation(
+            as_positive_int(n_features, "n_features"), _as_threads(threads), _as_precision(precision)
+        )
 
     @classmethod
     def _wrap(cls, core: Any) -> "Autocorrelation":
@@ -105,26 +129,52 @@ class Autocorrelation:
         self._core.update(arr, w)
         return self
 
-    def update_from(self, data: Any, *, weights: Any = None, chunk_rows: int | None = None) -> "Autocorrelation":
-        """Add every chunk of ``data``, an array or an iterable of chunks.
+    def update_from(
+        self,
+        source: Any,
+        *,
+        weights: Any = None,
+        chunk_rows: int | None = None,
+        progress: bool = False,
+        dtype: Any = None,
+        n_features: int | None = None,
+    ) -> "Autocorrelation":
+        """Add every row of ``source``: an array, a file, a dataset or an iterable of chunks.
 
         Parameters
         ----------
-        data : array_like or iterable of array_like
-            See :func:`descramble.sources.iter_chunks`.
+        source : array_like, str, os.PathLike, dataset or iterable of array_like
+            An ndarray or memmap; a path to a ``.npy`` file (read by the C++
+            core at file offsets, never mapped whole); a path to a raw binary
+            file with ``dtype=`` and ``n_features=``; an ``h5py.Dataset`` or
+            ``zarr`` array; or any iterable of (k, n_features) chunks. See
+            :mod:`descramble.sources`.
         weights : array_like or iterable of array_like, optional
-            Per-row weights, shaped like ``data``'s rows.
+            Per-row weights for arrays (one (N,) array) and iterables (one
+            array per chunk).
         chunk_rows : int, optional
-            Feed the core at most this many rows at a time.
+            Rows handed to the core at a time (default: about 32 MiB).
+        progress : bool, default False
+            Show a tqdm progress bar (tqdm is an optional dependency).
+        dtype, n_features : optional
+            Element type and width of a raw binary file.
 
         Returns
         -------
         Autocorrelation
-            ``self``. If a chunk is rejected part-way through an iterable, the
-            chunks before it stay accumulated and the exception propagates.
+            ``self``.
+
+        Raises
+        ------
+        TypeError, ValueError, FileNotFoundError
+            For a source that cannot be read. Every chunk before a bad chunk
+            (or before Ctrl-C) stays accumulated; the bad one is not added.
         """
-        for chunk, w in iter_chunks(data, weights=weights, chunk_rows=chunk_rows):
-            self.update(chunk, w)
+        src = open_source(source, weights=weights, chunk_rows=chunk_rows, dtype=dtype, n_features=n_features)
+        if src.n_features != self.n_features:
+            raise ValueError(f"data: expected {self.n_features} columns (n_features), got {src.n_features}")
+        with progress_bar(progress, src.rows) as report:
+            src.feed(self._core, report)
         return self
 
     def merge(self, other: "Autocorrelation") -> "Autocorrelation":
@@ -150,6 +200,16 @@ class Autocorrelation:
         return self
 
     # -- results --------------------------------------------------------------------
+
+    @property
+    def precision(self) -> str:
+        """Arithmetic of the products: "float64" or "mixed"."""
+        return "mixed" if self._core.mixed else "float64"
+
+    @property
+    def threads(self) -> int | None:
+        """Worker threads per update (None: every core)."""
+        return self._core.threads or None
 
     @property
     def n_features(self) -> int:
@@ -230,6 +290,8 @@ class Autocorrelation:
             "mean_minus_shift": mean,
             # The scatter is symmetric: its lower triangle, row by row, is enough.
             "scatter_tril": scatter[np.tril_indices(n)],
+            "precision": self.precision,
+            "threads": self._core.threads,
         }
 
     @classmethod
@@ -254,6 +316,8 @@ class Autocorrelation:
                 float(state["weight_sum"]),
                 np.asarray(state["mean_minus_shift"], dtype=np.float64),
                 scatter,
+                _as_threads(int(state["threads"]) or None) if "threads" in state else 0,
+                _as_precision(str(state["precision"])) if "precision" in state else False,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"{source}: not a valid {_FORMAT} checkpoint ({exc})") from None
@@ -318,9 +382,10 @@ class Autocorrelation:
         return cls._from_state(state, source=f"path: {path!r}")
 
     def __repr__(self) -> str:
+        settings = "" if self.precision == "float64" else f", precision={self.precision!r}"
         return (
             f"Autocorrelation(n_features={self.n_features}, count={self.count}, "
-            f"weight_sum={self.weight_sum:g})"
+            f"weight_sum={self.weight_sum:g}{settings})"
         )
 
 
@@ -328,18 +393,66 @@ def _restore(state: Dict[str, Any]) -> Autocorrelation:
     return Autocorrelation._from_state(state)
 
 
-def autocorrelation(data: Any, *, weights: Any = None, chunk_rows: int | None = None) -> np.ndarray:
+def accumulate(
+    source: Any,
+    *,
+    weights: Any = None,
+    precision: str = "float64",
+    chunk_rows: int | None = None,
+    progress: bool = False,
+    threads: int | None = None,
+    dtype: Any = None,
+    n_features: int | None = None,
+) -> Autocorrelation:
+    """Stream ``source`` into a new :class:`Autocorrelation`.
+
+    Parameters are those of :func:`autocorrelation`.
+
+    Returns
+    -------
+    Autocorrelation
+    """
+    src = open_source(source, weights=weights, chunk_rows=chunk_rows, dtype=dtype, n_features=n_features)
+    if src.n_features < 1:
+        raise ValueError("data: expected at least one feature (column), got 0")
+    acc = Autocorrelation(src.n_features, precision=precision, threads=threads)
+    with progress_bar(progress, src.rows) as report:
+        src.feed(acc._core, report)
+    return acc
+
+
+def autocorrelation(
+    source: Any,
+    *,
+    weights: Any = None,
+    precision: str = "float64",
+    chunk_rows: int | None = None,
+    progress: bool = False,
+    threads: int | None = None,
+    dtype: Any = None,
+    n_features: int | None = None,
+) -> np.ndarray:
     """Autocorrelation (uncentred second moment) ``E[x x^T]`` of a data stream.
 
     Parameters
     ----------
-    data : array_like or iterable of array_like
-        Samples as rows: one (N, n) array, or an iterable yielding (k, n)
-        chunks (a generator, an iterator, a list of 2-D arrays).
+    source : array_like, str, os.PathLike, dataset or iterable of array_like
+        Samples as rows: an (N, n) array or memmap, a path to a ``.npy`` file,
+        a raw binary file (with ``dtype`` and ``n_features``), an
+        ``h5py.Dataset`` or ``zarr`` array, or any iterable of (k, n) chunks.
+        See :mod:`descramble.sources`.
     weights : array_like or iterable of array_like, optional
         Non-negative per-row weights; for an iterable, one array per chunk.
+    precision : {"float64", "mixed"}, default "float64"
+        "mixed": float32 block products, float64 sums (see :class:`Autocorrelation`).
     chunk_rows : int, optional
-        Feed the core at most this many rows at a time.
+        Rows handed to the core at a time (default: about 32 MiB).
+    progress : bool, default False
+        Show a tqdm progress bar.
+    threads : int, optional
+        Worker threads (default: every core).
+    dtype, n_features : optional
+        Element type and width of a raw binary file.
 
     Returns
     -------
@@ -349,7 +462,7 @@ def autocorrelation(data: Any, *, weights: Any = None, chunk_rows: int | None = 
     Raises
     ------
     ValueError
-        If ``data`` holds no sample of positive weight, or any input is malformed.
+        If the source holds no sample of positive weight, or is malformed.
 
     Examples
     --------
@@ -358,13 +471,7 @@ def autocorrelation(data: Any, *, weights: Any = None, chunk_rows: int | None = 
     >>> np.allclose(descramble.autocorrelation(x), x.T @ x / 1000)
     True
     """
-    acc = None
-    for chunk, w in iter_chunks(data, weights=weights, chunk_rows=chunk_rows):
-        if acc is None:
-            acc = Autocorrelation(chunk.shape[1]) if chunk.shape[1] > 0 else None
-            if acc is None:
-                raise ValueError("data: expected at least one feature (column), got 0")
-        acc.update(chunk, w)
-    if acc is None:
-        raise ValueError("data: the iterable yielded no chunks")
-    return acc.autocorrelation()
+    return accumulate(
+        source, weights=weights, precision=precision, chunk_rows=chunk_rows, progress=progress,
+        threads=threads, dtype=dtype, n_features=n_features,
+    ).autocorrelation()

@@ -1,19 +1,46 @@
-"""Where samples come from: arrays and iterables of chunks.
+"""Where samples come from, and how they reach the core.
 
-Every source is turned into a sequence of ``(chunk, weights)`` pairs of
-validated 2-D arrays (rows = samples) that the core reads in place.
+A *source* is anything :meth:`descramble.Autocorrelation.update_from` and
+:func:`descramble.autocorrelation` accept:
+
+* an ndarray (a ``numpy.memmap`` too) or anything NumPy reads as one array;
+* a path to a ``.npy`` file: its header is parsed with ``numpy.lib.format``
+  and the C++ core reads the data at file offsets, one chunk at a time, in a
+  background thread while the previous chunk is reduced (the file is never
+  mapped or loaded whole);
+* a path to a raw binary file of C-ordered samples, with ``dtype=`` and
+  ``n_features=``;
+* a sliceable dataset such as an ``h5py.Dataset`` or a ``zarr`` array (any
+  object with ``shape``, ``dtype`` and ``dataset[a:b]``), read in slices of
+  rows in a background thread;
+* any iterable of (k, n) chunks (a generator, an iterator, a list of 2-D
+  arrays), also drawn ahead in a background thread.
+
+Every source reaches the core as validated chunks of rows; memory stays
+bounded by a few chunks plus the n x n state, whatever the size of the data.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
-from ._validation import as_chunk, as_positive_int, as_weights
+from ._validation import as_chunk, as_positive_int, as_weights, check_real_dtype
 
 Chunk = Tuple[np.ndarray, Optional[np.ndarray]]
+Progress = Callable[[int], None]
+
+#: Chunks are cut to about this many bytes when the caller does not say.
+DEFAULT_CHUNK_BYTES = 32 << 20
+
+# dtypes the C++ core reads from files as they are (native byte order).
+_CORE_FILE_KINDS = "biuf"
 
 
 def is_array_like(data: Any) -> bool:
@@ -23,11 +50,24 @@ def is_array_like(data: Any) -> bool:
     tuples are arrays too (nested sequences of numbers), unless every element
     is itself a 2-D array: then they are a sequence of chunks.
     """
-    if isinstance(data, np.ndarray) or hasattr(data, "__array__") or hasattr(data, "__array_interface__"):
+    if isinstance(data, np.ndarray) or hasattr(data, "__array_interface__"):
+        return True
+    if hasattr(data, "__array__") and not is_sliceable_dataset(data):
         return True
     if isinstance(data, (list, tuple)):
         return not (len(data) > 0 and all(isinstance(c, np.ndarray) and c.ndim == 2 for c in data))
     return False
+
+
+def is_sliceable_dataset(data: Any) -> bool:
+    """True for array-like stores read by slicing (h5py, zarr), not held in memory."""
+    module = type(data).__module__.split(".")[0]
+    return module in ("h5py", "zarr") and hasattr(data, "shape") and hasattr(data, "dtype")
+
+
+def default_chunk_rows(n_features: int, itemsize: int = 8) -> int:
+    """Rows per chunk for about :data:`DEFAULT_CHUNK_BYTES` bytes."""
+    return max(1, DEFAULT_CHUNK_BYTES // max(1, n_features * itemsize))
 
 
 def _split(chunk: np.ndarray, weights: np.ndarray | None, chunk_rows: int | None) -> Iterator[Chunk]:
@@ -39,51 +79,291 @@ def _split(chunk: np.ndarray, weights: np.ndarray | None, chunk_rows: int | None
         yield chunk[start:stop], None if weights is None else weights[start:stop]
 
 
-def iter_chunks(data: Any, *, weights: Any = None, chunk_rows: int | None = None) -> Iterator[Chunk]:
-    """Yield ``(chunk, weights)`` pairs from an array or an iterable of chunks.
+def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Draw items from ``iterator`` in a background thread, at most ``depth`` ahead.
+
+    Whatever produces the items (file reads, decompression, a generator that
+    releases the GIL) overlaps with what the caller does with them. Exceptions
+    raised by the iterator are re-raised here; if the caller stops early (an
+    error, Ctrl-C), the thread stops after its current item.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            items.put((done, exc))
+
+    thread = threading.Thread(target=produce, name="descramble-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = items.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+class Source:
+    """A validated stream of chunks of rows with a known width."""
+
+    #: Number of features (columns).
+    n_features: int
+    #: Number of rows, when known in advance (for progress bars).
+    rows: Optional[int] = None
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Yield ``(chunk, weights)`` pairs of validated arrays."""
+        raise NotImplementedError
+
+    def feed(self, core: Any, progress: Progress) -> None:
+        """Add every chunk to the core accumulator ``core``, reporting rows done."""
+        for chunk, w in self.chunks():
+            core.update(chunk, w)
+            progress(chunk.shape[0])
+
+
+class ArraySource(Source):
+    """One in-memory array (or memory map), fed in views of ``chunk_rows`` rows."""
+
+    def __init__(self, data: Any, weights: Any, chunk_rows: int | None) -> None:
+        self.array = as_chunk(data, name="data")
+        self.weights = None if weights is None else as_weights(weights, self.array.shape[0])
+        self.n_features = self.array.shape[1]
+        self.rows = self.array.shape[0]
+        # Bounded pieces keep Ctrl-C and progress responsive; each is read in place.
+        self.chunk_rows = chunk_rows or default_chunk_rows(self.n_features, self.array.dtype.itemsize)
+
+    def chunks(self) -> Iterator[Chunk]:
+        yield from _split(self.array, self.weights, self.chunk_rows)
+
+
+class IterableSource(Source):
+    """Any iterable of chunks (and optionally an iterable of per-chunk weights)."""
+
+    def __init__(self, data: Iterable[Any], weights: Any, chunk_rows: int | None) -> None:
+        if weights is not None and (is_array_like(weights) or not isinstance(weights, Iterable)):
+            raise TypeError("weights: with an iterable of chunks, pass an iterable of per-chunk weight arrays")
+        self._chunks = iter(data)
+        self._weights = None if weights is None else iter(weights)
+        self.chunk_rows = chunk_rows
+        try:
+            self._first = next(self._chunks)
+        except StopIteration:
+            raise ValueError("data: the iterable yielded no chunks") from None
+        self.n_features = as_chunk(self._first, name="data: chunk 0").shape[1]
+
+    def _validated(self) -> Iterator[Chunk]:
+        index = 0
+        for raw in _chain_first(self._first, self._chunks):
+            chunk = as_chunk(raw, self.n_features, name=f"data: chunk {index}")
+            w = None
+            if self._weights is not None:
+                try:
+                    raw_w = next(self._weights)
+                except StopIteration:
+                    raise ValueError(f"weights: ran out after {index} chunks; need one weight array per chunk") from None
+                w = as_weights(raw_w, chunk.shape[0], name=f"weights: chunk {index}")
+            yield chunk, w
+            index += 1
+        if self._weights is not None and next(self._weights, None) is not None:
+            raise ValueError("weights: more weight arrays than chunks")
+
+    def chunks(self) -> Iterator[Chunk]:
+        for chunk, w in prefetch(self._validated()):
+            yield from _split(chunk, w, self.chunk_rows)
+
+
+def _chain_first(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+class DatasetSource(Source):
+    """An h5py dataset or zarr array, read in slices of rows ahead of the core."""
+
+    def __init__(self, dataset: Any, chunk_rows: int | None) -> None:
+        shape = tuple(dataset.shape)
+        dtype = np.dtype(dataset.dtype)
+        check_real_dtype(dtype, "data")
+        if len(shape) != 2:
+            raise ValueError(f"data: expected a 2-D dataset of shape (rows, n_features), got shape {shape}")
+        self.dataset = dataset
+        self.rows, self.n_features = shape
+        self.chunk_rows = chunk_rows or default_chunk_rows(self.n_features, dtype.itemsize)
+
+    def chunks(self) -> Iterator[Chunk]:
+        slices = (
+            np.asarray(self.dataset[start : start + self.chunk_rows]) for start in range(0, self.rows, self.chunk_rows)
+        )
+        for chunk in prefetch(slices):
+            yield as_chunk(chunk, self.n_features, name="data"), None
+
+
+class FileSource(Source):
+    """A .npy or raw binary file, read by the C++ core at file offsets."""
+
+    def __init__(self, path: str, offset: int, dtype: np.dtype, shape: Tuple[int, int], fortran_order: bool,
+                 chunk_rows: int | None) -> None:
+        self.path = path
+        self.offset = offset
+        self.dtype = dtype
+        self.rows, self.n_features = shape
+        self.fortran_order = fortran_order
+        self.chunk_rows = chunk_rows
+
+    def feed(self, core: Any, progress: Progress) -> None:
+        last = [0]
+
+        def report(done: int, total: int) -> None:
+            progress(done - last[0])
+            last[0] = done
+
+        core.update_from_file(
+            self.path, self.offset, self.dtype, self.rows, self.n_features, self.fortran_order,
+            self.chunk_rows or 0, report,
+        )
+
+
+def _npy_source(path: str, chunk_rows: int | None, mmap_fallback: bool = True) -> Source:
+    """Parse a .npy header; the data stay in the file."""
+    with open(path, "rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(handle)
+        except ValueError as exc:
+            raise ValueError(f"data: {path!r} is not a valid .npy file ({exc})") from None
+        offset = handle.tell()
+    check_real_dtype(dtype, f"data: {path!r}")
+    if len(shape) != 2:
+        raise ValueError(f"data: {path!r} holds an array of shape {shape}; expected (rows, n_features)")
+    need = offset + int(np.prod(shape)) * dtype.itemsize
+    have = os.path.getsize(path)
+    if have < need:
+        raise ValueError(
+            f"data: {path!r} is truncated: a {shape} {dtype} array needs {need} bytes, the file has {have}"
+        )
+    if dtype.isnative and dtype.kind in _CORE_FILE_KINDS and dtype.itemsize in (1, 2, 4, 8) and not (
+        dtype.kind == "f" and dtype.itemsize < 4
+    ):
+        return FileSource(path, offset, dtype, shape, bool(fortran_order), chunk_rows)
+    # Byte-swapped, float16 or extended precision: read through a memory map,
+    # converting chunk by chunk (the core does not read these formats itself).
+    return ArraySource(np.load(path, mmap_mode="r"), None, chunk_rows)
+
+
+def _raw_source(path: str, dtype: Any, n_features: Any, chunk_rows: int | None) -> Source:
+    if dtype is None or n_features is None:
+        raise TypeError(f"data: {path!r} is not a .npy file; for a raw binary file pass dtype= and n_features=")
+    dtype = np.dtype(dtype)
+    check_real_dtype(dtype, "dtype")
+    n = as_positive_int(n_features, "n_features")
+    row_bytes = n * dtype.itemsize
+    size = os.path.getsize(path)
+    if size % row_bytes:
+        raise ValueError(
+            f"data: {path!r} has {size} bytes, not a whole number of rows of {n} {dtype} values "
+            f"({row_bytes} bytes each): truncated, or wrong dtype/n_features"
+        )
+    if not (dtype.isnative and dtype.kind in _CORE_FILE_KINDS and dtype.itemsize in (1, 2, 4, 8)) or (
+        dtype.kind == "f" and dtype.itemsize < 4
+    ):
+        return ArraySource(np.memmap(path, dtype=dtype, mode="r", shape=(size // row_bytes, n)), None, chunk_rows)
+    return FileSource(path, 0, dtype, (size // row_bytes, n), False, chunk_rows)
+
+
+def open_source(
+    data: Any,
+    *,
+    weights: Any = None,
+    chunk_rows: int | None = None,
+    dtype: Any = None,
+    n_features: int | None = None,
+) -> Source:
+    """Turn ``data`` into a :class:`Source` (see the module docstring for what it may be).
 
     Parameters
     ----------
-    data : array_like or iterable of array_like
-        One (N, n) array of samples, or an iterable (generator, iterator,
-        list of 2-D arrays, ...) yielding (k, n) chunks with the same n.
+    data : array_like, str, os.PathLike, dataset or iterable of array_like
+        The samples, as rows.
     weights : array_like or iterable of array_like, optional
-        Non-negative per-row weights: one (N,) array for an array, or an
-        iterable yielding one (k,) array per chunk for an iterable.
+        Per-row weights: one (N,) array for an array, an iterable of per-chunk
+        arrays for an iterable. Not supported for files and datasets.
     chunk_rows : int, optional
-        Split chunks into views of at most this many rows (no copies).
+        Rows per chunk handed to the core (default: about 32 MiB of data).
+    dtype, n_features : optional
+        Element type and row width of a raw binary file (both required there,
+        refused elsewhere).
 
-    Yields
+    Returns
+    -------
+    Source
+
+    Raises
     ------
-    chunk : ndarray of shape (k, n)
-    weights : ndarray of shape (k,) or None
+    TypeError, ValueError, FileNotFoundError
+        For sources that cannot be read, with a message naming the problem.
     """
     if chunk_rows is not None:
         chunk_rows = as_positive_int(chunk_rows, "chunk_rows")
+    is_path = isinstance(data, (str, os.PathLike))
+    if not is_path and (dtype is not None or n_features is not None):
+        raise TypeError("dtype= and n_features= describe raw binary files; pass a path with them")
+    if is_path:
+        path = os.fspath(data)
+        if weights is not None:
+            raise TypeError("weights: not supported for file sources")
+        if dtype is None and n_features is None:
+            with open(path, "rb") as handle:  # FileNotFoundError names the path
+                is_npy = handle.read(6) == b"\x93NUMPY"
+            if not is_npy:
+                raise ValueError(
+                    f"data: {path!r} is not a .npy file; for a raw binary file pass dtype= and n_features="
+                )
+            return _npy_source(path, chunk_rows)
+        return _raw_source(path, dtype, n_features, chunk_rows)
+    if is_sliceable_dataset(data):
+        if weights is not None:
+            raise TypeError("weights: not supported for dataset sources")
+        return DatasetSource(data, chunk_rows)
     if is_array_like(data):
-        arr = as_chunk(data, name="data")
-        w = None if weights is None else as_weights(weights, arr.shape[0])
-        yield from _split(arr, w, chunk_rows)
-        return
+        return ArraySource(data, weights, chunk_rows)
     if not isinstance(data, Iterable) or isinstance(data, (str, bytes)):
         raise TypeError(
-            "data: expected an array of shape (N, n_features) or an iterable of such chunks, "
-            f"got {type(data).__name__}"
+            "data: expected an array of shape (N, n_features), a path to a .npy or raw file, a dataset, "
+            f"or an iterable of chunks, got {type(data).__name__}"
         )
-    if weights is not None and (is_array_like(weights) or not isinstance(weights, Iterable)):
-        raise TypeError("weights: with an iterable of chunks, pass an iterable of per-chunk weight arrays")
-    weight_iter = None if weights is None else iter(weights)
-    n_features = None
-    for index, raw in enumerate(data):
-        chunk = as_chunk(raw, n_features, name=f"data: chunk {index}")
-        n_features = chunk.shape[1]
-        w = None
-        if weight_iter is not None:
-            try:
-                raw_w = next(weight_iter)
-            except StopIteration:
-                raise ValueError(f"weights: ran out after {index} chunks; need one weight array per chunk") from None
-            w = as_weights(raw_w, chunk.shape[0], name=f"weights: chunk {index}")
-        yield from _split(chunk, w, chunk_rows)
-    if weight_iter is not None and next(weight_iter, None) is not None:
-        raise ValueError("weights: more weight arrays than chunks")
+    return IterableSource(data, weights, chunk_rows)
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, total: Optional[int]) -> Iterator[Progress]:
+    """A tqdm progress bar counting rows (``enabled``), or a no-op."""
+    if not enabled:
+        yield lambda rows: None
+        return
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError("progress=True needs tqdm: pip install tqdm (or descramble[progress])") from None
+    with tqdm(total=total, unit="rows", unit_scale=True, desc="descramble") as bar:
+        yield bar.update

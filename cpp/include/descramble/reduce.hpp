@@ -17,13 +17,29 @@ class NonFiniteError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// Arithmetic of the block products.
+enum class Precision {
+  /// float64 products and sums throughout.
+  float64,
+  /// Centred values rounded to float32, float32 products over one block of
+  /// rows (at most `block_rows`, 128 by default), float64 sums across blocks.
+  /// About twice as fast; the error of each block's contribution is bounded
+  /// by about (block_rows + 2) * 2^-24 * sum_i |c_i| |c_i|^T (c_i the centred
+  /// rows), and does not grow with the number of blocks.
+  mixed,
+};
+
 /// How reduce_chunk splits its work.
 struct ReduceOptions {
   /// Worker threads; 0 means every hardware thread.
   int threads = 0;
   /// Rows per block; 0 chooses from the number of features.
   Index block_rows = 0;
+  Precision precision = Precision::float64;
 };
+
+/// The BLAS behind the block products ("eigen" when built without one).
+const char* product_backend();
 
 /// Reduces `chunk` to its moments about `origin`.
 ///
