@@ -19,9 +19,12 @@ def _scatter_and_weight(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray
     return acc.scatter, acc.weight_sum
 
 
-def _average_numpy(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """numpy.cov's first step, for data holding NaN or infinity (propagated as NumPy does)."""
-    X = X.astype(np.float64)
+def _average_numpy(X: np.ndarray, w: np.ndarray | None, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """numpy.cov's first step, for data holding NaN or infinity (propagated as NumPy does).
+
+    In NumPy's working precision ``dtype``: its float32 arithmetic warns where float64's does not.
+    """
+    X = X.astype(dtype)
     return X, np.average(X, axis=1, weights=w)
 
 
@@ -72,7 +75,8 @@ def cov(
     dtype : data-type, optional
         Data type of the result (float64 at least by default). Lower
         precisions round the input first, as NumPy does; the arithmetic is
-        float64.
+        float64 (extended precision for ``longdouble`` data, as in NumPy). A
+        complex dtype gives the real result with zero imaginary parts.
 
     Returns
     -------
@@ -92,7 +96,8 @@ def cov(
     Notes
     -----
     NaN or infinity in the data propagate to the result exactly as in
-    NumPy; for such inputs the NumPy arithmetic is used.
+    NumPy; for such inputs, and for extended precision (``longdouble``) data,
+    which NumPy computes in extended precision, the NumPy arithmetic is used.
 
     Examples
     --------
@@ -174,23 +179,30 @@ def cov(
             # numpy.cov multiplies by the float64 weights: its result is at least float64.
             dtype = np.result_type(dtype, np.float64)
         w = np.ascontiguousarray(w, dtype=np.float64)
-        if w.sum() == 0.0:
+        # np.average's weight sum, in its precision: the aweights divisor
+        # V1 - ddof * V2 / V1 can cancel, so it must be NumPy's to the last bit.
+        w_sum = w.sum(dtype=np.longdouble if work_dtype == np.longdouble else np.float64)
+        if w_sum == 0.0:
             raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+    else:
+        w_sum = float(n_obs)
     scatter = None
     if n_obs == 0:
         X.mean(axis=1)  # NumPy's warnings for the mean of an empty slice
         scatter = np.zeros((X.shape[0], X.shape[0]))
-        w_sum = 0.0
-    elif w is None or np.isfinite(w).all():  # NumPy lets NaN weights through to a NaN result
+    elif (w is None or np.isfinite(w).all()) and X.dtype.itemsize <= 8:
+        # NumPy lets NaN weights through to a NaN result, and computes extended
+        # precision data in extended precision, which the float64 core cannot.
         try:
-            scatter, w_sum = _scatter_and_weight(X, w)
+            scatter, _ = _scatter_and_weight(X, w)
         except (_core.NonFiniteError, OverflowError):
             pass
     if scatter is None:
-        # NaN or infinity in the data or weights: NumPy's arithmetic, and its
-        # warnings in its order (average, "Degrees of freedom", the rest).
-        X, avg = _average_numpy(X, w)
-        fact = _normalisation(X, w, aweights, ddof, float(n_obs if w is None else w.sum()))
+        # NaN or infinity in the data or weights, or extended precision data:
+        # NumPy's arithmetic, and its warnings in its order (average,
+        # "Degrees of freedom", the rest).
+        X, avg = _average_numpy(X, w, work_dtype)
+        fact = _normalisation(X, w, aweights, ddof, w_sum)
         _check_result_dtype(dtype)
         return _finish(_scatter_numpy(X, avg, w), fact, dtype)
     return _finish(scatter, _normalisation(X, w, aweights, ddof, w_sum), dtype)
