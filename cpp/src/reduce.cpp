@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "rank_update.hpp"
+#include "blas.hpp"
 
 namespace descramble {
 namespace {
@@ -181,7 +181,7 @@ int choose_workers(int threads, Index blocks, Index rows, Index n) {
 
 }  // namespace
 
-const char* product_backend() { return detail::rank_update_backend(); }
+const char* product_backend() { return detail::backend(); }
 
 void validate_weights(const double* weights, Index count) {
   for (Index i = 0; i < count; ++i) {
@@ -218,10 +218,8 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen:
   const bool mixed = options.precision == Precision::mixed;
   const Index block_rows = options.block_rows > 0 ? options.block_rows : default_block_rows(n, options.precision);
   const Index blocks = (rows + block_rows - 1) / block_rows;
-  const int threads = options.threads > 0 ? options.threads
-                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int workers = choose_workers(threads, blocks, rows, n);
-  detail::use_single_threaded_blas();  // parallel over blocks of rows instead
+  const int workers = choose_workers(detail::resolve_threads(options.threads), blocks, rows, n);
+  const detail::BlasScope blas(1);  // the workers parallelise over blocks of rows instead
   const bool row_major = !(std::abs(chunk.row_stride) < std::abs(chunk.col_stride));
 
   std::vector<Moments> partials(static_cast<std::size_t>(workers), Moments(n, shift));
