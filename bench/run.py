@@ -1,12 +1,20 @@
 #!/usr/bin/env python
 """Benchmarks of the descramble core against the NumPy reference, in one run.
 
-Each case times descramble and the NumPy reference on the same data, with
-interleaved repetitions, and reports median times and their ratio
-(NumPy time / descramble time: above 1 means descramble is faster). The
-machines are shared and noisy, so only ratios from the same run mean much.
+Every case runs each side (descramble, NumPy) in its own fresh process, so
+that each side's peak RSS is its own; the sides alternate (A, B, A, B, ...)
+and the table shows median times and their ratio, NumPy time / descramble
+time: above 1 means descramble is faster. The machines are shared and noisy,
+so only ratios from the same run mean much.
 
-Usage: python bench/run.py [--quick] [--json PATH] [--repeat N]
+Cases (N = rows, n = features):
+  autocorrelation  float64 in memory       vs  X.T @ X / N
+  mixed            float32, precision=mixed vs  X.astype(float64), then X.T @ X / N
+  cov              float64 in memory       vs  np.cov
+  stream           a float32 .npy file     vs  the NumPy chunked loop over np.load(mmap_mode="r")
+                   (>= 2 GiB; 256 MiB with --quick), float64 and mixed precision
+
+Usage: python bench/run.py [--quick] [--json PATH] [--repeat N] [--only KERNEL ...]
 """
 
 from __future__ import annotations
@@ -16,13 +24,15 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Any, Dict, List
 
 # NumPy must run its best OpenBLAS kernel: these variables (set on some
 # machines to work around old OpenBLAS bugs) slow it down. Drop them for this
-# process only, before NumPy is imported, by re-executing ourselves.
+# process and its children only, before NumPy is imported.
 _BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 if any(v in os.environ for v in _BLAS_VARS):
     env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
@@ -31,78 +41,212 @@ if any(v in os.environ for v in _BLAS_VARS):
 import numpy as np  # noqa: E402
 
 import descramble  # noqa: E402
+from descramble import reference  # noqa: E402
+
+HERE = os.path.abspath(__file__)
 
 
-def interleaved(funcs: Dict[str, Callable[[], object]], repeat: int) -> Dict[str, float]:
-    """Median wall time of each function, alternating between them every round."""
-    times: Dict[str, List[float]] = {name: [] for name in funcs}
-    for name, f in funcs.items():  # warm-up
-        f()
-    for _ in range(repeat):
-        for name, f in funcs.items():
-            t0 = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+# -- the child side: one timed run of one side of one case ------------------------------
 
 
-def case_autocorrelation(rows: int, n: int, repeat: int) -> dict:
-    x = np.random.default_rng(0).normal(size=(rows, n))
-    t = interleaved(
-        {
-            "descramble": lambda: descramble.Autocorrelation(n).update(x).autocorrelation(),
-            "numpy": lambda: (x.T @ x) / rows,
-        },
-        repeat,
+def _peak_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _data(rows: int, n: int, dtype: str, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(size=(rows, n), dtype=np.float32).astype(dtype) + 1.0
+
+
+def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
+    kernel, side = spec["kernel"], spec["side"]
+    rows, n = spec["rows"], spec["n"]
+    result: Dict[str, Any] = {}
+    if kernel == "stream":
+        path = spec["path"]
+        chunk_rows = max(1, (32 << 20) // (n * 4))
+        if side == "numpy":
+            def run():
+                x = np.load(path, mmap_mode="r")
+                return reference.chunked_autocorrelation(x[s : s + chunk_rows] for s in range(0, len(x), chunk_rows))
+        else:
+            def run():
+                return descramble.autocorrelation(path, precision=spec["precision"])
+    else:
+        x = _data(rows, n, "float32" if kernel == "mixed" else "float64")
+        if kernel == "autocorrelation":
+            run = (lambda: descramble.autocorrelation(x)) if side == "descramble" else (lambda: x.T @ x / rows)
+        elif kernel == "mixed":
+            if side == "descramble":
+                run = lambda: descramble.autocorrelation(x, precision="mixed")  # noqa: E731
+            else:
+                def run():
+                    y = x.astype(np.float64)
+                    return y.T @ y / rows
+        elif kernel == "cov":
+            m = np.ascontiguousarray(x.T)  # variables as rows, as np.cov users hold them
+            del x
+            run = (lambda: descramble.cov(m)) if side == "descramble" else (lambda: np.cov(m))
+        else:
+            raise ValueError(kernel)
+    if spec.get("warmup", True) and kernel != "stream":
+        run()
+    t0 = time.perf_counter()
+    out = run()
+    result["seconds"] = time.perf_counter() - t0
+    result["peak_rss_mib"] = _peak_rss_mib()
+    if side == "descramble" and spec["precision"] == "mixed":
+        # Relative error of the mixed-precision result against float64.
+        exact = descramble.autocorrelation(spec["path"] if kernel == "stream" else x)
+        result["rel_error"] = float(np.abs(out - exact).max() / np.abs(exact).max())
+    return result
+
+
+# -- the parent: cases, alternation, table -----------------------------------------------
+
+
+def _run_child(spec: Dict[str, Any]) -> Dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, HERE, "--child", json.dumps(spec)], capture_output=True, text=True, check=False
     )
-    return {"kernel": "autocorrelation", "reference": "X.T @ X", "shape": [rows, n], "dtype": "float64", **t}
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed for {spec}:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def case_cov(rows: int, n: int, repeat: int) -> dict:
-    m = np.random.default_rng(1).normal(size=(n, rows))
-    t = interleaved({"descramble": lambda: descramble.cov(m), "numpy": lambda: np.cov(m)}, repeat)
-    return {"kernel": "cov", "reference": "np.cov", "shape": [n, rows], "dtype": "float64", **t}
+def _case(spec: Dict[str, Any], repeat: int) -> Dict[str, Any]:
+    runs: Dict[str, List[Dict[str, Any]]] = {"descramble": [], "numpy": []}
+    for _ in range(repeat):
+        for side in ("descramble", "numpy"):
+            runs[side].append(_run_child({**spec, "side": side}))
+    row = dict(spec)
+    for side, rs in runs.items():
+        row[f"{side}_s"] = statistics.median(r["seconds"] for r in rs)
+        row[f"{side}_rss_mib"] = max(r["peak_rss_mib"] for r in rs)
+    errors = [r["rel_error"] for r in runs["descramble"] if "rel_error" in r]
+    if errors:
+        row["rel_error"] = max(errors)
+    row["ratio"] = row["numpy_s"] / row["descramble_s"]
+    row["runs"] = runs
+    return row
+
+
+def _write_npy(path: str, rows: int, n: int) -> None:
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, n))
+    step = max(1, (64 << 20) // (n * 4))
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        mm[start:stop] = _data(stop - start, n, "float32", seed=start)
+    mm.flush()
+    del mm
+
+
+TARGETS = {
+    ("autocorrelation", "float64"): 1.0,
+    ("mixed", "mixed"): 1.8,
+    ("cov", "float64"): 1.5,
+    ("stream", "float64"): 1.1,
+    ("stream", "mixed"): 1.5,
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes, few repetitions")
+    parser.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions (about a minute)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--repeat", type=int, default=None, help="timed repetitions per side")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs per side (default 3)")
+    parser.add_argument("--only", nargs="+", choices=["autocorrelation", "mixed", "cov", "stream"],
+                        help="run these kernels only")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    repeat = args.repeat or (3 if args.quick else 5)
-    rows = 20_000 if args.quick else 200_000
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child))))
+        return 0
+
+    rows = 50_000 if args.quick else 200_000
     widths = (64, 256) if args.quick else (64, 256, 1024)
+    kernels = args.only or ["autocorrelation", "mixed", "cov", "stream"]
+    specs: List[Dict[str, Any]] = []
+    for n in widths:
+        if "autocorrelation" in kernels:
+            specs.append({"kernel": "autocorrelation", "rows": rows, "n": n, "dtype": "float64",
+                          "precision": "float64", "reference": "X.T @ X"})
+        if "mixed" in kernels:
+            specs.append({"kernel": "mixed", "rows": rows, "n": n, "dtype": "float32", "precision": "mixed",
+                          "reference": "astype(f8); X.T @ X"})
+        if "cov" in kernels:
+            specs.append({"kernel": "cov", "rows": rows, "n": n, "dtype": "float64", "precision": "float64",
+                          "reference": "np.cov"})
 
     results = []
-    for n in widths:
-        results.append(case_autocorrelation(rows, n, repeat))
-    for n in widths[:2]:
-        results.append(case_cov(rows, n, repeat))
+    tmpdir = tempfile.mkdtemp(prefix="descramble-bench-")
+    try:
+        for spec in specs:
+            print(f"running {spec['kernel']} {spec['rows']}x{spec['n']} ...", file=sys.stderr, flush=True)
+            results.append(_case(spec, args.repeat))
+        if "stream" in kernels:
+            n = 256
+            file_bytes = (256 << 20) if args.quick else (2 << 30) + (64 << 20)
+            file_rows = file_bytes // (n * 4)
+            path = os.path.join(tmpdir, "stream.npy")
+            print(f"writing a {file_bytes / 2**30:.2f} GiB float32 .npy file ...", file=sys.stderr, flush=True)
+            _write_npy(path, file_rows, n)
+            for precision in ("float64", "mixed"):
+                spec = {"kernel": "stream", "rows": file_rows, "n": n, "dtype": "float32", "precision": precision,
+                        "reference": "chunked np.load(mmap)", "path": path, "file_gib": file_bytes / 2**30}
+                print(f"running stream ({precision}) ...", file=sys.stderr, flush=True)
+                results.append(_case(spec, args.repeat))
+    finally:
+        for name in os.listdir(tmpdir):
+            os.remove(os.path.join(tmpdir, name))
+        os.rmdir(tmpdir)
 
-    header = f"{'kernel':<16}{'shape':>16}{'dtype':>9}{'descramble s':>14}{'numpy s':>10}{'ratio':>8}  reference"
+    header = (f"{'kernel':<16}{'shape':>14}{'dtype':>9}{'precision':>10}{'descramble s':>14}{'numpy s':>10}"
+              f"{'ratio':>8}{'target':>8}{'RSS MiB (ds/np)':>18}{'rel err':>10}  reference")
     print(header)
     print("-" * len(header))
     for r in results:
-        r["ratio"] = r["numpy"] / r["descramble"]
-        shape = "x".join(map(str, r["shape"]))
-        print(
-            f"{r['kernel']:<16}{shape:>16}{r['dtype']:>9}{r['descramble']:>14.4f}{r['numpy']:>10.4f}"
-            f"{r['ratio']:>8.2f}  {r['reference']}"
-        )
+        target = TARGETS.get((r["kernel"], r["precision"]))
+        r["target"] = target
+        shape = f"{r['rows']}x{r['n']}"
+        rss = f"{r['descramble_rss_mib']:.0f}/{r['numpy_rss_mib']:.0f}"
+        err = f"{r['rel_error']:.1e}" if "rel_error" in r else "-"
+        print(f"{r['kernel']:<16}{shape:>14}{r['dtype']:>9}{r['precision']:>10}{r['descramble_s']:>14.4f}"
+              f"{r['numpy_s']:>10.4f}{r['ratio']:>8.2f}{(f'{target:.1f}' if target else '-'):>8}{rss:>18}"
+              f"{err:>10}  {r['reference']}")
     machine = {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "descramble": descramble.__version__,
+        "backend": descramble._core.product_backend(),
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
-        "processor": platform.processor(),
+        "cpu": _cpu_name(),
     }
-    print(f"\n{machine}")
+    print(f"\nmachine: {machine}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "results": results}, f, indent=2)
     return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 if __name__ == "__main__":

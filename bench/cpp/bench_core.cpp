@@ -1,6 +1,6 @@
 // Times the core kernels without Python: Autocorrelation::update on in-memory
 // data, float64 and float32 (float64 and mixed precision), C and Fortran order.
-// Usage: descramble_bench [rows] [repeats]
+// Usage: descramble_bench [rows] [repeats] [threads (0: all)] [block_rows (0: auto)] [n ...]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +31,9 @@ double median_seconds(F&& f, int repeats) {
   return times[static_cast<std::size_t>(repeats / 2)];
 }
 
+int g_threads = 0;
+Index g_block_rows = 0;
+
 template <class T>
 void run(const char* label, Index rows, Index n, bool fortran, Precision precision, int repeats) {
   std::mt19937_64 rng(1);
@@ -41,6 +44,8 @@ void run(const char* label, Index rows, Index n, bool fortran, Precision precisi
                                  : ChunkView::row_major(data.data(), rows, n);
   ReduceOptions options;
   options.precision = precision;
+  options.threads = g_threads;
+  options.block_rows = g_block_rows;
   const double seconds = median_seconds(
       [&] {
         Autocorrelation acc(n, options);
@@ -58,8 +63,13 @@ void run(const char* label, Index rows, Index n, bool fortran, Precision precisi
 int main(int argc, char** argv) {
   const Index rows = argc > 1 ? std::atol(argv[1]) : 200000;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
+  g_threads = argc > 3 ? std::atoi(argv[3]) : 0;
+  g_block_rows = argc > 4 ? std::atol(argv[4]) : 0;
+  std::vector<Index> widths;
+  for (int i = 5; i < argc; ++i) widths.push_back(std::atol(argv[i]));
+  if (widths.empty()) widths = {64, 256, 1024};
   std::printf("backend: %s\n", descramble::product_backend());
-  for (Index n : {64, 256, 1024}) {
+  for (Index n : widths) {
     run<double>("float64 C order", rows, n, false, Precision::float64, repeats);
     run<double>("float64 Fortran order", rows, n, true, Precision::float64, repeats);
     run<float>("float32 -> float64", rows, n, false, Precision::float64, repeats);

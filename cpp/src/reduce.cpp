@@ -162,11 +162,13 @@ std::string describe_bad_row(const ChunkView& chunk, Index row) {
 }
 
 Index default_block_rows(Index n, Precision precision) {
-  if (precision == Precision::mixed) return 128;  // bounds the float32 sums (see Precision::mixed)
-  // About 1 MiB of float64 per block: large enough for an efficient rank-k
-  // update, small enough to stay in cache and to keep the per-block merge
-  // (O(n^2)) negligible against the product (O(block_rows n^2)).
-  return std::clamp<Index>((Index{1} << 17) / std::max<Index>(n, 1), 256, 2048);
+  // 512 KiB to 4 MiB of float64 per block (n x 2048 rows at most): enough rows
+  // for an efficient rank-k update, few enough to stay in cache, and the
+  // per-block merge (O(n^2)) is negligible against the product (O(rows n^2)).
+  // Mixed precision keeps the float32 sums at most 512 terms long (see
+  // Precision::mixed for the bound this gives).
+  const Index rows = std::clamp<Index>((Index{1} << 19) / std::max<Index>(n, 1), 256, 2048);
+  return precision == Precision::mixed ? std::min<Index>(rows, 512) : rows;
 }
 
 int choose_workers(int threads, Index blocks, Index rows, Index n) {

@@ -12,17 +12,26 @@ autocorrelation, accumulate
     zarr dataset, or an iterable of chunks.
 cov
     Drop-in replacement for :func:`numpy.cov` on real data.
+eigh, svd
+    Spectral kernels (LAPACK in the core) with a deterministic sign convention.
+smoothness
+    Smoothness operators and their eigenbases (MATH.md §4).
+descramble, stability
+    The closed-form descrambler (MATH.md §3) and a split-half diagnostic.
 reference
-    Plain NumPy reference implementations of every kernel.
+    Plain NumPy reference implementations of every kernel, and the iterative
+    descrambler the closed form replaces.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _blas  # noqa: F401  (loads the core's OpenBLAS before the core)
-from . import reference, sources
+from . import reference, smoothness, sources
 from ._core import NonFiniteError
 from .accumulator import Autocorrelation, accumulate, autocorrelation
 from .covariance import cov
+from .descrambler import Degeneracy, Descrambler, Stability, descramble, stability
+from .linalg import eigh, svd
 
 try:
     __version__ = _version("descramble")
@@ -31,6 +40,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "Autocorrelation",
+    "Degeneracy",
+    "Descrambler",
+    "Stability",
+    "descramble",
+    "eigh",
+    "smoothness",
+    "stability",
+    "svd",
     "NonFiniteError",
     "accumulate",
     "autocorrelation",

@@ -2,6 +2,7 @@
 // It only translates between NumPy arrays and the core's types; validation
 // with user-facing messages lives in the Python package and in the core.
 #include <optional>
+#include <tuple>
 #include <string>
 #include <utility>
 
@@ -13,6 +14,7 @@
 #include "descramble/autocorrelation.hpp"
 #include "descramble/chunk.hpp"
 #include "descramble/file_stream.hpp"
+#include "descramble/linalg.hpp"
 #include "descramble/moments.hpp"
 
 namespace py = pybind11;
@@ -72,6 +74,32 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<descramble::NonFiniteError>(m, "NonFiniteError", PyExc_ValueError);
 
   m.def("product_backend", &descramble::product_backend, "The BLAS behind the core's block products");
+
+  // Spectral kernels: matrices arrive Fortran-ordered float64 (no copy).
+  using FMatrix = Eigen::Ref<const Eigen::MatrixXd>;
+  m.def(
+      "eigh",
+      [](FMatrix a, int threads) {
+        auto r = descramble::eigh(a, threads);
+        return std::make_tuple(std::move(r.values), std::move(r.vectors));  // converted once the GIL is back
+      },
+      py::arg("a"), py::arg("threads") = 0, py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "svd",
+      [](FMatrix a, bool full_matrices, int threads) {
+        auto r = descramble::svd(a, full_matrices, threads);
+        return std::make_tuple(std::move(r.u), std::move(r.s), std::move(r.vt));
+      },
+      py::arg("a"), py::arg("full_matrices") = false, py::arg("threads") = 0,
+      py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "truncated_svd",
+      [](FMatrix a, Index k, std::uint64_t seed, Index oversampling, int power_iterations, int threads) {
+        auto r = descramble::truncated_svd(a, k, seed, oversampling, power_iterations, threads);
+        return std::make_tuple(std::move(r.u), std::move(r.s), std::move(r.vt));
+      },
+      py::arg("a"), py::arg("k"), py::arg("seed"), py::arg("oversampling") = 10, py::arg("power_iterations") = 4,
+      py::arg("threads") = 0, py::call_guard<py::gil_scoped_release>());
 
   py::class_<Autocorrelation>(m, "Autocorrelation")
       .def(py::init([](Index n_features, int threads, bool mixed) {

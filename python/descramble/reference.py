@@ -75,3 +75,95 @@ def chunked_autocorrelation(chunks: Iterable[Any]) -> np.ndarray:
     if total is None or rows == 0:
         raise ValueError("chunks: no samples")
     return total / rows
+
+
+# -- the descrambler (MATH.md §2): loss, Cayley parametrisation, iterative optimiser ------
+
+
+def eta(P: Any, A: Any, S: Any) -> float:
+    """The smoothness loss ``eta(P) = tr(A P S P^T)`` (MATH.md §2)."""
+    P = np.asarray(P, dtype=np.float64)
+    return float(np.trace(np.asarray(A) @ P @ np.asarray(S) @ P.T))
+
+
+def cayley(q: Any, m: int) -> np.ndarray:
+    """``P = (I + Q)^{-1} (I - Q)`` for the skew-symmetric Q whose strict lower
+    triangle (row by row) holds the m(m-1)/2 parameters ``q``."""
+    Q = np.zeros((m, m))
+    Q[np.tril_indices(m, -1)] = q
+    Q -= Q.T
+    eye = np.eye(m)
+    return np.linalg.solve(eye + Q, eye - Q)
+
+
+def eta_and_gradient(q: Any, A: np.ndarray, S: np.ndarray) -> tuple:
+    """eta(P(q)) and its gradient with respect to q (MATH.md §2):
+
+    ``G = -2 (I + Q)^{-T} A P S (I + P)^T``, ``d eta / d q = lower triangle of (G - G^T)``.
+    """
+    m = A.shape[0]
+    Q = np.zeros((m, m))
+    Q[np.tril_indices(m, -1)] = q
+    Q -= Q.T
+    eye = np.eye(m)
+    P = np.linalg.solve(eye + Q, eye - Q)
+    APS = A @ P @ S
+    value = float(np.sum(APS * P))  # tr(A P S P^T)
+    G = -2.0 * np.linalg.solve((eye + Q).T, APS @ (eye + P).T)
+    return value, (G - G.T)[np.tril_indices(m, -1)]
+
+
+def descramble_iterative(
+    hidden: Any,
+    smoothness: Any,
+    *,
+    order: int | None = None,
+    max_iter: int = 2000,
+    tol: float = 1e-12,
+    seed: int | None = None,
+) -> dict:
+    """The original numerical descrambler (Amey et al. 2021; MATH.md §2).
+
+    Minimises ``eta(P) = tr(A P S P^T)`` over the Cayley parametrisation
+    ``P = (I + Q)^{-1} (I - Q)`` with the analytic gradient, by L-BFGS
+    (SciPy, an optional dependency). As in the reference implementation, A
+    and S are first scaled by ``m / ||.||_2`` (this does not move the
+    minimiser); the loss reported is on the unscaled matrices.
+
+    Parameters
+    ----------
+    hidden : array_like of shape (m, m)
+        The hidden autocorrelation S.
+    smoothness : str, Smoothness or array_like
+        As in :func:`descramble.descramble`.
+    order : int, optional
+        Derivative order for a named smoothness.
+    max_iter : int, default 2000
+        L-BFGS iterations at most.
+    tol : float, default 1e-12
+        Relative tolerance on the (scaled) loss.
+    seed : int, optional
+        None starts from P = I; an integer starts from a random Q drawn from it.
+
+    Returns
+    -------
+    dict
+        ``P`` (m x m), ``loss`` (eta at P), ``iterations``, ``converged``.
+    """
+    try:
+        from scipy.optimize import minimize
+    except ImportError:  # pragma: no cover - exercised only without SciPy
+        raise ImportError("descramble_iterative needs SciPy: pip install scipy (or descramble[reference])") from None
+    from .smoothness import resolve
+
+    S = np.asarray(hidden, dtype=np.float64)
+    m = S.shape[0]
+    A = resolve(smoothness, m, order).gram
+    A_scaled = A * (m / max(np.linalg.norm(A, 2), np.finfo(float).tiny))
+    S_scaled = S * (m / max(np.linalg.norm(S, 2), np.finfo(float).tiny))
+    n_params = m * (m - 1) // 2
+    x0 = np.zeros(n_params) if seed is None else np.random.default_rng(seed).normal(scale=0.5, size=n_params)
+    result = minimize(eta_and_gradient, x0, args=(A_scaled, S_scaled), jac=True, method="L-BFGS-B",
+                      options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10, "maxcor": 30})
+    P = cayley(result.x, m)
+    return {"P": P, "loss": eta(P, A, S), "iterations": int(result.nit), "converged": bool(result.success)}

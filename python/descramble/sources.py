@@ -65,9 +65,20 @@ def is_sliceable_dataset(data: Any) -> bool:
     return module in ("h5py", "zarr") and hasattr(data, "shape") and hasattr(data, "dtype")
 
 
+#: In-memory arrays are fed in views of about this much work (n^2 per row).
+DEFAULT_CHUNK_FLOPS = 2e10
+
+
 def default_chunk_rows(n_features: int, itemsize: int = 8) -> int:
     """Rows per chunk for about :data:`DEFAULT_CHUNK_BYTES` bytes."""
     return max(1, DEFAULT_CHUNK_BYTES // max(1, n_features * itemsize))
+
+
+def default_view_rows(n_features: int, itemsize: int = 8) -> int:
+    """Rows per view of an in-memory array: views cost no memory, so they are
+    cut by work (a fraction of a second each, keeping Ctrl-C and progress
+    responsive), and never below :func:`default_chunk_rows`."""
+    return max(default_chunk_rows(n_features, itemsize), int(DEFAULT_CHUNK_FLOPS // max(1, n_features**2)))
 
 
 def _split(chunk: np.ndarray, weights: np.ndarray | None, chunk_rows: int | None) -> Iterator[Chunk]:
@@ -148,7 +159,7 @@ class ArraySource(Source):
         self.n_features = self.array.shape[1]
         self.rows = self.array.shape[0]
         # Bounded pieces keep Ctrl-C and progress responsive; each is read in place.
-        self.chunk_rows = chunk_rows or default_chunk_rows(self.n_features, self.array.dtype.itemsize)
+        self.chunk_rows = chunk_rows or default_view_rows(self.n_features, self.array.dtype.itemsize)
 
     def chunks(self) -> Iterator[Chunk]:
         yield from _split(self.array, self.weights, self.chunk_rows)
