@@ -13,6 +13,10 @@ Cases (N = rows, n = features):
   cov              float64 in memory       vs  np.cov
   stream           a float32 .npy file     vs  the NumPy chunked loop over np.load(mmap_mode="r")
                    (>= 2 GiB; 256 MiB with --quick), float64 and mixed precision
+  spectral         eigh, svd (n = 1024)    vs  numpy.linalg.eigh, numpy.linalg.svd
+                   svd(k = n/16, n = 2048) vs  the full numpy.linalg.svd
+  descrambler      closed form (m = 32..256) vs reference.descramble_iterative (SciPy L-BFGS)
+                   (these run in this process: their memory is not the point)
 
 Usage: python bench/run.py [--quick] [--json PATH] [--repeat N] [--only KERNEL ...]
 """
@@ -163,7 +167,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions (about a minute)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs per side (default 3)")
-    parser.add_argument("--only", nargs="+", choices=["autocorrelation", "mixed", "cov", "stream"],
+    parser.add_argument("--only", nargs="+",
+                        choices=["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"],
                         help="run these kernels only")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -173,7 +178,7 @@ def main() -> int:
 
     rows = 50_000 if args.quick else 200_000
     widths = (64, 256) if args.quick else (64, 256, 1024)
-    kernels = args.only or ["autocorrelation", "mixed", "cov", "stream"]
+    kernels = args.only or ["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"]
     specs: List[Dict[str, Any]] = []
     for n in widths:
         if "autocorrelation" in kernels:
@@ -222,6 +227,22 @@ def main() -> int:
         print(f"{r['kernel']:<16}{shape:>14}{r['dtype']:>9}{r['precision']:>10}{r['descramble_s']:>14.4f}"
               f"{r['numpy_s']:>10.4f}{r['ratio']:>8.2f}{(f'{target:.1f}' if target else '-'):>8}{rss:>18}"
               f"{err:>10}  {r['reference']}")
+    in_process = []
+    if "spectral" in kernels:
+        print("running spectral kernels ...", file=sys.stderr, flush=True)
+        in_process += _spectral(args.quick, args.repeat)
+    if "descrambler" in kernels:
+        print("running closed form vs iterative ...", file=sys.stderr, flush=True)
+        in_process += _descrambler(args.quick)
+    if in_process:
+        header = f"\n{'kernel':<28}{'size':>8}{'descramble s':>14}{'reference s':>13}{'ratio':>10}{'target':>8}  note"
+        print(header)
+        print("-" * len(header))
+        for r in in_process:
+            target = f"{r['target']:.0f}" if r.get("target") else "-"
+            print(f"{r['kernel']:<28}{r['n']:>8}{r['descramble_s']:>14.5f}{r['reference_s']:>13.5f}"
+                  f"{r['ratio']:>10.1f}{target:>8}  {r['note']}")
+        results += in_process
     machine = {
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -236,6 +257,70 @@ def main() -> int:
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "results": results}, f, indent=2)
     return 0
+
+
+def _interleaved(funcs: Dict[str, Any], repeat: int) -> Dict[str, float]:
+    """Median wall time of each function, alternating between them every round."""
+    times: Dict[str, List[float]] = {name: [] for name in funcs}
+    for f in funcs.values():  # warm-up
+        f()
+    for _ in range(repeat):
+        for name, f in funcs.items():
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _spectral(quick: bool, repeat: int) -> List[Dict[str, Any]]:
+    rng = np.random.default_rng(0)
+    n = 512 if quick else 1024
+    a = rng.normal(size=(n, n))
+    sym = a @ a.T / n
+    rows = []
+    t = _interleaved({"d": lambda: descramble.eigh(sym), "np": lambda: np.linalg.eigh(sym)}, repeat)
+    rows.append({"kernel": "eigh", "n": n, "descramble_s": t["d"], "reference_s": t["np"], "target": 1.0,
+                 "note": "vs numpy.linalg.eigh"})
+    t = _interleaved({"d": lambda: descramble.svd(a), "np": lambda: np.linalg.svd(a, full_matrices=False)}, repeat)
+    rows.append({"kernel": "svd", "n": n, "descramble_s": t["d"], "reference_s": t["np"], "target": 1.0,
+                 "note": "vs numpy.linalg.svd (thin)"})
+    n2 = 1024 if quick else 2048
+    k = n2 // 16
+    # A matrix with a decaying spectrum, as weight and autocorrelation matrices have.
+    q1, _ = np.linalg.qr(rng.normal(size=(n2, n2)))
+    q2, _ = np.linalg.qr(rng.normal(size=(n2, n2)))
+    sigma = 1.0 / (1.0 + np.arange(n2)) ** 1.5
+    b = (q1 * sigma) @ q2.T
+    t = _interleaved({"d": lambda: descramble.svd(b, k=k), "np": lambda: np.linalg.svd(b, full_matrices=False)},
+                     max(1, repeat - 1))
+    s = descramble.svd(b, k=k).S
+    err = float(np.max(np.abs(s - sigma[:k]) / sigma[:k]))
+    rows.append({"kernel": f"svd(k={k}) vs full svd", "n": n2, "descramble_s": t["d"], "reference_s": t["np"],
+                 "target": 3.0, "note": f"max rel. error of the k singular values {err:.1e} (sigma_i ~ i^-1.5)",
+                 "rel_error": err})
+    for r in rows:
+        r["ratio"] = r["reference_s"] / r["descramble_s"]
+    return rows
+
+
+def _descrambler(quick: bool) -> List[Dict[str, Any]]:
+    rows = []
+    rng = np.random.default_rng(1)
+    for m in (32, 64) if quick else (32, 64, 128, 256):
+        W = rng.normal(size=(m, 2 * m))
+        X = rng.normal(size=(20 * m, 2 * m)) * rng.uniform(0.2, 3.0, size=2 * m)
+        S = descramble.Autocorrelation(m).update(X @ W.T).autocorrelation()
+        t = _interleaved({"d": lambda: descramble.descramble(hidden=S)}, 5)["d"]
+        closed = descramble.descramble(hidden=S)
+        t0 = time.perf_counter()
+        it = reference.descramble_iterative(S, "fourier")
+        t_it = time.perf_counter() - t0
+        rows.append({"kernel": "closed form vs iterative", "n": m, "descramble_s": t, "reference_s": t_it,
+                     "ratio": t_it / t, "target": 300.0 if m == 128 else None,
+                     "loss_ratio": closed.loss / it["loss"],
+                     "note": f"loss closed/iterative = {closed.loss / it['loss']:.9f} "
+                             f"({it['iterations']} L-BFGS iterations)"})
+    return rows
 
 
 def _cpu_name() -> str:
