@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "descramble/autocorrelation.hpp"
@@ -33,6 +34,7 @@ double median_seconds(F&& f, int repeats) {
 
 int g_threads = 0;
 Index g_block_rows = 0;
+descramble::Parallelism g_parallelism = descramble::Parallelism::automatic;
 
 template <class T>
 void run(const char* label, Index rows, Index n, bool fortran, Precision precision, int repeats) {
@@ -46,6 +48,7 @@ void run(const char* label, Index rows, Index n, bool fortran, Precision precisi
   options.precision = precision;
   options.threads = g_threads;
   options.block_rows = g_block_rows;
+  options.parallelism = g_parallelism;
   const double seconds = median_seconds(
       [&] {
         Autocorrelation acc(n, options);
@@ -65,6 +68,10 @@ int main(int argc, char** argv) {
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
   g_threads = argc > 3 ? std::atoi(argv[3]) : 0;
   g_block_rows = argc > 4 ? std::atol(argv[4]) : 0;
+  if (const char* p = std::getenv("DESCRAMBLE_PARALLELISM")) {  // blocks | within_block
+    g_parallelism = std::string(p) == "blocks" ? descramble::Parallelism::blocks
+                                               : descramble::Parallelism::within_block;
+  }
   std::vector<Index> widths;
   for (int i = 5; i < argc; ++i) widths.push_back(std::atol(argv[i]));
   if (widths.empty()) widths = {64, 256, 1024};

@@ -52,19 +52,21 @@ struct Block {
   }
 };
 
-// Reads rows [r0, r0 + nb) minus the origin into the block and forms the
-// (weighted) column sums in the same pass.
+// Reads buffer rows [i0, i0 + count) of the block starting at chunk row r0
+// (that is, chunk rows r0 + i0, ...) minus the origin, and forms their
+// (weighted) column sums into `sums` in the same pass. `w` points at the
+// weight of chunk row r0 (or is null).
 template <class T>
-void load_block(const ChunkView& chunk, Index r0, Index nb, const double* origin, const double* w, Block& b) {
+void load_block(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
+                Block& b, double* sums) {
   const char* base = static_cast<const char*>(chunk.data);
   const Index rs = chunk.row_stride;
   const Index cs = chunk.col_stride;
   const Index n = chunk.cols;
   constexpr Index size = static_cast<Index>(sizeof(T));
-  double* sums = b.sums.data();
   if (b.row_major) {
     std::fill(sums, sums + n, 0.0);
-    for (Index i = 0; i < nb; ++i) {
+    for (Index i = i0; i < i0 + count; ++i) {
       const char* row = base + (r0 + i) * rs;
       double* out = b.values.data() + i * n;
       if (cs == size) {  // contiguous row: lets the compiler vectorise
@@ -77,51 +79,52 @@ void load_block(const ChunkView& chunk, Index r0, Index nb, const double* origin
     }
   } else {
     for (Index j = 0; j < n; ++j) {
-      const char* column = base + r0 * rs + j * cs;
-      double* out = b.values.data() + j * b.capacity;
+      const char* column = base + (r0 + i0) * rs + j * cs;
+      double* out = b.values.data() + j * b.capacity + i0;
       const double o = origin[j];
       if (rs == size) {
-        for (Index i = 0; i < nb; ++i) out[i] = load<T>(column + i * size) - o;
+        for (Index i = 0; i < count; ++i) out[i] = load<T>(column + i * size) - o;
       } else {
-        for (Index i = 0; i < nb; ++i) out[i] = load<T>(column + i * rs) - o;
+        for (Index i = 0; i < count; ++i) out[i] = load<T>(column + i * rs) - o;
       }
       double s = 0.0;
       if (w) {
-        for (Index i = 0; i < nb; ++i) s += w[i] * out[i];
+        for (Index i = 0; i < count; ++i) s += w[i0 + i] * out[i];
       } else {
-        for (Index i = 0; i < nb; ++i) s += out[i];
+        for (Index i = 0; i < count; ++i) s += out[i];
       }
       sums[j] = s;
     }
   }
 }
 
-void load_block_any(const ChunkView& chunk, Index r0, Index nb, const double* origin, const double* w, Block& b) {
+void load_block_any(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
+                    Block& b, double* sums) {
   switch (chunk.type) {
-    case ScalarType::float64: return load_block<double>(chunk, r0, nb, origin, w, b);
-    case ScalarType::float32: return load_block<float>(chunk, r0, nb, origin, w, b);
-    case ScalarType::int8: return load_block<std::int8_t>(chunk, r0, nb, origin, w, b);
-    case ScalarType::int16: return load_block<std::int16_t>(chunk, r0, nb, origin, w, b);
-    case ScalarType::int32: return load_block<std::int32_t>(chunk, r0, nb, origin, w, b);
-    case ScalarType::int64: return load_block<std::int64_t>(chunk, r0, nb, origin, w, b);
-    case ScalarType::uint8: return load_block<std::uint8_t>(chunk, r0, nb, origin, w, b);
-    case ScalarType::uint16: return load_block<std::uint16_t>(chunk, r0, nb, origin, w, b);
-    case ScalarType::uint32: return load_block<std::uint32_t>(chunk, r0, nb, origin, w, b);
-    case ScalarType::uint64: return load_block<std::uint64_t>(chunk, r0, nb, origin, w, b);
-    case ScalarType::boolean: return load_block<std::uint8_t>(chunk, r0, nb, origin, w, b);
+    case ScalarType::float64: return load_block<double>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::float32: return load_block<float>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::int8: return load_block<std::int8_t>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::int16: return load_block<std::int16_t>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::int32: return load_block<std::int32_t>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::int64: return load_block<std::int64_t>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::uint8: return load_block<std::uint8_t>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::uint16: return load_block<std::uint16_t>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::uint32: return load_block<std::uint32_t>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::uint64: return load_block<std::uint64_t>(chunk, r0, i0, count, origin, w, b, sums);
+    case ScalarType::boolean: return load_block<std::uint8_t>(chunk, r0, i0, count, origin, w, b, sums);
   }
   throw std::invalid_argument("chunk: unsupported scalar type");
 }
 
-// Subtracts the block mean and scales row i by sqrt(w_i):
-// sum_i w_i c_i c_i^T = (sqrt(w) c)^T (sqrt(w) c). With mixed precision the
-// result is written, rounded, to the float32 copy instead.
-void centre_block(Block& b, Index nb, const double* mean, const double* w, bool to_float32) {
+// Subtracts the block mean from buffer rows [i0, i0 + count) and scales row
+// i by sqrt(w_i): sum_i w_i c_i c_i^T = (sqrt(w) c)^T (sqrt(w) c). With mixed
+// precision the result is written, rounded, to the float32 copy instead.
+void centre_block(Block& b, Index i0, Index count, const double* mean, const double* w, bool to_float32) {
   const Index n = b.n;
   double* rw = b.root_weights.data();
-  for (Index i = 0; i < nb; ++i) rw[i] = w ? std::sqrt(w[i]) : 1.0;
+  for (Index i = i0; i < i0 + count; ++i) rw[i] = w ? std::sqrt(w[i]) : 1.0;
   if (b.row_major) {
-    for (Index i = 0; i < nb; ++i) {
+    for (Index i = i0; i < i0 + count; ++i) {
       double* row = b.values.data() + i * n;
       const double s = rw[i];
       if (to_float32) {
@@ -137,12 +140,54 @@ void centre_block(Block& b, Index nb, const double* mean, const double* w, bool 
       const double m = mean[j];
       if (to_float32) {
         float* out = b.values32.data() + j * b.capacity;
-        for (Index i = 0; i < nb; ++i) out[i] = static_cast<float>((column[i] - m) * rw[i]);
+        for (Index i = i0; i < i0 + count; ++i) out[i] = static_cast<float>((column[i] - m) * rw[i]);
       } else {
-        for (Index i = 0; i < nb; ++i) column[i] = (column[i] - m) * rw[i];
+        for (Index i = i0; i < i0 + count; ++i) column[i] = (column[i] - m) * rw[i];
       }
     }
   }
+}
+
+// Index of the first buffer row (< nb) holding a non-finite value, or nb.
+Index first_non_finite_row(const Block& b, Index nb) {
+  for (Index i = 0; i < nb; ++i) {
+    for (Index j = 0; j < b.n; ++j) {
+      const double v = b.values[static_cast<std::size_t>(b.row_major ? i * b.n + j : j * b.capacity + i)];
+      if (!std::isfinite(v)) return i;
+    }
+  }
+  return nb;
+}
+
+// Adds the block's scatter about its own mean to the lower triangle of
+// `scatter`: float64 syrk, or (mixed) float32 syrk then a float64 sum.
+void add_block_product(Block& b, Index nb, bool mixed, Eigen::MatrixXd& scatter) {
+  const Index n = b.n;
+  if (mixed) {
+    detail::rank_update_overwrite({b.values32.data(), nb, n, b.ld(), b.row_major}, b.product32.data(), n);
+    for (Index j = 0; j < n; ++j) {
+      const float* from = b.product32.data() + j * n;
+      double* to = scatter.data() + j * n;
+      for (Index i = j; i < n; ++i) to[i] += static_cast<double>(from[i]);
+    }
+  } else {
+    detail::rank_update({b.values.data(), nb, n, b.ld(), b.row_major}, scatter.data(), n);
+  }
+}
+
+// The Chan-Golub-LeVeque correction for a block of weight `block_weight` and
+// mean `block_mean` whose centred scatter is already in part.scatter's lower
+// triangle (MATH.md §7).
+void merge_block_mean(Moments& part, const Eigen::VectorXd& block_mean, double block_weight, Index nb,
+                      Eigen::VectorXd& delta) {
+  const double total = part.weight + block_weight;
+  delta = block_mean - part.mean;
+  if (part.weight > 0.0) {
+    part.scatter.selfadjointView<Eigen::Lower>().rankUpdate(delta, part.weight * block_weight / total);
+  }
+  part.mean += (block_weight / total) * delta;
+  part.weight = total;
+  part.count += nb;
 }
 
 // Explains why row `row` of the chunk gave a non-finite value.
@@ -199,9 +244,83 @@ void validate_weights(const double* weights, Index count) {
 Eigen::VectorXd read_row(const ChunkView& chunk, Index row) {
   Block b(1, chunk.cols, true, Precision::float64);
   const Eigen::VectorXd zero = Eigen::VectorXd::Zero(chunk.cols);
-  load_block_any(chunk, row, 1, zero.data(), nullptr, b);
+  load_block_any(chunk, row, 0, 1, zero.data(), nullptr, b, b.sums.data());
   return Eigen::Map<const Eigen::VectorXd>(b.values.data(), chunk.cols);
 }
+
+namespace {
+
+// Parallelism::within_block: one (large) column-major block at a time; the
+// threads load, sum and centre disjoint row ranges, then one threaded BLAS
+// call forms the block product into the single shared result.
+Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, const Eigen::VectorXd& shift,
+                             const ReduceOptions& options) {
+  const Index n = chunk.cols;
+  const Index rows = chunk.rows;
+  const bool mixed = options.precision == Precision::mixed;
+  const int threads = detail::resolve_threads(options.threads);
+  Index block_rows = options.block_rows;
+  if (block_rows <= 0) {  // 16 to 64 MiB per block: long enough for the threaded BLAS to scale
+    block_rows = std::clamp<Index>((Index{1} << 23) / std::max<Index>(n, 1), 256, 8192);
+    if (mixed) block_rows = std::min<Index>(block_rows, 2048);
+  }
+  Block b(std::min(block_rows, rows), n, /*row_major=*/false, options.precision);
+  std::vector<std::vector<double>> sums(static_cast<std::size_t>(threads), std::vector<double>(n));
+  Moments part(n, shift);
+  Eigen::VectorXd block_mean(n);
+  Eigen::VectorXd delta(n);
+  const detail::BlasScope blas(threads);
+
+  // Runs body(t, i0, count) over `threads` row ranges of [0, nb) in parallel.
+  auto parallel_rows = [&](Index nb, auto&& body) {
+    const Index per = (nb + threads - 1) / threads;
+    std::vector<std::thread> pool;
+    std::exception_ptr failure;
+    std::mutex failure_mutex;
+    auto run = [&](int t) {
+      try {
+        const Index i0 = std::min<Index>(nb, t * per);
+        body(t, i0, std::min<Index>(per, nb - i0));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+      }
+    };
+    for (int t = 1; t < threads && t * per < nb; ++t) pool.emplace_back(run, t);
+    run(0);
+    for (auto& thread : pool) thread.join();
+    if (failure) std::rethrow_exception(failure);
+  };
+
+  for (Index r0 = 0; r0 < rows; r0 += block_rows) {
+    const Index nb = std::min(block_rows, rows - r0);
+    const double* w = weights ? weights + r0 : nullptr;
+    for (auto& s : sums) std::fill(s.begin(), s.end(), 0.0);
+    parallel_rows(nb, [&](int t, Index i0, Index count) {
+      if (count > 0) load_block_any(chunk, r0, i0, count, shift.data(), w, b, sums[static_cast<std::size_t>(t)].data());
+    });
+    Eigen::VectorXd total = Eigen::VectorXd::Zero(n);
+    for (const auto& s : sums) total += Eigen::Map<const Eigen::VectorXd>(s.data(), n);
+    if (!total.allFinite()) {
+      const Index bad = first_non_finite_row(b, nb);
+      if (bad == nb) throw std::overflow_error("chunk: column sums overflow float64; rescale the data");
+      throw NonFiniteError(describe_bad_row(chunk, r0 + bad));
+    }
+    const double block_weight = w ? Eigen::Map<const Eigen::VectorXd>(w, nb).sum() : static_cast<double>(nb);
+    if (block_weight == 0.0) {
+      part.count += nb;
+      continue;
+    }
+    block_mean = total / block_weight;
+    parallel_rows(nb, [&](int, Index i0, Index count) { centre_block(b, i0, count, block_mean.data(), w, mixed); });
+    add_block_product(b, nb, mixed, part.scatter);
+    merge_block_mean(part, block_mean, block_weight, nb, delta);
+  }
+  part.scatter.triangularView<Eigen::StrictlyUpper>() = part.scatter.transpose();
+  return part;
+}
+
+}  // namespace
 
 Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen::Ref<const Eigen::VectorXd>& origin,
                      const ReduceOptions& options) {
@@ -216,6 +335,21 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen:
   if (rows == 0) return Moments(n, shift);
   if (chunk.data == nullptr) throw std::invalid_argument("chunk: null data pointer");
   if (weights != nullptr) validate_weights(weights, rows);
+
+  // Per-worker partials scale best (measured); they are only given up when
+  // their memory would leave a single worker for a multi-threaded request.
+  const int requested = detail::resolve_threads(options.threads);
+  const bool memory_bound = requested > 1 && choose_workers(requested, rows, rows, n) == 1 &&
+                            static_cast<double>(rows) * static_cast<double>(n) * static_cast<double>(n) >= 4.0e6;
+  const bool within_block = options.parallelism == Parallelism::within_block ||
+                            (options.parallelism == Parallelism::automatic && memory_bound);
+  if (within_block) {
+    Moments result = reduce_within_blocks(chunk, weights, shift, options);
+    if (!result.scatter.allFinite() || !result.mean.allFinite()) {
+      throw std::overflow_error("chunk: sums of squares overflow float64; rescale the data");
+    }
+    return result;
+  }
 
   const bool mixed = options.precision == Precision::mixed;
   const Index block_rows = options.block_rows > 0 ? options.block_rows : default_block_rows(n, options.precision);
@@ -244,16 +378,10 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen:
         const Index r0 = block * block_rows;
         const Index nb = std::min(block_rows, rows - r0);
         const double* w = weights ? weights + r0 : nullptr;
-        load_block_any(chunk, r0, nb, shift.data(), w, b);
+        load_block_any(chunk, r0, 0, nb, shift.data(), w, b, b.sums.data());
         const Eigen::Map<const Eigen::VectorXd> sums(b.sums.data(), n);
         if (!sums.allFinite()) {  // some value is NaN or infinite, or the sums overflow
-          Index bad = 0;
-          auto finite_row = [&](Index i) {
-            for (Index j = 0; j < n; ++j)
-              if (!std::isfinite(b.at(i, j))) return false;
-            return true;
-          };
-          while (bad < nb && finite_row(bad)) ++bad;
+          const Index bad = first_non_finite_row(b, nb);
           if (bad == nb) throw std::overflow_error("chunk: column sums overflow float64; rescale the data");
           std::lock_guard<std::mutex> lock(error_mutex);
           first_bad_row = std::min(first_bad_row, r0 + bad);
@@ -267,27 +395,9 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen:
           continue;
         }
         block_mean = sums / block_weight;
-        centre_block(b, nb, block_mean.data(), w, mixed);
-        // Scatter about the block's own mean (lower triangle only) ...
-        if (mixed) {
-          detail::rank_update_overwrite({b.values32.data(), nb, n, b.ld(), b.row_major}, b.product32.data(), n);
-          for (Index j = 0; j < n; ++j) {
-            const float* from = b.product32.data() + j * n;
-            double* to = part.scatter.data() + j * n;
-            for (Index i = j; i < n; ++i) to[i] += static_cast<double>(from[i]);
-          }
-        } else {
-          detail::rank_update({b.values.data(), nb, n, b.ld(), b.row_major}, part.scatter.data(), n);
-        }
-        // ... then the Chan-Golub-LeVeque correction for the shift of means (MATH.md §7).
-        const double total = part.weight + block_weight;
-        delta = block_mean - part.mean;
-        if (part.weight > 0.0) {
-          part.scatter.selfadjointView<Eigen::Lower>().rankUpdate(delta, part.weight * block_weight / total);
-        }
-        part.mean += (block_weight / total) * delta;
-        part.weight = total;
-        part.count += nb;
+        centre_block(b, 0, nb, block_mean.data(), w, mixed);
+        add_block_product(b, nb, mixed, part.scatter);  // scatter about the block's own mean ...
+        merge_block_mean(part, block_mean, block_weight, nb, delta);  // ... moved to the running mean
       }
       part.scatter.triangularView<Eigen::StrictlyUpper>() = part.scatter.transpose();
     } catch (...) {

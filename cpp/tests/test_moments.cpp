@@ -155,3 +155,48 @@ TEST(mixed_precision_error_stays_near_float32_rounding) {
   CHECK(rel > 0.0);  // it really did round to float32
   CHECK_CLOSE(fast.mean, exact.mean, 1e-12);  // only the block size differs
 }
+
+TEST(within_block_parallelism_matches_blocks) {
+  RowMatrix x = random_matrix(3001, 30, 12, 7.0);
+  Eigen::VectorXd w(3001);
+  for (Index i = 0; i < 3001; ++i) w[i] = static_cast<double>(i % 5) * 0.5;
+  const Eigen::VectorXd origin = x.row(0).transpose();
+  const ChunkView view = ChunkView::row_major(x.data(), 3001, 30);
+  const Eigen::MatrixXd f = x;  // Fortran order too
+  const ChunkView fview = ChunkView::of(f.data(), 3001, 30, 1, 3001);
+  for (const double* weights : {static_cast<const double*>(nullptr), static_cast<const double*>(w.data())}) {
+    ReduceOptions blocks;
+    blocks.parallelism = Parallelism::blocks;
+    const Moments expected = reduce_chunk(view, weights, origin, blocks);
+    for (int threads : {1, 2, 3}) {
+      for (Index block_rows : {0, 1, 100, 5000}) {
+        ReduceOptions within;
+        within.parallelism = Parallelism::within_block;
+        within.threads = threads;
+        within.block_rows = block_rows;
+        for (const ChunkView& v : {view, fview}) {
+          const Moments m = reduce_chunk(v, weights, origin, within);
+          CHECK(m.count == 3001);
+          CHECK(m.weight == expected.weight);
+          CHECK_CLOSE(m.mean, expected.mean, 1e-12);
+          CHECK_CLOSE(m.scatter, expected.scatter, 1e-12 * expected.scatter.cwiseAbs().maxCoeff());
+          CHECK(m.scatter == m.scatter.transpose());
+        }
+      }
+    }
+  }
+  ReduceOptions within;
+  within.parallelism = Parallelism::within_block;
+  within.block_rows = 1000;
+  x(2500, 3) = NAN;
+  x(2900, 1) = NAN;
+  CHECK_THROWS_WITH(reduce_chunk(view, nullptr, origin, within), NonFiniteError, "row 2500 contains NaN (column 3)");
+  within.precision = Precision::mixed;
+  x(2500, 3) = 1.0;
+  x(2900, 1) = 2.0;
+  const Moments mixed = reduce_chunk(view, nullptr, origin, within);
+  ReduceOptions blocks;
+  blocks.parallelism = Parallelism::blocks;
+  const Moments exact = reduce_chunk(view, nullptr, origin, blocks);
+  CHECK((mixed.scatter - exact.scatter).cwiseAbs().maxCoeff() <= 1e-6 * exact.scatter.cwiseAbs().maxCoeff());
+}

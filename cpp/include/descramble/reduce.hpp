@@ -31,6 +31,20 @@ enum class Precision {
   mixed,
 };
 
+/// How reduce_chunk spreads a chunk over the threads.
+enum class Parallelism {
+  /// `blocks`, unless the workers' n x n partials would not fit in 1 GiB
+  /// (n above about 8000 on two cores): then `within_block`.
+  automatic,
+  /// Each worker reduces whole blocks of rows into its own n x n partial
+  /// result; the partials are merged at the end. Best for small n.
+  blocks,
+  /// One block at a time: the threads load and centre its rows together,
+  /// then a threaded BLAS product updates the single shared result. Needs
+  /// one n x n result only; slower than `blocks` where both fit (measured).
+  within_block,
+};
+
 /// How reduce_chunk splits its work.
 struct ReduceOptions {
   /// Worker threads; 0 means every hardware thread.
@@ -38,6 +52,7 @@ struct ReduceOptions {
   /// Rows per block; 0 chooses from the number of features.
   Index block_rows = 0;
   Precision precision = Precision::float64;
+  Parallelism parallelism = Parallelism::automatic;
 };
 
 /// The BLAS behind the block products ("eigen" when built without one).
