@@ -18,7 +18,7 @@ Cases (N = rows, n = features):
   descrambler      closed form (m = 32..256) vs reference.descramble_iterative (SciPy L-BFGS)
                    (these run in this process: their memory is not the point)
 
-Usage: python bench/run.py [--quick] [--json PATH] [--repeat N] [--only KERNEL ...]
+Usage: python bench/run.py [--quick] [--json PATH] [--repeat N] [--only KERNEL ...] [--widths N ...]
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="+",
                         choices=["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"],
                         help="run these kernels only")
+    parser.add_argument("--widths", type=int, nargs="+", help="feature counts n of the in-memory cases")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -177,7 +178,7 @@ def main() -> int:
         return 0
 
     rows = 50_000 if args.quick else 200_000
-    widths = (64, 256) if args.quick else (64, 256, 1024)
+    widths = args.widths or ((64, 256) if args.quick else (64, 256, 1024))
     kernels = args.only or ["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"]
     specs: List[Dict[str, Any]] = []
     for n in widths:

@@ -110,7 +110,7 @@ def test_generators_are_prefetched_and_exceptions_surface(data):
 
 
 def test_mixed_precision_error_bound(rng):
-    """float32 products over blocks of at most 512 rows, float64 sums: error <= 1e-6 relative."""
+    """float32 products over blocks of rows, float64 sums: error <= 1e-6 relative."""
     x = (5.0 + rng.normal(size=(200_000, 64)) * rng.uniform(0.1, 10, size=64)).astype(np.float32)
     exact = descramble.Autocorrelation(64).update(x)
     mixed = descramble.Autocorrelation(64, precision="mixed").update(x)

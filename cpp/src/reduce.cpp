@@ -98,28 +98,88 @@ void load_block(const ChunkView& chunk, Index r0, Index i0, Index count, const d
   }
 }
 
-void load_block_any(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
-                    Block& b, double* sums) {
-  switch (chunk.type) {
-    case ScalarType::float64: return load_block<double>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::float32: return load_block<float>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::int8: return load_block<std::int8_t>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::int16: return load_block<std::int16_t>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::int32: return load_block<std::int32_t>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::int64: return load_block<std::int64_t>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::uint8: return load_block<std::uint8_t>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::uint16: return load_block<std::uint16_t>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::uint32: return load_block<std::uint32_t>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::uint64: return load_block<std::uint64_t>(chunk, r0, i0, count, origin, w, b, sums);
-    case ScalarType::boolean: return load_block<std::uint8_t>(chunk, r0, i0, count, origin, w, b, sums);
+// Calls f(T{}) with T the C++ type of the chunk's elements.
+template <class F>
+void dispatch(ScalarType type, F&& f) {
+  switch (type) {
+    case ScalarType::float64: return f(double{});
+    case ScalarType::float32: return f(float{});
+    case ScalarType::int8: return f(std::int8_t{});
+    case ScalarType::int16: return f(std::int16_t{});
+    case ScalarType::int32: return f(std::int32_t{});
+    case ScalarType::int64: return f(std::int64_t{});
+    case ScalarType::uint8: return f(std::uint8_t{});
+    case ScalarType::uint16: return f(std::uint16_t{});
+    case ScalarType::uint32: return f(std::uint32_t{});
+    case ScalarType::uint64: return f(std::uint64_t{});
+    case ScalarType::boolean: return f(std::uint8_t{});
   }
   throw std::invalid_argument("chunk: unsupported scalar type");
 }
 
-// Subtracts the block mean from buffer rows [i0, i0 + count) and scales row
-// i by sqrt(w_i): sum_i w_i c_i c_i^T = (sqrt(w) c)^T (sqrt(w) c). With mixed
-// precision the result is written, rounded, to the float32 copy instead.
-void centre_block(Block& b, Index i0, Index count, const double* mean, const double* w, bool to_float32) {
+void load_block_any(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
+                    Block& b, double* sums) {
+  dispatch(chunk.type, [&](auto tag) { load_block<decltype(tag)>(chunk, r0, i0, count, origin, w, b, sums); });
+}
+
+// Mixed precision, pass 1: the (weighted) column sums of x - origin over
+// buffer rows [i0, i0 + count), read straight from the chunk (nothing stored).
+template <class T>
+void sum_rows(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
+              bool row_major, double* sums) {
+  const char* base = static_cast<const char*>(chunk.data);
+  const Index rs = chunk.row_stride;
+  const Index cs = chunk.col_stride;
+  const Index n = chunk.cols;
+  if (row_major) {
+    std::fill(sums, sums + n, 0.0);
+    for (Index i = i0; i < i0 + count; ++i) {
+      const char* row = base + (r0 + i) * rs;
+      const double wi = w ? w[i] : 1.0;
+      for (Index j = 0; j < n; ++j) sums[j] += wi * (load<T>(row + j * cs) - origin[j]);
+    }
+  } else {
+    for (Index j = 0; j < n; ++j) {
+      const char* column = base + (r0 + i0) * rs + j * cs;
+      const double o = origin[j];
+      double s = 0.0;
+      for (Index i = 0; i < count; ++i) s += (w ? w[i0 + i] : 1.0) * (load<T>(column + i * rs) - o);
+      sums[j] = s;
+    }
+  }
+}
+
+// Mixed precision, pass 2: ((x - origin) - mean) * sqrt(w), rounded to
+// float32, straight from the chunk into the float32 block (no float64 copy).
+template <class T>
+void centre_rows_to_float32(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin,
+                            const double* mean, Block& b) {
+  const char* base = static_cast<const char*>(chunk.data);
+  const Index rs = chunk.row_stride;
+  const Index cs = chunk.col_stride;
+  const Index n = chunk.cols;
+  const double* rw = b.root_weights.data();
+  if (b.row_major) {
+    for (Index i = i0; i < i0 + count; ++i) {
+      const char* row = base + (r0 + i) * rs;
+      float* out = b.values32.data() + i * n;
+      const double s = rw[i];
+      for (Index j = 0; j < n; ++j) out[j] = static_cast<float>(((load<T>(row + j * cs) - origin[j]) - mean[j]) * s);
+    }
+  } else {
+    for (Index j = 0; j < n; ++j) {
+      const char* column = base + (r0 + i0) * rs + j * cs;
+      float* out = b.values32.data() + j * b.capacity + i0;
+      const double o = origin[j];
+      const double m = mean[j];
+      for (Index i = 0; i < count; ++i) out[i] = static_cast<float>(((load<T>(column + i * rs) - o) - m) * rw[i0 + i]);
+    }
+  }
+}
+
+// Subtracts the block mean from buffer rows [i0, i0 + count), in place, and
+// scales row i by sqrt(w_i): sum_i w_i c_i c_i^T = (sqrt(w) c)^T (sqrt(w) c).
+void centre_block(Block& b, Index i0, Index count, const double* mean, const double* w) {
   const Index n = b.n;
   double* rw = b.root_weights.data();
   for (Index i = i0; i < i0 + count; ++i) rw[i] = w ? std::sqrt(w[i]) : 1.0;
@@ -127,36 +187,47 @@ void centre_block(Block& b, Index i0, Index count, const double* mean, const dou
     for (Index i = i0; i < i0 + count; ++i) {
       double* row = b.values.data() + i * n;
       const double s = rw[i];
-      if (to_float32) {
-        float* out = b.values32.data() + i * n;
-        for (Index j = 0; j < n; ++j) out[j] = static_cast<float>((row[j] - mean[j]) * s);
-      } else {
-        for (Index j = 0; j < n; ++j) row[j] = (row[j] - mean[j]) * s;
-      }
+      for (Index j = 0; j < n; ++j) row[j] = (row[j] - mean[j]) * s;
     }
   } else {
     for (Index j = 0; j < n; ++j) {
       double* column = b.values.data() + j * b.capacity;
       const double m = mean[j];
-      if (to_float32) {
-        float* out = b.values32.data() + j * b.capacity;
-        for (Index i = i0; i < i0 + count; ++i) out[i] = static_cast<float>((column[i] - m) * rw[i]);
-      } else {
-        for (Index i = i0; i < i0 + count; ++i) column[i] = (column[i] - m) * rw[i];
-      }
+      for (Index i = i0; i < i0 + count; ++i) column[i] = (column[i] - m) * rw[i];
     }
   }
 }
 
-// Index of the first buffer row (< nb) holding a non-finite value, or nb.
-Index first_non_finite_row(const Block& b, Index nb) {
-  for (Index i = 0; i < nb; ++i) {
-    for (Index j = 0; j < b.n; ++j) {
-      const double v = b.values[static_cast<std::size_t>(b.row_major ? i * b.n + j : j * b.capacity + i)];
-      if (!std::isfinite(v)) return i;
-    }
-  }
-  return nb;
+// Pass 1 over buffer rows [i0, i0 + count): column sums of x - origin into
+// `sums`; in float64 the shifted values are kept in the block for pass 2.
+void gather_rows(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
+                 Block& b, double* sums, bool mixed) {
+  if (!mixed) return load_block_any(chunk, r0, i0, count, origin, w, b, sums);
+  dispatch(chunk.type, [&](auto tag) { sum_rows<decltype(tag)>(chunk, r0, i0, count, origin, w, b.row_major, sums); });
+}
+
+// Pass 2 over buffer rows [i0, i0 + count): centre (and weight) the rows, in
+// place in float64, or from the chunk into the float32 block (mixed).
+void centre_rows(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* mean,
+                 const double* w, Block& b, bool mixed) {
+  if (!mixed) return centre_block(b, i0, count, mean, w);
+  for (Index i = i0; i < i0 + count; ++i) b.root_weights[static_cast<std::size_t>(i)] = w ? std::sqrt(w[i]) : 1.0;
+  dispatch(chunk.type,
+           [&](auto tag) { centre_rows_to_float32<decltype(tag)>(chunk, r0, i0, count, origin, mean, b); });
+}
+
+// The first non-finite row of the block (buffer index), reading the chunk again.
+Index locate_non_finite_row(const ChunkView& chunk, Index r0, Index nb, const double* origin, Block& b) {
+  load_block_any(chunk, r0, 0, nb, origin, nullptr, b, b.sums.data());
+  Index bad = 0;
+  auto finite_row = [&](Index i) {
+    for (Index j = 0; j < b.n; ++j)
+      if (!std::isfinite(b.values[static_cast<std::size_t>(b.row_major ? i * b.n + j : j * b.capacity + i)]))
+        return false;
+    return true;
+  };
+  while (bad < nb && finite_row(bad)) ++bad;
+  return bad;
 }
 
 // Adds the block's scatter about its own mean to the lower triangle of
@@ -210,10 +281,11 @@ Index default_block_rows(Index n, Precision precision) {
   // 512 KiB to 4 MiB of float64 per block (n x 2048 rows at most): enough rows
   // for an efficient rank-k update, few enough to stay in cache, and the
   // per-block merge (O(n^2)) is negligible against the product (O(rows n^2)).
-  // Mixed precision keeps the float32 sums at most 512 terms long (see
-  // Precision::mixed for the bound this gives).
   const Index rows = std::clamp<Index>((Index{1} << 19) / std::max<Index>(n, 1), 256, 2048);
-  return precision == Precision::mixed ? std::min<Index>(rows, 512) : rows;
+  // float32 products are twice as fast, so they need twice the rows per call
+  // to amortise it; the float32 sums stay at most 2048 terms long (see
+  // Precision::mixed for the bound this gives).
+  return precision == Precision::mixed ? std::clamp<Index>(2 * rows, 512, 2048) : rows;
 }
 
 int choose_workers(int threads, Index blocks, Index rows, Index n) {
@@ -297,12 +369,12 @@ Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, cons
     const double* w = weights ? weights + r0 : nullptr;
     for (auto& s : sums) std::fill(s.begin(), s.end(), 0.0);
     parallel_rows(nb, [&](int t, Index i0, Index count) {
-      if (count > 0) load_block_any(chunk, r0, i0, count, shift.data(), w, b, sums[static_cast<std::size_t>(t)].data());
+      if (count > 0) gather_rows(chunk, r0, i0, count, shift.data(), w, b, sums[static_cast<std::size_t>(t)].data(), mixed);
     });
     Eigen::VectorXd total = Eigen::VectorXd::Zero(n);
     for (const auto& s : sums) total += Eigen::Map<const Eigen::VectorXd>(s.data(), n);
     if (!total.allFinite()) {
-      const Index bad = first_non_finite_row(b, nb);
+      const Index bad = locate_non_finite_row(chunk, r0, nb, shift.data(), b);
       if (bad == nb) throw std::overflow_error("chunk: column sums overflow float64; rescale the data");
       throw NonFiniteError(describe_bad_row(chunk, r0 + bad));
     }
@@ -312,7 +384,9 @@ Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, cons
       continue;
     }
     block_mean = total / block_weight;
-    parallel_rows(nb, [&](int, Index i0, Index count) { centre_block(b, i0, count, block_mean.data(), w, mixed); });
+    parallel_rows(nb, [&](int, Index i0, Index count) {
+      centre_rows(chunk, r0, i0, count, shift.data(), block_mean.data(), w, b, mixed);
+    });
     add_block_product(b, nb, mixed, part.scatter);
     merge_block_mean(part, block_mean, block_weight, nb, delta);
   }
@@ -378,10 +452,10 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen:
         const Index r0 = block * block_rows;
         const Index nb = std::min(block_rows, rows - r0);
         const double* w = weights ? weights + r0 : nullptr;
-        load_block_any(chunk, r0, 0, nb, shift.data(), w, b, b.sums.data());
+        gather_rows(chunk, r0, 0, nb, shift.data(), w, b, b.sums.data(), mixed);
         const Eigen::Map<const Eigen::VectorXd> sums(b.sums.data(), n);
         if (!sums.allFinite()) {  // some value is NaN or infinite, or the sums overflow
-          const Index bad = first_non_finite_row(b, nb);
+          const Index bad = locate_non_finite_row(chunk, r0, nb, shift.data(), b);
           if (bad == nb) throw std::overflow_error("chunk: column sums overflow float64; rescale the data");
           std::lock_guard<std::mutex> lock(error_mutex);
           first_bad_row = std::min(first_bad_row, r0 + bad);
@@ -395,7 +469,7 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen:
           continue;
         }
         block_mean = sums / block_weight;
-        centre_block(b, 0, nb, block_mean.data(), w, mixed);
+        centre_rows(chunk, r0, 0, nb, shift.data(), block_mean.data(), w, b, mixed);
         add_block_product(b, nb, mixed, part.scatter);  // scatter about the block's own mean ...
         merge_block_mean(part, block_mean, block_weight, nb, delta);  // ... moved to the running mean
       }

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _core
 from ._validation import as_chunk, as_positive_int, as_weights
-from .sources import open_source, progress_bar
+from .sources import Source, open_source, progress_bar
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -51,12 +51,13 @@ class Autocorrelation:
         Number of features (columns) of every chunk, at least 1.
     precision : {"float64", "mixed"}, default "float64"
         Arithmetic of the products. "mixed" rounds the centred values of each
-        block of at most 512 rows to float32, multiplies in float32 and adds
-        the block results in float64: about twice as fast, with an error per
-        block of at most about ``514 * 2**-24 * sum_i |c_i| |c_i|^T`` (``c_i``
-        the centred rows) that does not grow with the number of rows. Rounding
-        errors have random signs, so the measured relative error is far
-        smaller: about 1e-8 on Gaussian data (tested: <= 1e-6).
+        block of rows (512 to 2048 rows) to float32, multiplies in float32 and
+        adds the block results in float64: about twice as fast, with an error
+        per block of at most about ``(rows + 2) * 2**-24 * sum_i |c_i| |c_i|^T``
+        (``c_i`` the centred rows of the block), which does not grow with the
+        number of blocks. Rounding errors have random signs, so the measured
+        relative error is far smaller: about 2e-8 on Gaussian data (tested:
+        <= 1e-6).
     threads : int, optional
         Worker threads for each update; default: every core.
 
@@ -174,6 +175,9 @@ class Autocorrelation:
         src = open_source(source, weights=weights, chunk_rows=chunk_rows, dtype=dtype, n_features=n_features)
         if src.n_features != self.n_features:
             raise ValueError(f"data: expected {self.n_features} columns (n_features), got {src.n_features}")
+        return self._feed(src, progress)
+
+    def _feed(self, src: Source, progress: bool) -> "Autocorrelation":
         with progress_bar(progress, src.rows) as report:
             src.feed(self._core, report)
         return self
@@ -416,10 +420,7 @@ def accumulate(
     src = open_source(source, weights=weights, chunk_rows=chunk_rows, dtype=dtype, n_features=n_features)
     if src.n_features < 1:
         raise ValueError("data: expected at least one feature (column), got 0")
-    acc = Autocorrelation(src.n_features, precision=precision, threads=threads)
-    with progress_bar(progress, src.rows) as report:
-        src.feed(acc._core, report)
-    return acc
+    return Autocorrelation(src.n_features, precision=precision, threads=threads)._feed(src, progress)
 
 
 def autocorrelation(

@@ -66,7 +66,7 @@ def is_sliceable_dataset(data: Any) -> bool:
 
 
 #: In-memory arrays are fed in views of about this much work (n^2 per row).
-DEFAULT_CHUNK_FLOPS = 2e10
+DEFAULT_CHUNK_FLOPS = 1e11
 
 
 def default_chunk_rows(n_features: int, itemsize: int = 8) -> int:

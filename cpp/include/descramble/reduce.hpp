@@ -21,8 +21,9 @@ class NonFiniteError : public std::invalid_argument {
 enum class Precision {
   /// float64 products and sums throughout.
   float64,
-  /// Centred values rounded to float32, float32 products over one block of
-  /// rows (`block_rows`, at most 512 by default), float64 sums across blocks.
+  /// Centred values rounded to float32 (straight from the chunk, no float64
+  /// copy), float32 products over one block of rows (`block_rows`, 512 to
+  /// 2048 by default), float64 sums across blocks.
   /// About twice as fast; the error of each block's contribution is bounded
   /// by about (block_rows + 2) * 2^-24 * sum_i |c_i| |c_i|^T (c_i the centred
   /// rows), and does not grow with the number of blocks. Rounding errors of
