@@ -396,6 +396,17 @@ Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, cons
 
 }  // namespace
 
+void copy_rows(const ChunkView& chunk, Index r0, Index count, double* out) {
+  const char* base = static_cast<const char*>(chunk.data);
+  dispatch(chunk.type, [&](auto tag) {
+    using T = decltype(tag);
+    for (Index i = 0; i < count; ++i) {
+      const char* row = base + (r0 + i) * chunk.row_stride;
+      for (Index j = 0; j < chunk.cols; ++j) out[i * chunk.cols + j] = load<T>(row + j * chunk.col_stride);
+    }
+  });
+}
+
 Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen::Ref<const Eigen::VectorXd>& origin,
                      const ReduceOptions& options) {
   const Index n = chunk.cols;

@@ -128,3 +128,27 @@ TEST(round_trip_through_moments) {
   broken.scatter(0, 1) += 1.0;
   CHECK_THROWS_WITH(Autocorrelation{broken}, std::invalid_argument, "symmetric");
 }
+
+#include "descramble/forward.hpp"
+
+TEST(hidden_statistics_match_an_explicit_forward_pass) {
+  const RowMatrix x = random_matrix(5000, 6, 31);
+  DenseLayer first{random_matrix(4, 6, 32), Eigen::VectorXd::LinSpaced(4, -1.0, 1.0), Activation::tanh};
+  DenseLayer second{random_matrix(3, 4, 33), Eigen::VectorXd::Constant(3, 0.5), Activation::relu};
+  HiddenStatistics stats({first, second});
+  stats.update(ChunkView::row_major(x.data(), 2000, 6));
+  stats.update(ChunkView::row_major(x.row(2000).data(), 3000, 6));
+  RowMatrix z1 = (x * first.weights.transpose()).rowwise() + first.bias.transpose();
+  RowMatrix a1 = z1.array().tanh();
+  RowMatrix z2 = (a1 * second.weights.transpose()).rowwise() + second.bias.transpose();
+  RowMatrix a2 = z2.cwiseMax(0.0);
+  auto second_moment = [](const RowMatrix& m) { return Eigen::MatrixXd(m.transpose() * m / double(m.rows())); };
+  CHECK_CLOSE(stats.input().autocorrelation(), second_moment(x), 1e-10);
+  CHECK_CLOSE(stats.pre(0).autocorrelation(), second_moment(z1), 1e-10);
+  CHECK_CLOSE(stats.post(0).autocorrelation(), second_moment(a1), 1e-10);
+  CHECK_CLOSE(stats.pre(1).autocorrelation(), second_moment(z2), 1e-10);
+  CHECK_CLOSE(stats.post(1).autocorrelation(), second_moment(a2), 1e-10);
+  CHECK(stats.post(1).count() == 5000);
+  CHECK_THROWS_WITH(HiddenStatistics({first, first}), std::invalid_argument, "layers[1]: the weights have 6 columns");
+  CHECK_THROWS_WITH(parse_activation("gelu"), std::invalid_argument, "activation");
+}

@@ -18,6 +18,8 @@ smoothness
     Smoothness operators and their eigenbases (MATH.md §4).
 descramble, stability
     The closed-form descrambler (MATH.md §3) and a split-half diagnostic.
+hidden_autocorrelations
+    Every hidden layer's autocorrelation from one pass over the data.
 reference
     Plain NumPy reference implementations of every kernel, and the iterative
     descrambler the closed form replaces.
@@ -31,6 +33,7 @@ from ._core import NonFiniteError
 from .accumulator import Autocorrelation, accumulate, autocorrelation
 from .covariance import cov
 from .descrambler import Degeneracy, Descrambler, Stability, descramble, stability
+from .hidden import HiddenAutocorrelations, hidden_autocorrelations
 from .linalg import eigh, svd
 
 try:
@@ -42,6 +45,8 @@ __all__ = [
     "Autocorrelation",
     "Degeneracy",
     "Descrambler",
+    "HiddenAutocorrelations",
+    "hidden_autocorrelations",
     "Stability",
     "descramble",
     "eigh",

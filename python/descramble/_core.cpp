@@ -14,6 +14,7 @@
 #include "descramble/autocorrelation.hpp"
 #include "descramble/chunk.hpp"
 #include "descramble/file_stream.hpp"
+#include "descramble/forward.hpp"
 #include "descramble/linalg.hpp"
 #include "descramble/moments.hpp"
 
@@ -100,6 +101,33 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("a"), py::arg("k"), py::arg("seed"), py::arg("oversampling") = 10, py::arg("power_iterations") = 4,
       py::arg("threads") = 0, py::call_guard<py::gil_scoped_release>());
+
+  py::class_<descramble::HiddenStatistics>(m, "HiddenStatistics")
+      .def(py::init([](const std::vector<std::tuple<Eigen::MatrixXd, Eigen::VectorXd, std::string>>& layers,
+                       int threads) {
+             std::vector<descramble::DenseLayer> dense;
+             for (const auto& [w, b, activation] : layers) {
+               dense.push_back({w, b, descramble::parse_activation(activation)});
+             }
+             return descramble::HiddenStatistics(std::move(dense), options_of(threads, false));
+           }),
+           py::arg("layers"), py::arg("threads") = 0)
+      .def(
+          "update",
+          [](descramble::HiddenStatistics& self, const py::array& chunk) {
+            const ChunkView view = view_of(chunk);
+            py::gil_scoped_release release;
+            self.update(view);
+          },
+          py::arg("chunk"))
+      .def("input", [](const descramble::HiddenStatistics& self) { return Autocorrelation(self.input()); })
+      .def(
+          "pre", [](const descramble::HiddenStatistics& self, std::size_t i) { return Autocorrelation(self.pre(i)); },
+          py::arg("layer"))
+      .def(
+          "post", [](const descramble::HiddenStatistics& self, std::size_t i) { return Autocorrelation(self.post(i)); },
+          py::arg("layer"))
+      .def_property_readonly("layers", &descramble::HiddenStatistics::layers);
 
   py::class_<Autocorrelation>(m, "Autocorrelation")
       .def(py::init([](Index n_features, int threads, bool mixed) {

@@ -10,7 +10,7 @@ import numpy as np
 from .accumulator import Autocorrelation, accumulate
 from .linalg import eigh, svd
 from .smoothness import Smoothness, degenerate_groups, resolve
-from .sources import ArraySource, FileSource, open_source
+from .sources import open_source
 
 
 class Degeneracy(NamedTuple):
@@ -342,10 +342,6 @@ def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "f
     """
     W = _as_real_matrix(weights, "weights")
     src = open_source(data)
-    if isinstance(src, FileSource):  # alternate rows need views: go through a memory map
-        src = ArraySource(np.load(src.path, mmap_mode="r") if src.offset else
-                          np.memmap(src.path, dtype=src.dtype, mode="r", shape=(src.rows, src.n_features)),
-                          None, src.chunk_rows)
     halves = [Autocorrelation(src.n_features), Autocorrelation(src.n_features)]
     for chunk, _ in src.chunks():
         halves[0].update(chunk[0::2])

@@ -239,6 +239,15 @@ class FileSource(Source):
         self.fortran_order = fortran_order
         self.chunk_rows = chunk_rows
 
+    def chunks(self) -> Iterator[Chunk]:
+        """The file's rows through a memory map, for consumers other than the
+        accumulator (which reads the file itself, see :meth:`feed`)."""
+        if self.offset:
+            data = np.load(self.path, mmap_mode="r")
+        else:
+            data = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.rows, self.n_features))
+        yield from ArraySource(data, None, self.chunk_rows).chunks()
+
     def feed(self, core: Any, progress: Progress) -> None:
         last = [0]
 

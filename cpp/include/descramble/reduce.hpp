@@ -85,4 +85,8 @@ void validate_weights(const double* weights, Index count);
 /// Reads row `row` of `chunk` into a float64 vector.
 Eigen::VectorXd read_row(const ChunkView& chunk, Index row);
 
+/// Converts rows [r0, r0 + count) of `chunk` to float64, row-major, into `out`
+/// (count * chunk.cols values).
+void copy_rows(const ChunkView& chunk, Index r0, Index count, double* out);
+
 }  // namespace descramble
