@@ -288,14 +288,17 @@ Index default_block_rows(Index n, Precision precision) {
   return precision == Precision::mixed ? std::clamp<Index>(2 * rows, 512, 2048) : rows;
 }
 
+// Every worker keeps an n x n partial scatter: at most this many fit in 1 GiB.
+int memory_cap(Index n) {
+  const double partial_bytes = 8.0 * static_cast<double>(n) * static_cast<double>(n);
+  return static_cast<int>(std::max(1.0, (1024.0 * 1024 * 1024) / partial_bytes));
+}
+
 int choose_workers(int threads, Index blocks, Index rows, Index n) {
-  // Small chunks are not worth a thread start; every worker keeps an n x n
-  // partial scatter, so bound their total memory too (1 GiB).
+  // Small chunks are not worth a thread start.
   const double work = static_cast<double>(rows) * static_cast<double>(n) * static_cast<double>(n);
   if (work < 4.0e6) return 1;
-  const double partial_bytes = 8.0 * static_cast<double>(n) * static_cast<double>(n);
-  const int memory_cap = static_cast<int>(std::max(1.0, (1024.0 * 1024 * 1024) / partial_bytes));
-  return std::max(1, std::min({threads, memory_cap, static_cast<int>(std::min<Index>(blocks, 1 << 20))}));
+  return std::max(1, std::min({threads, memory_cap(n), static_cast<int>(std::min<Index>(blocks, 1 << 20))}));
 }
 
 }  // namespace
@@ -314,10 +317,9 @@ void validate_weights(const double* weights, Index count) {
 }
 
 Eigen::VectorXd read_row(const ChunkView& chunk, Index row) {
-  Block b(1, chunk.cols, true, Precision::float64);
-  const Eigen::VectorXd zero = Eigen::VectorXd::Zero(chunk.cols);
-  load_block_any(chunk, row, 0, 1, zero.data(), nullptr, b, b.sums.data());
-  return Eigen::Map<const Eigen::VectorXd>(b.values.data(), chunk.cols);
+  Eigen::VectorXd values(chunk.cols);
+  copy_rows(chunk, row, 1, values.data());
+  return values;
 }
 
 namespace {
@@ -394,48 +396,12 @@ Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, cons
   return part;
 }
 
-}  // namespace
-
-void copy_rows(const ChunkView& chunk, Index r0, Index count, double* out) {
-  const char* base = static_cast<const char*>(chunk.data);
-  dispatch(chunk.type, [&](auto tag) {
-    using T = decltype(tag);
-    for (Index i = 0; i < count; ++i) {
-      const char* row = base + (r0 + i) * chunk.row_stride;
-      for (Index j = 0; j < chunk.cols; ++j) out[i * chunk.cols + j] = load<T>(row + j * chunk.col_stride);
-    }
-  });
-}
-
-Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen::Ref<const Eigen::VectorXd>& origin,
-                     const ReduceOptions& options) {
+// Parallelism::blocks: workers take blocks of rows in turn, each reducing
+// into its own partial result; the partials are merged at the end.
+Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, const Eigen::VectorXd& shift,
+                             const ReduceOptions& options) {
   const Index n = chunk.cols;
   const Index rows = chunk.rows;
-  if (rows < 0 || n < 0) throw std::invalid_argument("chunk: negative shape");
-  if (origin.size() != n) {
-    throw std::invalid_argument("origin: expected " + std::to_string(n) + " entries, got " +
-                                std::to_string(origin.size()));
-  }
-  const Eigen::VectorXd shift = origin;
-  if (rows == 0) return Moments(n, shift);
-  if (chunk.data == nullptr) throw std::invalid_argument("chunk: null data pointer");
-  if (weights != nullptr) validate_weights(weights, rows);
-
-  // Per-worker partials scale best (measured); they are only given up when
-  // their memory would leave a single worker for a multi-threaded request.
-  const int requested = detail::resolve_threads(options.threads);
-  const bool memory_bound = requested > 1 && choose_workers(requested, rows, rows, n) == 1 &&
-                            static_cast<double>(rows) * static_cast<double>(n) * static_cast<double>(n) >= 4.0e6;
-  const bool within_block = options.parallelism == Parallelism::within_block ||
-                            (options.parallelism == Parallelism::automatic && memory_bound);
-  if (within_block) {
-    Moments result = reduce_within_blocks(chunk, weights, shift, options);
-    if (!result.scatter.allFinite() || !result.mean.allFinite()) {
-      throw std::overflow_error("chunk: sums of squares overflow float64; rescale the data");
-    }
-    return result;
-  }
-
   const bool mixed = options.precision == Precision::mixed;
   const Index block_rows = options.block_rows > 0 ? options.block_rows : default_block_rows(n, options.precision);
   const Index blocks = (rows + block_rows - 1) / block_rows;
@@ -510,6 +476,45 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen:
   if (failure) std::rethrow_exception(failure);
   Moments result = std::move(partials[0]);
   for (std::size_t t = 1; t < partials.size(); ++t) result.merge(partials[t]);
+  return result;
+}
+
+}  // namespace
+
+void copy_rows(const ChunkView& chunk, Index r0, Index count, double* out) {
+  const char* base = static_cast<const char*>(chunk.data);
+  dispatch(chunk.type, [&](auto tag) {
+    using T = decltype(tag);
+    for (Index i = 0; i < count; ++i) {
+      const char* row = base + (r0 + i) * chunk.row_stride;
+      for (Index j = 0; j < chunk.cols; ++j) out[i * chunk.cols + j] = load<T>(row + j * chunk.col_stride);
+    }
+  });
+}
+
+Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen::Ref<const Eigen::VectorXd>& origin,
+                     const ReduceOptions& options) {
+  const Index n = chunk.cols;
+  const Index rows = chunk.rows;
+  if (rows < 0 || n < 0) throw std::invalid_argument("chunk: negative shape");
+  if (origin.size() != n) {
+    throw std::invalid_argument("origin: expected " + std::to_string(n) + " entries, got " +
+                                std::to_string(origin.size()));
+  }
+  const Eigen::VectorXd shift = origin;
+  if (rows == 0) return Moments(n, shift);
+  if (chunk.data == nullptr) throw std::invalid_argument("chunk: null data pointer");
+  if (weights != nullptr) validate_weights(weights, rows);
+
+  // Per-worker partials scale best (measured); they are only given up when
+  // their memory would leave a single worker for a multi-threaded request.
+  const int requested = detail::resolve_threads(options.threads);
+  const bool memory_bound = requested > 1 && memory_cap(n) == 1 &&
+                            static_cast<double>(rows) * static_cast<double>(n) * static_cast<double>(n) >= 4.0e6;
+  const bool within_block = options.parallelism == Parallelism::within_block ||
+                            (options.parallelism == Parallelism::automatic && memory_bound);
+  Moments result = within_block ? reduce_within_blocks(chunk, weights, shift, options)
+                                : reduce_across_blocks(chunk, weights, shift, options);
   if (!result.scatter.allFinite() || !result.mean.allFinite()) {
     throw std::overflow_error("chunk: sums of squares overflow float64; rescale the data");
   }

@@ -21,6 +21,11 @@ def as_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def as_threads(threads: Any) -> int:
+    """The core's thread count for ``threads``: 0 (every core) for None, else a positive int."""
+    return 0 if threads is None else as_positive_int(threads, "threads")
+
+
 def check_real_dtype(dtype: np.dtype, name: str) -> None:
     """Raise TypeError unless ``dtype`` holds real numbers (bool, int, float)."""
     if dtype.kind == "c":

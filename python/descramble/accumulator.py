@@ -10,7 +10,7 @@ from typing import Any, Dict, Union
 import numpy as np
 
 from . import _core
-from ._validation import as_chunk, as_positive_int, as_weights
+from ._validation import as_chunk, as_positive_int, as_threads, as_weights
 from .sources import Source, open_source, progress_bar
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -25,11 +25,6 @@ def _as_precision(precision: Any) -> bool:
     if not isinstance(precision, str) or precision not in _PRECISIONS:
         raise ValueError(f"precision: expected 'float64' or 'mixed', got {precision!r}")
     return precision == "mixed"
-
-
-def _as_threads(threads: Any) -> int:
-    """0 (every core) for None, else a positive int."""
-    return 0 if threads is None else as_positive_int(threads, "threads")
 
 
 class Autocorrelation:
@@ -88,7 +83,7 @@ class Autocorrelation:
 
     def __init__(self, n_features: int, *, precision: str = "float64", threads: int | None = None) -> None:
         self._core = _core.Autocorrelation(
-            as_positive_int(n_features, "n_features"), _as_threads(threads), _as_precision(precision)
+            as_positive_int(n_features, "n_features"), as_threads(threads), _as_precision(precision)
         )
 
     @classmethod
@@ -321,7 +316,7 @@ class Autocorrelation:
                 float(state["weight_sum"]),
                 np.asarray(state["mean_minus_shift"], dtype=np.float64),
                 scatter,
-                _as_threads(int(state["threads"]) or None) if "threads" in state else 0,
+                as_threads(int(state["threads"]) or None) if "threads" in state else 0,
                 _as_precision(str(state["precision"])) if "precision" in state else False,
             )
         except (KeyError, ValueError, TypeError) as exc:

@@ -7,7 +7,8 @@ from typing import Any, List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from . import _core
-from .accumulator import Autocorrelation, _as_threads
+from ._validation import as_threads
+from .accumulator import Autocorrelation
 from .sources import open_source, progress_bar
 
 ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid")
@@ -93,7 +94,7 @@ def hidden_autocorrelations(
     parsed = [_layer(layer, i) for i, layer in enumerate(layers)]
     if not parsed:
         raise ValueError("layers: expected at least one layer")
-    core = _core.HiddenStatistics(parsed, _as_threads(threads))
+    core = _core.HiddenStatistics(parsed, as_threads(threads))
     src = open_source(data, chunk_rows=chunk_rows)
     if src.n_features != parsed[0][0].shape[1]:
         raise ValueError(

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from . import _core
+from ._validation import as_threads
 
 
 class EighResult(NamedTuple):
@@ -87,7 +88,7 @@ def eigh(a: Any, UPLO: str = "L", *, threads: Optional[int] = None) -> EighResul
     m = np.array(arr, dtype=np.float64, order="F")
     if UPLO == "U":  # the core reads the lower triangle
         m = np.asfortranarray(m.T)
-    values, vectors = _core.eigh(m, _threads(threads))
+    values, vectors = _core.eigh(m, as_threads(threads))
     return EighResult(values.astype(dtype, copy=False), vectors.astype(dtype, copy=False))
 
 
@@ -146,7 +147,7 @@ def svd(
     if k is None:
         if seed is not None:
             raise ValueError("seed: only used by the randomised SVD (pass k)")
-        u, s, vt = _core.svd(m, bool(full_matrices), _threads(threads))
+        u, s, vt = _core.svd(m, bool(full_matrices), as_threads(threads))
     else:
         if full_matrices:
             raise ValueError("full_matrices: not available with k (a truncated SVD)")
@@ -157,11 +158,5 @@ def svd(
         seed = 0 if seed is None else int(seed)
         if seed < 0:
             raise ValueError(f"seed: expected a non-negative integer, got {seed}")
-        u, s, vt = _core.truncated_svd(m, int(k), seed, int(oversampling), int(power_iterations), _threads(threads))
+        u, s, vt = _core.truncated_svd(m, int(k), seed, int(oversampling), int(power_iterations), as_threads(threads))
     return SVDResult(u.astype(dtype, copy=False), s.astype(dtype, copy=False), vt.astype(dtype, copy=False))
-
-
-def _threads(threads: Optional[int]) -> int:
-    from ._validation import as_positive_int
-
-    return 0 if threads is None else as_positive_int(threads, "threads")

@@ -86,12 +86,17 @@ def eta(P: Any, A: Any, S: Any) -> float:
     return float(np.trace(np.asarray(A) @ P @ np.asarray(S) @ P.T))
 
 
+def _skew(q: Any, m: int) -> np.ndarray:
+    """The skew-symmetric Q whose strict lower triangle (row by row) holds ``q``."""
+    Q = np.zeros((m, m))
+    Q[np.tril_indices(m, -1)] = q
+    return Q - Q.T
+
+
 def cayley(q: Any, m: int) -> np.ndarray:
     """``P = (I + Q)^{-1} (I - Q)`` for the skew-symmetric Q whose strict lower
     triangle (row by row) holds the m(m-1)/2 parameters ``q``."""
-    Q = np.zeros((m, m))
-    Q[np.tril_indices(m, -1)] = q
-    Q -= Q.T
+    Q = _skew(q, m)
     eye = np.eye(m)
     return np.linalg.solve(eye + Q, eye - Q)
 
@@ -102,9 +107,7 @@ def eta_and_gradient(q: Any, A: np.ndarray, S: np.ndarray) -> tuple:
     ``G = -2 (I + Q)^{-T} A P S (I + P)^T``, ``d eta / d q = lower triangle of (G - G^T)``.
     """
     m = A.shape[0]
-    Q = np.zeros((m, m))
-    Q[np.tril_indices(m, -1)] = q
-    Q -= Q.T
+    Q = _skew(q, m)
     eye = np.eye(m)
     P = np.linalg.solve(eye + Q, eye - Q)
     APS = A @ P @ S

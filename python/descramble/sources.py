@@ -43,6 +43,13 @@ DEFAULT_CHUNK_BYTES = 32 << 20
 _CORE_FILE_KINDS = "biuf"
 
 
+def _core_reads(dtype: np.dtype) -> bool:
+    """True when the C++ core reads ``dtype`` from a file itself: native byte
+    order, bool/int/float of 1, 2, 4 or 8 bytes, but not float16."""
+    return (dtype.isnative and dtype.kind in _CORE_FILE_KINDS and dtype.itemsize in (1, 2, 4, 8)
+            and not (dtype.kind == "f" and dtype.itemsize < 4))
+
+
 def is_array_like(data: Any) -> bool:
     """True when ``data`` is one array (as NumPy would read it), not a stream of chunks.
 
@@ -282,9 +289,7 @@ def _npy_source(path: str, chunk_rows: int | None, mmap_fallback: bool = True) -
         raise ValueError(
             f"data: {path!r} is truncated: a {shape} {dtype} array needs {need} bytes, the file has {have}"
         )
-    if dtype.isnative and dtype.kind in _CORE_FILE_KINDS and dtype.itemsize in (1, 2, 4, 8) and not (
-        dtype.kind == "f" and dtype.itemsize < 4
-    ):
+    if _core_reads(dtype):
         return FileSource(path, offset, dtype, shape, bool(fortran_order), chunk_rows)
     # Byte-swapped, float16 or extended precision: read through a memory map,
     # converting chunk by chunk (the core does not read these formats itself).
@@ -304,9 +309,7 @@ def _raw_source(path: str, dtype: Any, n_features: Any, chunk_rows: int | None) 
             f"data: {path!r} has {size} bytes, not a whole number of rows of {n} {dtype} values "
             f"({row_bytes} bytes each): truncated, or wrong dtype/n_features"
         )
-    if not (dtype.isnative and dtype.kind in _CORE_FILE_KINDS and dtype.itemsize in (1, 2, 4, 8)) or (
-        dtype.kind == "f" and dtype.itemsize < 4
-    ):
+    if not _core_reads(dtype):
         return ArraySource(np.memmap(path, dtype=dtype, mode="r", shape=(size // row_bytes, n)), None, chunk_rows)
     return FileSource(path, 0, dtype, (size // row_bytes, n), False, chunk_rows)
 
