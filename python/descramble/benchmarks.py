@@ -1,0 +1,355 @@
+"""Benchmarks of the descramble core against the NumPy reference, in one run.
+
+Every case runs each side (descramble, NumPy) in its own fresh process, so
+that each side's peak RSS is its own; the sides alternate (A, B, A, B, ...)
+and the table shows median times and their ratio, NumPy time / descramble
+time: above 1 means descramble is faster. The machines are shared and noisy,
+so only ratios from the same run mean much.
+
+Cases (N = rows, n = features):
+  autocorrelation  float64 in memory       vs  X.T @ X / N
+  mixed            float32, precision=mixed vs  X.astype(float64), then X.T @ X / N
+  cov              float64 in memory       vs  np.cov
+  stream           a float32 .npy file     vs  the NumPy chunked loop over np.load(mmap_mode="r")
+                   (>= 2 GiB; 256 MiB with --quick), float64 and mixed precision
+  spectral         eigh, svd (n = 1024)    vs  numpy.linalg.eigh, numpy.linalg.svd
+                   svd(k = n/16, n = 2048) vs  the full numpy.linalg.svd
+  descrambler      closed form (m = 32..256) vs reference.descramble_iterative (SciPy L-BFGS)
+                   (these run in this process: their memory is not the point)
+
+Usage: descramble bench [--quick]  (or python bench/run.py, python -m descramble.benchmarks)
+       [--quick] [--json PATH] [--repeat N] [--only KERNEL ...] [--widths N ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+import descramble
+from . import reference
+
+# NumPy must run its best OpenBLAS kernel: these variables (set on some
+# machines to work around old OpenBLAS bugs) slow it down. main() drops them
+# by re-executing itself (NumPy reads them when it loads), for this process
+# and its children only.
+_BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_MODULE = [sys.executable, "-m", "descramble.benchmarks"]
+
+
+
+
+# -- the child side: one timed run of one side of one case ------------------------------
+
+
+def _peak_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _data(rows: int, n: int, dtype: str, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(size=(rows, n), dtype=np.float32).astype(dtype) + 1.0
+
+
+def _child(spec: Dict[str, Any]) -> Dict[str, Any]:
+    kernel, side = spec["kernel"], spec["side"]
+    rows, n = spec["rows"], spec["n"]
+    result: Dict[str, Any] = {}
+    if kernel == "stream":
+        path = spec["path"]
+        chunk_rows = max(1, (32 << 20) // (n * 4))
+        if side == "numpy":
+            def run():
+                x = np.load(path, mmap_mode="r")
+                return reference.chunked_autocorrelation(x[s : s + chunk_rows] for s in range(0, len(x), chunk_rows))
+        else:
+            def run():
+                return descramble.autocorrelation(path, precision=spec["precision"])
+    else:
+        x = _data(rows, n, "float32" if kernel == "mixed" else "float64")
+        if kernel == "autocorrelation":
+            run = (lambda: descramble.autocorrelation(x)) if side == "descramble" else (lambda: x.T @ x / rows)
+        elif kernel == "mixed":
+            if side == "descramble":
+                run = lambda: descramble.autocorrelation(x, precision="mixed")  # noqa: E731
+            else:
+                def run():
+                    y = x.astype(np.float64)
+                    return y.T @ y / rows
+        elif kernel == "cov":
+            m = np.ascontiguousarray(x.T)  # variables as rows, as np.cov users hold them
+            del x
+            run = (lambda: descramble.cov(m)) if side == "descramble" else (lambda: np.cov(m))
+        else:
+            raise ValueError(kernel)
+    if spec.get("warmup", True) and kernel != "stream":
+        run()
+    t0 = time.perf_counter()
+    out = run()
+    result["seconds"] = time.perf_counter() - t0
+    result["peak_rss_mib"] = _peak_rss_mib()
+    if side == "descramble" and spec["precision"] == "mixed":
+        # Relative error of the mixed-precision result against float64.
+        exact = descramble.autocorrelation(spec["path"] if kernel == "stream" else x)
+        result["rel_error"] = float(np.abs(out - exact).max() / np.abs(exact).max())
+    return result
+
+
+# -- the parent: cases, alternation, table -----------------------------------------------
+
+
+def _run_child(spec: Dict[str, Any]) -> Dict[str, Any]:
+    proc = subprocess.run(
+        [*_MODULE, "--child", json.dumps(spec)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed for {spec}:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _case(spec: Dict[str, Any], repeat: int) -> Dict[str, Any]:
+    runs: Dict[str, List[Dict[str, Any]]] = {"descramble": [], "numpy": []}
+    for _ in range(repeat):
+        for side in ("descramble", "numpy"):
+            runs[side].append(_run_child({**spec, "side": side}))
+    row = dict(spec)
+    for side, rs in runs.items():
+        row[f"{side}_s"] = statistics.median(r["seconds"] for r in rs)
+        row[f"{side}_rss_mib"] = max(r["peak_rss_mib"] for r in rs)
+    errors = [r["rel_error"] for r in runs["descramble"] if "rel_error" in r]
+    if errors:
+        row["rel_error"] = max(errors)
+    row["ratio"] = row["numpy_s"] / row["descramble_s"]
+    row["runs"] = runs
+    return row
+
+
+def _write_npy(path: str, rows: int, n: int) -> None:
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, n))
+    step = max(1, (64 << 20) // (n * 4))
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        mm[start:stop] = _data(stop - start, n, "float32", seed=start)
+    mm.flush()
+    del mm
+
+
+TARGETS = {
+    ("autocorrelation", "float64"): 1.0,
+    ("mixed", "mixed"): 1.8,
+    ("cov", "float64"): 1.5,
+    ("stream", "float64"): 1.1,
+    ("stream", "mixed"): 1.5,
+}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the benchmark suite and print its table (``descramble bench``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(v in os.environ for v in _BLAS_VARS):
+        env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
+        os.execve(sys.executable, [*_MODULE, *argv], env)
+    parser = argparse.ArgumentParser(prog="descramble bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions (about a minute)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs per side (default 3)")
+    parser.add_argument("--only", nargs="+",
+                        choices=["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"],
+                        help="run these kernels only")
+    parser.add_argument("--widths", type=int, nargs="+", help="feature counts n of the in-memory cases")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child))))
+        return 0
+
+    rows = 50_000 if args.quick else 200_000
+    widths = args.widths or ((64, 256) if args.quick else (64, 256, 1024))
+    kernels = args.only or ["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"]
+    specs: List[Dict[str, Any]] = []
+    for n in widths:
+        if "autocorrelation" in kernels:
+            specs.append({"kernel": "autocorrelation", "rows": rows, "n": n, "dtype": "float64",
+                          "precision": "float64", "reference": "X.T @ X"})
+        if "mixed" in kernels:
+            specs.append({"kernel": "mixed", "rows": rows, "n": n, "dtype": "float32", "precision": "mixed",
+                          "reference": "astype(f8); X.T @ X"})
+        if "cov" in kernels:
+            specs.append({"kernel": "cov", "rows": rows, "n": n, "dtype": "float64", "precision": "float64",
+                          "reference": "np.cov"})
+
+    results = []
+    tmpdir = tempfile.mkdtemp(prefix="descramble-bench-")
+    try:
+        for spec in specs:
+            print(f"running {spec['kernel']} {spec['rows']}x{spec['n']} ...", file=sys.stderr, flush=True)
+            results.append(_case(spec, args.repeat))
+        if "stream" in kernels:
+            n = 256
+            file_bytes = (256 << 20) if args.quick else (2 << 30) + (64 << 20)
+            file_rows = file_bytes // (n * 4)
+            path = os.path.join(tmpdir, "stream.npy")
+            print(f"writing a {file_bytes / 2**30:.2f} GiB float32 .npy file ...", file=sys.stderr, flush=True)
+            _write_npy(path, file_rows, n)
+            for precision in ("float64", "mixed"):
+                spec = {"kernel": "stream", "rows": file_rows, "n": n, "dtype": "float32", "precision": precision,
+                        "reference": "chunked np.load(mmap)", "path": path, "file_gib": file_bytes / 2**30}
+                print(f"running stream ({precision}) ...", file=sys.stderr, flush=True)
+                results.append(_case(spec, args.repeat))
+    finally:
+        for name in os.listdir(tmpdir):
+            os.remove(os.path.join(tmpdir, name))
+        os.rmdir(tmpdir)
+
+    header = (f"{'kernel':<16}{'shape':>14}{'dtype':>9}{'precision':>10}{'descramble s':>14}{'numpy s':>10}"
+              f"{'ratio':>8}{'target':>8}{'RSS MiB (ds/np)':>18}{'rel err':>10}  reference")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        target = TARGETS.get((r["kernel"], r["precision"]))
+        r["target"] = target
+        shape = f"{r['rows']}x{r['n']}"
+        rss = f"{r['descramble_rss_mib']:.0f}/{r['numpy_rss_mib']:.0f}"
+        err = f"{r['rel_error']:.1e}" if "rel_error" in r else "-"
+        print(f"{r['kernel']:<16}{shape:>14}{r['dtype']:>9}{r['precision']:>10}{r['descramble_s']:>14.4f}"
+              f"{r['numpy_s']:>10.4f}{r['ratio']:>8.2f}{(f'{target:.1f}' if target else '-'):>8}{rss:>18}"
+              f"{err:>10}  {r['reference']}")
+    in_process = []
+    if "spectral" in kernels:
+        print("running spectral kernels ...", file=sys.stderr, flush=True)
+        in_process += _spectral(args.quick, args.repeat)
+    if "descrambler" in kernels:
+        print("running closed form vs iterative ...", file=sys.stderr, flush=True)
+        in_process += _descrambler(args.quick)
+    if in_process:
+        header = f"\n{'kernel':<28}{'size':>8}{'descramble s':>14}{'reference s':>13}{'ratio':>10}{'target':>8}  note"
+        print(header)
+        print("-" * len(header))
+        for r in in_process:
+            target = f"{r['target']:.0f}" if r.get("target") else "-"
+            print(f"{r['kernel']:<28}{r['n']:>8}{r['descramble_s']:>14.5f}{r['reference_s']:>13.5f}"
+                  f"{r['ratio']:>10.1f}{target:>8}  {r['note']}")
+        results += in_process
+    machine = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "descramble": descramble.__version__,
+        "backend": descramble._core.product_backend(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+    }
+    print(f"\nmachine: {machine}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "results": results}, f, indent=2)
+    return 0
+
+
+def _interleaved(funcs: Dict[str, Any], repeat: int) -> Dict[str, float]:
+    """Median wall time of each function, alternating between them every round."""
+    times: Dict[str, List[float]] = {name: [] for name in funcs}
+    for f in funcs.values():  # warm-up
+        f()
+    for _ in range(repeat):
+        for name, f in funcs.items():
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _spectral(quick: bool, repeat: int) -> List[Dict[str, Any]]:
+    rng = np.random.default_rng(0)
+    n = 512 if quick else 1024
+    a = rng.normal(size=(n, n))
+    sym = a @ a.T / n
+    rows = []
+    t = _interleaved({"d": lambda: descramble.eigh(sym), "np": lambda: np.linalg.eigh(sym)}, repeat)
+    rows.append({"kernel": "eigh", "n": n, "descramble_s": t["d"], "reference_s": t["np"], "target": 1.0,
+                 "note": "vs numpy.linalg.eigh"})
+    t = _interleaved({"d": lambda: descramble.svd(a), "np": lambda: np.linalg.svd(a, full_matrices=False)}, repeat)
+    rows.append({"kernel": "svd", "n": n, "descramble_s": t["d"], "reference_s": t["np"], "target": 1.0,
+                 "note": "vs numpy.linalg.svd (thin)"})
+    n2 = 1024 if quick else 2048
+    k = n2 // 16
+    # A matrix with a decaying spectrum, as weight and autocorrelation matrices have.
+    q1, _ = np.linalg.qr(rng.normal(size=(n2, n2)))
+    q2, _ = np.linalg.qr(rng.normal(size=(n2, n2)))
+    sigma = 1.0 / (1.0 + np.arange(n2)) ** 1.5
+    b = (q1 * sigma) @ q2.T
+    t = _interleaved({"d": lambda: descramble.svd(b, k=k), "np": lambda: np.linalg.svd(b, full_matrices=False)},
+                     max(1, repeat - 1))
+    s = descramble.svd(b, k=k).S
+    err = float(np.max(np.abs(s - sigma[:k]) / sigma[:k]))
+    rows.append({"kernel": f"svd(k={k}) vs full svd", "n": n2, "descramble_s": t["d"], "reference_s": t["np"],
+                 "target": 3.0, "note": f"max rel. error of the k singular values {err:.1e} (sigma_i ~ i^-1.5)",
+                 "rel_error": err})
+    for r in rows:
+        r["ratio"] = r["reference_s"] / r["descramble_s"]
+    return rows
+
+
+def _descrambler(quick: bool) -> List[Dict[str, Any]]:
+    rows = []
+    rng = np.random.default_rng(1)
+    for m in (32, 64) if quick else (32, 64, 128, 256):
+        W = rng.normal(size=(m, 2 * m))
+        X = rng.normal(size=(20 * m, 2 * m)) * rng.uniform(0.2, 3.0, size=2 * m)
+        S = descramble.Autocorrelation(m).update(X @ W.T).autocorrelation()
+        t = _interleaved({"d": lambda: descramble.descramble(hidden=S)}, 5)["d"]
+        closed = descramble.descramble(hidden=S)
+        t0 = time.perf_counter()
+        it = reference.descramble_iterative(S, "fourier")
+        t_it = time.perf_counter() - t0
+        rows.append({"kernel": "closed form vs iterative", "n": m, "descramble_s": t, "reference_s": t_it,
+                     "ratio": t_it / t, "target": 300.0 if m == 128 else None,
+                     "loss_ratio": closed.loss / it["loss"],
+                     "note": f"loss closed/iterative = {closed.loss / it['loss']:.9f} "
+                             f"({it['iterations']} L-BFGS iterations)"})
+    return rows
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""The ``descramble`` command line: ``demo``, ``run`` and ``bench``.
+
+Every user error (a missing file, a wrong shape, an unknown option) ends
+with one line on stderr, ``descramble <command>: error: <what>``, and exit
+status 2; an interrupted run exits with 130. Nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, NoReturn, Optional, Tuple
+
+import numpy as np
+
+USAGE_ERROR = 2
+INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """An error in what the user asked for: reported in one line, no traceback.
+
+    ``prog``, when given, names the (sub)command the message is about.
+    """
+
+    def __init__(self, message: str, prog: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line and through :class:`UserError`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see '{self.prog} --help')", prog=self.prog)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror.lower()}"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+def parse_smoothness(spec: str, m: int) -> Any:
+    """Turn a ``--smoothness`` spec into a :class:`descramble.smoothness.Smoothness`.
+
+    Specs: ``fourier[:ORDER]``, ``fd[:ORDER]``, ``fd-circular[:ORDER]``,
+    ``gram:A.npy`` (A = D^T D, m x m) and ``matrix:D.npy`` (D, k x m).
+    """
+    from . import smoothness
+
+    name, _, arg = spec.partition(":")
+    if name in ("gram", "matrix"):
+        if not arg:
+            raise UserError(f"--smoothness: '{name}' needs a file, e.g. {name}:A.npy")
+        M = _load_array(arg, "--smoothness")
+        return smoothness.from_gram(M) if name == "gram" else smoothness.from_matrix(M)
+    if name not in ("fourier", "fd", "fd-circular"):
+        raise UserError(f"--smoothness: unknown operator {name!r}; expected fourier[:ORDER], fd[:ORDER], "
+                        "fd-circular[:ORDER], gram:A.npy or matrix:D.npy")
+    order = None
+    if arg:
+        try:
+            order = int(arg)
+        except ValueError:
+            raise UserError(f"--smoothness: the order must be a positive integer, got {arg!r}") from None
+        if order < 1:
+            raise UserError(f"--smoothness: the order must be a positive integer, got {order}")
+    return smoothness.resolve(name, m, order)
+
+
+def _load_array(path: str, option: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{option}: {path}: no such file")
+    try:
+        if p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                if len(z.files) != 1:
+                    raise UserError(f"{option}: {path} holds {len(z.files)} arrays ({', '.join(z.files)}); "
+                                    "expected exactly one")
+                return z[z.files[0]]
+        return np.load(p, allow_pickle=False)
+    except UserError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{option}: {path}: not a readable .npy/.npz file ({_one_line(exc)})") from None
+
+
+def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tuple[Any, dict]:
+    """The data source a ``--data`` spec names, and the keywords for :func:`descramble.accumulate`.
+
+    ``FILE.npy`` (read by the core at file offsets); ``FILE.npz[:KEY]``;
+    ``FILE.h5:DATASET`` / ``FILE.hdf5:DATASET`` (h5py); ``DIR.zarr``
+    (zarr); any other file is raw binary and needs ``--dtype`` and
+    ``--n-features``.
+    """
+    path, _, key = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"--data: {path}: no such file")
+    suffix = p.suffix.lower()
+    raw = suffix not in (".npy", ".npz", ".h5", ".hdf5", ".zarr")
+    if (dtype is not None or n_features is not None) and not raw:
+        raise UserError(f"--dtype/--n-features: only for raw binary files, not {suffix} files")
+    if suffix == ".npy":
+        return str(p), {}
+    if suffix == ".npz":
+        z = np.load(p, allow_pickle=False)
+        if not key:
+            if len(z.files) != 1:
+                raise UserError(f"--data: {path} holds {', '.join(z.files)}; name one as {path}:KEY")
+            key = z.files[0]
+        if key not in z.files:
+            raise UserError(f"--data: {path} has no array {key!r}; it holds {', '.join(z.files)}")
+        return z[key], {}
+    if suffix in (".h5", ".hdf5"):
+        try:
+            import h5py
+        except ImportError:
+            raise UserError("--data: HDF5 files need h5py: pip install 'descramble[hdf5]'") from None
+        if not key:
+            raise UserError(f"--data: name the dataset, as {path}:DATASET")
+        f = h5py.File(p, "r")
+        if key not in f:
+            raise UserError(f"--data: {path} has no dataset {key!r}")
+        return f[key], {}
+    if suffix == ".zarr":
+        try:
+            import zarr
+        except ImportError:
+            raise UserError("--data: zarr stores need zarr: pip install 'descramble[zarr]'") from None
+        return zarr.open(str(p), mode="r"), {}
+    if dtype is None or n_features is None:
+        raise UserError(f"--data: {path} is not .npy/.npz/.h5/.zarr, so it is read as raw binary: "
+                        "give --dtype and --n-features")
+    return str(p), {"dtype": dtype, "n_features": n_features}
+
+
+def _load_hidden(path: str, m: int) -> Any:
+    from .accumulator import Autocorrelation
+
+    p = Path(path)
+    if p.suffix == ".npz" and p.is_file():
+        with np.load(p, allow_pickle=False) as z:
+            saved_state = "scatter" in z.files or "version" in z.files
+        if saved_state:
+            return Autocorrelation.load(p)
+    S = _load_array(path, "--hidden")
+    if S.shape != (m, m):
+        raise UserError(f"--hidden: expected an {m} x {m} hidden autocorrelation (the layer has {m} neurons), "
+                        f"got shape {S.shape}")
+    return S
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import describe, run_demo
+
+    start = time.perf_counter()
+    kwargs = {"n_train": 10_000, "epochs": 15} if args.quick else {}
+    summary = run_demo(args.out, seed=args.seed, figures=not args.no_figures, **kwargs)
+    print(describe(summary))
+    print(f"report: {Path(args.out).resolve()} ({len(_files(summary))} files) in "
+          f"{time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _files(summary: dict) -> List[str]:
+    return [f for layer in summary["layers"].values() for f in layer["files"]] + ["summary.json"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import report
+    from .convergence import convergence
+    from .demo import describe
+    from .descrambler import descramble
+    from .io import load_layer
+    from .sources import progress_bar
+
+    start = time.perf_counter()
+    if not Path(args.weights).is_file():
+        raise UserError(f"--weights: {args.weights}: no such file")
+    if args.no_figures is False and not report.have_matplotlib():
+        raise UserError("figures need matplotlib: pip install 'descramble[plot]' (or pass --no-figures)")
+    W, b, name = load_layer(args.weights, args.layer)
+    if args.bias is not None:
+        b = _load_array(args.bias, "--bias")
+        if b.shape != (W.shape[0],):
+            raise UserError(f"--bias: expected {W.shape[0]} values (one per row of the weights), got shape {b.shape}")
+    smooth = parse_smoothness(args.smoothness, W.shape[0])
+    out = report.prepare(args.out)
+    conv = None
+    inputs = {"weights": str(args.weights), "layer": name, "bias": b is not None}
+    if args.hidden is not None:
+        if args.bias is not None:
+            raise UserError("--bias: not used with --hidden (S already includes it); drop one")
+        hidden = _load_hidden(args.hidden, W.shape[0])
+        d = descramble(W, hidden=hidden, smoothness=smooth)
+        inputs["hidden"] = str(args.hidden)
+        n_samples = getattr(hidden, "count", None)
+    else:
+        data, keywords = open_data(args.data, args.dtype, args.n_features)
+        with progress_bar(args.progress, None) as progress:
+            conv = convergence(W, data, bias=b, smoothness=smooth, progress=progress, **keywords)
+        d = descramble(W, autocorrelation=conv.accumulator, bias=b, smoothness=smooth)
+        inputs["data"] = str(args.data)
+        n_samples = conv.accumulator.count
+    layer = report.layer_report(out, _safe(name), d, W, convergence=conv, figures=not args.no_figures)
+    summary = {
+        "command": "run",
+        "inputs": inputs,
+        "N": n_samples,
+        "layers": {_safe(name): layer},
+        "timings_s": {"total": round(time.perf_counter() - start, 3)},
+        "versions": report.versions(),
+    }
+    report.write_summary(out, summary)
+    print(describe(summary))
+    print(f"report: {out.resolve()} ({len(_files(summary))} files)")
+    return 0
+
+
+def _safe(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return cleaned or "layer"
+
+
+def _bench(args: argparse.Namespace, extra: List[str]) -> int:
+    from .benchmarks import main as bench_main
+
+    return bench_main((["--quick"] if args.quick else []) + extra)
+
+
+# -- the parser --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``descramble`` argument parser (its subcommands: demo, run, bench)."""
+    from . import __version__
+
+    parser = _Parser(prog="descramble", description="Closed-form descrambling of neural-network layers.")
+    parser.add_argument("--version", action="version", version=f"descramble {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,run,bench}", parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="the whole story on an embedded relaxometry network (about 20 s)",
+                          description="Simulate biexponential relaxometry, train a small MLP with NumPy, "
+                                      "descramble its layers in closed form, and write a report.")
+    demo.add_argument("--out", default="descramble-demo", metavar="DIR",
+                      help="report directory (default: ./descramble-demo)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the data, the network and its training")
+    demo.add_argument("--quick", action="store_true", help="a smaller network run (a few seconds)")
+    demo.add_argument("--no-figures", action="store_true", help="skip the PNG figures (no matplotlib needed)")
+
+    run = sub.add_parser("run", help="descramble a layer of your own network",
+                         description="Descramble one layer of a trained network and write the same report "
+                                     "as the demo.")
+    run.add_argument("--weights", required=True, metavar="FILE",
+                     help="the weights: .npy (m x n), .npz, PyTorch .pt/.pth state dict, MATLAB .mat or .onnx")
+    run.add_argument("--layer", metavar="NAME", help="which layer of a multi-array weights file (e.g. fc1)")
+    run.add_argument("--bias", metavar="FILE", help="the bias (.npy, m values); overrides the file's own")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="SRC",
+                        help="the layer's input samples (rows): FILE.npy, FILE.npz[:KEY], FILE.h5:DATASET, "
+                             "DIR.zarr, or a raw file with --dtype and --n-features")
+    source.add_argument("--hidden", metavar="FILE",
+                        help="the hidden autocorrelation S (.npy, m x m) or a saved Autocorrelation (.npz)")
+    run.add_argument("--smoothness", default="fourier:2", metavar="SPEC",
+                     help="fourier[:ORDER], fd[:ORDER], fd-circular[:ORDER], gram:A.npy or matrix:D.npy "
+                          "(default fourier:2)")
+    run.add_argument("--dtype", help="element type of a raw --data file (e.g. float32)")
+    run.add_argument("--n-features", type=int, metavar="N", help="row width of a raw --data file")
+    run.add_argument("--out", required=True, metavar="DIR", help="report directory")
+    run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    run.add_argument("--progress", action="store_true", help="show a progress bar while streaming")
+
+    bench = sub.add_parser("bench", help="run the benchmark suite against NumPy and print its table",
+                           description="Benchmarks against the NumPy reference (see descramble.benchmarks); "
+                                       "other options are passed to it (--json, --only, --repeat, --widths).")
+    bench.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``descramble`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a user error, 130 when interrupted.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    command = "descramble"
+    try:
+        if argv and argv[0] == "bench":
+            args, extra = parser.parse_known_args(argv)
+        else:
+            args, extra = parser.parse_args(argv), []
+        if args.command is None:
+            parser.print_help()
+            return USAGE_ERROR
+        command = f"descramble {args.command}"
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "run":
+            return _run(args)
+        return _bench(args, extra)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except (UserError, ValueError, TypeError, OSError, ImportError, KeyError) as exc:
+        command = getattr(exc, "prog", None) or command
+        print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Convergence of the descrambler as the number of samples grows (MATH.md §5)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, List, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from ._validation import as_positive_int
+from .accumulator import Autocorrelation
+from .descrambler import descramble
+from .sources import open_source
+
+
+class Convergence(NamedTuple):
+    """What :func:`convergence` measured.
+
+    Attributes
+    ----------
+    n_samples : ndarray of int
+        The sample counts N at which the descrambler was rebuilt.
+    loss : ndarray
+        eta(P_N) evaluated on the whole stream's hidden autocorrelation: how
+        good the descrambler built from the first N samples is in the
+        large-data limit (approximated by all the data).
+    own_loss : ndarray
+        eta(P_N) on the first N samples themselves: equal to ``own_bound``
+        (the closed form is optimal on the data it saw).
+    own_bound : ndarray
+        The bound sum_k lambda_k mu_k(S_N) of the first N samples.
+    bound : float
+        The bound of the whole stream: ``loss`` approaches it as N grows.
+    accumulator : Autocorrelation
+        The input accumulator of the whole stream.
+    """
+
+    n_samples: np.ndarray
+    loss: np.ndarray
+    own_loss: np.ndarray
+    own_bound: np.ndarray
+    bound: float
+    accumulator: Autocorrelation
+
+
+def _geometric_sizes(start: int, factor: float = 2.0, stop: int = 1 << 62) -> Iterator[int]:
+    size = start
+    while size < stop:
+        yield size
+        size = max(size + 1, int(round(size * factor)))
+
+
+def convergence(
+    weights: Any,
+    data: Any,
+    *,
+    bias: Any = None,
+    smoothness: Any = "fourier",
+    order: Optional[int] = None,
+    sizes: Optional[Sequence[int]] = None,
+    chunk_rows: Optional[int] = None,
+    dtype: Any = None,
+    n_features: Optional[int] = None,
+    threads: Optional[int] = None,
+    progress: Any = None,
+) -> Convergence:
+    """Descramble a layer from the first N samples, for growing N, in one pass over ``data``.
+
+    The stream is read once: the input accumulator is snapshotted (an
+    n x n copy) whenever the count reaches the next size, chunks being
+    split at exactly that row. Each snapshot's descrambler P_N is then
+    scored on the whole stream's hidden autocorrelation S: its loss
+    tends to the whole stream's bound at the N^-1/2 rate of S_N (MATH.md §5).
+
+    Parameters
+    ----------
+    weights : array_like of shape (m, n)
+    data : source
+        Anything :func:`descramble.accumulate` takes.
+    bias : array_like of shape (m,), optional
+    smoothness, order
+        As for :func:`descramble.descramble`.
+    sizes : sequence of int, optional
+        Increasing sample counts. Default: 64, 128, 256, ... (doubling); the
+        whole stream's count is always the last point.
+    chunk_rows, dtype, n_features, threads : optional
+        Passed to the source (:func:`descramble.sources.open_source`; dtype
+        and n_features for raw files) and the accumulator.
+    progress : callable(rows), optional
+        Called with the number of rows after each chunk.
+
+    Returns
+    -------
+    Convergence
+    """
+    W = np.asarray(weights, dtype=np.float64)
+    if W.ndim != 2:
+        raise ValueError(f"weights: expected a 2-D matrix (m, n), got shape {W.shape}")
+    if sizes is None:
+        targets: Iterator[int] = _geometric_sizes(64)
+    else:
+        checked = [as_positive_int(s, "sizes") for s in sizes]
+        if any(b <= a for a, b in zip(checked, checked[1:])):
+            raise ValueError(f"sizes: expected strictly increasing counts, got {list(sizes)}")
+        targets = iter(checked)
+    source = open_source(data, chunk_rows=chunk_rows, dtype=dtype, n_features=n_features)
+    if source.n_features != W.shape[1]:
+        raise ValueError(f"data: has {source.n_features} features, the weights have {W.shape[1]} columns")
+    acc = Autocorrelation(source.n_features, threads=threads)
+    snapshots: List[Autocorrelation] = []
+    target = next(targets, None)
+    for chunk, w in source.chunks():
+        start = 0
+        while start < chunk.shape[0]:
+            stop = chunk.shape[0] if target is None else min(chunk.shape[0], start + target - acc.count)
+            acc.update(chunk[start:stop], None if w is None else w[start:stop])
+            start = stop
+            if target is not None and acc.count == target:
+                snapshots.append(acc.copy())
+                target = next(targets, None)
+        if progress is not None:
+            progress(chunk.shape[0])
+    if acc.count == 0:
+        raise ValueError("data: no samples")
+    if not snapshots or snapshots[-1].count != acc.count:
+        snapshots.append(acc)
+    # Samples <= n leave S_N rank deficient; that is fine for the closed form.
+    whole = descramble(W, autocorrelation=acc, bias=bias, smoothness=smoothness, order=order)
+    A, S = whole.smoothness.gram, whole.hidden
+    n_samples, loss, own_loss, own_bound = [], [], [], []
+    for snap in snapshots:
+        d = descramble(W, autocorrelation=snap, bias=bias, smoothness=whole.smoothness)
+        n_samples.append(snap.count)
+        loss.append(float(np.sum(A * (d.P @ S @ d.P.T))))  # tr(A P S P^T), MATH.md §2
+        own_loss.append(d.loss)
+        own_bound.append(d.bound)
+    return Convergence(np.array(n_samples), np.array(loss), np.array(own_loss), np.array(own_bound),
+                       whole.bound, acc)

@@ -1,0 +1,231 @@
+"""Figures of a descrambled layer (matplotlib, the optional ``plot`` extra).
+
+Every function returns a :class:`matplotlib.figure.Figure` built without
+pyplot, so it works in scripts, on headless machines and in notebooks (a
+Figure displays itself there). Save one with ``fig.savefig("name.png")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .convergence import Convergence
+from .descrambler import Descrambler
+
+
+def _figure(figsize: Sequence[float]) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - exercised only without matplotlib
+        raise ImportError("descramble.plot needs matplotlib: pip install 'descramble[plot]'") from None
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _matrix(a: Any, name: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D matrix, got shape {a.shape}")
+    return a
+
+
+def _weights_of(d: Descrambler, weights: Any) -> np.ndarray:
+    if weights is not None:
+        return _matrix(weights, "weights")
+    if d.weights is None:
+        raise ValueError("weights: this Descrambler has no weights; pass the layer's W")
+    return d.P.T @ d.weights  # W = P^T (P W)
+
+
+def weights(
+    descrambler: Descrambler,
+    weights: Any = None,
+    *,
+    x: Optional[np.ndarray] = None,
+    xlabel: str = "input index",
+    title: Optional[str] = None,
+) -> Any:
+    """The layer's weights before and after descrambling, side by side.
+
+    Parameters
+    ----------
+    descrambler : Descrambler
+    weights : array_like of shape (m, n), optional
+        The raw W (default: recovered from ``descrambler.weights``).
+    x : ndarray of shape (n,), optional
+        Coordinates of the inputs (e.g. echo times), for the x axis.
+    xlabel, title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    W = _weights_of(descrambler, weights)
+    PW = descrambler.P @ W
+    fig = _figure((10, 4))
+    axes = fig.subplots(1, 2, sharey=True)
+    limit = max(np.abs(W).max(), np.abs(PW).max()) or 1.0
+    extent = None
+    if x is not None:
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (W.shape[1],):
+            raise ValueError(f"x: expected {W.shape[1]} coordinates, got shape {x.shape}")
+        extent = (x[0], x[-1], W.shape[0] - 0.5, -0.5)
+    for ax, M, label in zip(axes, (W, PW), ("trained weights W (neurons as left by training)",
+                                           "descrambled weights P W")):
+        image = ax.imshow(M, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, extent=extent,
+                          interpolation="nearest")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel("hidden neuron")
+    fig.colorbar(image, ax=axes, shrink=0.9, label="weight")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def singular_spectrum(descrambler: Descrambler, *, title: Optional[str] = None) -> Any:
+    """The hidden data's principal standard deviations sqrt(mu_k), and the smoothness eigenvalues.
+
+    The closed form pairs the k-th largest mu with the k-th smallest
+    lambda (MATH.md §3); the loss is sum_k lambda_k mu_k.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = descrambler
+    mu = np.clip(d.spectrum, 0.0, None)
+    k = np.arange(1, mu.size + 1)
+    fig = _figure((10, 3.6))
+    left, right = fig.subplots(1, 2)
+    positive = mu > 0
+    left.semilogy(k[positive], np.sqrt(mu[positive]), "o-", ms=3)
+    left.set_xlabel("principal component k")
+    left.set_ylabel(r"$\sqrt{\mu_k}$ (hidden standard deviation)")
+    left.set_title("singular spectrum of the hidden signals", fontsize=10)
+    left.grid(True, which="both", alpha=0.3)
+    if d.basis_values.size:
+        lam = d.basis_values
+        right.plot(k, lam, "s-", ms=3, color="C1", label=r"$\lambda_k$ (smoothness cost of mode k)")
+        right.set_yscale("symlog", linthresh=1.0)
+        contribution = lam * mu
+        twin = right.twinx()
+        twin.bar(k, contribution, alpha=0.35, color="C2", label=r"$\lambda_k \mu_k$")
+        twin.set_ylabel(r"$\lambda_k \mu_k$ (terms of the bound)")
+        right.set_xlabel("smooth mode k")
+        right.set_ylabel(r"$\lambda_k$")
+        right.set_title(f"pairing: loss {d.loss:.4g} = bound {d.bound:.4g}", fontsize=10)
+        right.legend(loc="upper left", fontsize=8)
+    else:
+        right.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def fourier_magnitude(
+    descrambler: Descrambler,
+    weights: Any = None,
+    *,
+    sample_spacing: float = 1.0,
+    frequency_unit: str = "cycles per input",
+    title: Optional[str] = None,
+) -> Any:
+    """Fourier magnitudes of the descrambled rows, and hidden power per neuron-axis frequency.
+
+    Left: ``|rfft|`` of every row of P W along the input axis (each
+    descrambled neuron as a filter). Right: the power of the hidden signals
+    at each Fourier frequency of the neuron axis, before (S) and after
+    (P S P^T) descrambling: descrambling moves the power to the lowest
+    frequencies (MATH.md §2, §4).
+
+    Parameters
+    ----------
+    descrambler : Descrambler
+    weights : array_like, optional
+        The raw W (default: recovered from ``descrambler.weights``).
+    sample_spacing : float
+        Spacing of the inputs (e.g. the echo spacing), for the frequency axis.
+    frequency_unit : str
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = descrambler
+    W = _weights_of(d, weights)
+    PW = d.P @ W
+    magnitude = np.abs(np.fft.rfft(PW, axis=1))
+    freqs = np.fft.rfftfreq(W.shape[1], d=sample_spacing)
+    fig = _figure((10, 3.8))
+    left, right = fig.subplots(1, 2)
+    image = left.imshow(magnitude, aspect="auto", cmap="magma", interpolation="nearest",
+                        extent=(freqs[0], freqs[-1], W.shape[0] - 0.5, -0.5))
+    fig.colorbar(image, ax=left, label="|FFT|")
+    left.set_xlabel(f"frequency ({frequency_unit})")
+    left.set_ylabel("descrambled neuron")
+    left.set_title("Fourier magnitude of the rows of P W", fontsize=10)
+    if d.hidden is not None:
+        S = d.hidden
+        m = S.shape[0]
+        F = np.fft.rfft(np.eye(m), axis=0, norm="ortho")  # neuron-axis DFT rows
+        before = np.real(np.einsum("ki,ij,kj->k", F, S, F.conj()))
+        PSPt = d.P @ S @ d.P.T
+        after = np.real(np.einsum("ki,ij,kj->k", F, PSPt, F.conj()))
+        k = np.arange(before.size)
+        right.semilogy(k, np.clip(before, 1e-300, None), "o-", ms=3, label="trained (S)")
+        right.semilogy(k, np.clip(after, 1e-300, None), "s-", ms=3, label=r"descrambled ($P S P^T$)")
+        right.set_xlabel("frequency along the neuron axis (cycles per layer)")
+        right.set_ylabel("hidden power")
+        right.set_title("hidden power per neuron-axis frequency", fontsize=10)
+        right.grid(True, which="both", alpha=0.3)
+        right.legend(fontsize=8)
+    else:
+        right.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def convergence(result: Convergence, *, title: Optional[str] = None) -> Any:
+    """The loss of the descrambler built from N samples, against N, converging to the bound.
+
+    Left: eta(P_N) on all the data, with the bound as a line. Right: the
+    relative excess (eta(P_N) - bound) / bound on log-log axes, without the
+    last point (all the data, which is the reference itself); the N^-1
+    guide is where the excess of a descrambler whose error falls as
+    N^-1/2 lands (the excess is quadratic in the error at the optimum).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    N = np.asarray(result.n_samples, dtype=np.float64)
+    loss = np.asarray(result.loss)
+    fig = _figure((10, 3.6))
+    left, right = fig.subplots(1, 2)
+    left.semilogx(N, loss, "o-", ms=4, label=r"$\eta(P_N)$ on all the data")
+    left.axhline(result.bound, color="k", ls="--", lw=1, label=f"bound {result.bound:.4g}")
+    left.set_xlabel("samples N used to build P")
+    left.set_ylabel("smoothness loss")
+    left.legend(fontsize=8)
+    left.grid(True, which="both", alpha=0.3)
+    left.set_title("loss against N", fontsize=10)
+    excess = (loss - result.bound) / abs(result.bound)
+    keep = (excess > 0) & (N < N[-1])
+    if keep.any():
+        right.loglog(N[keep], excess[keep], "o-", ms=4, label="relative excess")
+        anchor = np.flatnonzero(keep)[0]
+        guide = excess[anchor] * N[anchor] / N[keep]
+        right.loglog(N[keep], guide, "k:", lw=1, label=r"$\propto N^{-1}$")
+        right.legend(fontsize=8)
+    right.set_xlabel("samples N")
+    right.set_ylabel(r"$(\eta(P_N) - \mathrm{bound}) / \mathrm{bound}$")
+    right.grid(True, which="both", alpha=0.3)
+    right.set_title("convergence to the bound", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,154 @@
+"""Writing a descrambling report to a directory: PNG figures, arrays, a JSON summary.
+
+Shared by ``descramble demo`` and ``descramble run``. Figures need
+matplotlib (the ``plot`` extra); without it the arrays and the summary are
+still written and the summary says why the figures are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from .convergence import Convergence
+from .descrambler import Descrambler
+
+
+def versions() -> Dict[str, str]:
+    """Versions of descramble, its BLAS, NumPy, Python and (if present) matplotlib."""
+    from . import __version__, _core
+
+    out = {
+        "descramble": __version__,
+        "blas": _core.product_backend(),
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+    try:
+        import matplotlib
+
+        out["matplotlib"] = matplotlib.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def have_matplotlib() -> bool:
+    """True when matplotlib can be imported (figures can be drawn)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def prepare(out: Any) -> Path:
+    """Create the output directory ``out`` (parents too) and return it.
+
+    Raises
+    ------
+    ValueError
+        When ``out`` exists and is not a directory, or cannot be created.
+    """
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out: {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out: cannot create {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"--out: {path} is not writable")
+    return path
+
+
+def _save_figure(fig: Any, path: Path, files: List[str]) -> None:
+    fig.savefig(path, dpi=80)
+    files.append(path.name)
+
+
+def layer_report(
+    out: Path,
+    name: str,
+    descrambler: Descrambler,
+    weights: np.ndarray,
+    *,
+    convergence: Optional[Convergence] = None,
+    x: Optional[np.ndarray] = None,
+    xlabel: str = "input index",
+    sample_spacing: float = 1.0,
+    frequency_unit: str = "cycles per input",
+    figures: bool = True,
+) -> Dict[str, Any]:
+    """Write one layer's arrays and figures into ``out`` and return its summary.
+
+    Files: ``P_<name>.npy``, ``PW_<name>.npy`` and, with matplotlib,
+    ``weights_<name>.png``, ``spectrum_<name>.png``, ``fourier_<name>.png``
+    and (given ``convergence``) ``convergence_<name>.png``.
+
+    Returns
+    -------
+    dict
+        Shapes, loss, bound, degeneracies, convergence numbers and the
+        files written (JSON-ready).
+    """
+    d = descrambler
+    W = np.asarray(weights, dtype=np.float64)
+    files: List[str] = []
+    for stem, array in (("P", d.P), ("PW", d.P @ W)):
+        path = out / f"{stem}_{name}.npy"
+        np.save(path, array)
+        files.append(path.name)
+    if figures:
+        from . import plot
+
+        title = f"{name}: {W.shape[0]} neurons x {W.shape[1]} inputs"
+        _save_figure(plot.weights(d, W, x=x, xlabel=xlabel, title=title), out / f"weights_{name}.png", files)
+        _save_figure(plot.singular_spectrum(d, title=title), out / f"spectrum_{name}.png", files)
+        _save_figure(plot.fourier_magnitude(d, W, sample_spacing=sample_spacing, frequency_unit=frequency_unit,
+                                            title=title), out / f"fourier_{name}.png", files)
+        if convergence is not None:
+            _save_figure(plot.convergence(convergence, title=title), out / f"convergence_{name}.png", files)
+    summary: Dict[str, Any] = {
+        "m": int(W.shape[0]),
+        "n": int(W.shape[1]),
+        "smoothness": None if d.smoothness is None else d.smoothness.name,
+        "loss": d.loss,
+        "bound": d.bound,
+        "relative_gap": (d.loss - d.bound) / abs(d.bound) if d.bound else d.loss - d.bound,
+        "raw_loss": float(np.sum(d.smoothness.gram * d.hidden)) if d.hidden is not None else None,
+        "hidden_std": np.sqrt(np.clip(d.spectrum, 0, None)).tolist(),
+        "degenerate": [{"kind": g.kind, "indices": g.indices.tolist()} for g in d.degenerate],
+        "files": files,
+    }
+    if convergence is not None:
+        summary["convergence"] = {
+            "n_samples": convergence.n_samples.tolist(),
+            "loss": convergence.loss.tolist(),
+            "bound": convergence.bound,
+        }
+    return summary
+
+
+def write_summary(out: Path, summary: Dict[str, Any]) -> Path:
+    """Write ``summary`` as ``summary.json`` in ``out`` (indented, sorted keys)."""
+    path = out / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
