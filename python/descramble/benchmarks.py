@@ -161,13 +161,16 @@ TARGETS = {
 }
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, parser_class: type = argparse.ArgumentParser) -> int:
     """Run the benchmark suite and print its table (``descramble bench``).
 
     Parameters
     ----------
     argv : list of str, optional
         Command-line arguments (default: ``sys.argv[1:]``).
+    parser_class : type
+        The argument parser's class (the CLI passes one that reports errors
+        in one line).
 
     Returns
     -------
@@ -178,7 +181,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if any(v in os.environ for v in _BLAS_VARS):
         env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
         os.execve(sys.executable, [*_MODULE, *argv], env)
-    parser = argparse.ArgumentParser(prog="descramble bench", description=__doc__,
+    parser = parser_class(prog="descramble bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions (about a minute)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")

@@ -193,7 +193,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--weights: {args.weights}: no such file")
     if args.no_figures is False and not report.have_matplotlib():
         raise UserError("figures need matplotlib: pip install 'descramble[plot]' (or pass --no-figures)")
-    W, b, name = load_layer(args.weights, args.layer)
+    W, b, key = load_layer(args.weights, args.layer, transpose=args.transpose)
+    name = args.layer or key  # the report's files are named after the layer
     if args.bias is not None:
         b = _load_array(args.bias, "--bias")
         if b.shape != (W.shape[0],):
@@ -201,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
     smooth = parse_smoothness(args.smoothness, W.shape[0])
     out = report.prepare(args.out)
     conv = None
-    inputs = {"weights": str(args.weights), "layer": name, "bias": b is not None}
+    inputs = {"weights": str(args.weights), "layer": name, "matrix": key, "bias": b is not None}
     if args.hidden is not None:
         if args.bias is not None:
             raise UserError("--bias: not used with --hidden (S already includes it); drop one")
@@ -239,7 +240,7 @@ def _safe(name: str) -> str:
 def _bench(args: argparse.Namespace, extra: List[str]) -> int:
     from .benchmarks import main as bench_main
 
-    return bench_main((["--quick"] if args.quick else []) + extra)
+    return bench_main((["--quick"] if args.quick else []) + extra, parser_class=_Parser)
 
 
 # -- the parser --------------------------------------------------------------------------
@@ -268,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", required=True, metavar="FILE",
                      help="the weights: .npy (m x n), .npz, PyTorch .pt/.pth state dict, MATLAB .mat or .onnx")
     run.add_argument("--layer", metavar="NAME", help="which layer of a multi-array weights file (e.g. fc1)")
+    run.add_argument("--transpose", action="store_true",
+                     help="the file stores the matrix as (inputs, outputs), e.g. ONNX MatMul or Keras kernels")
     run.add_argument("--bias", metavar="FILE", help="the bias (.npy, m values); overrides the file's own")
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", metavar="SRC",

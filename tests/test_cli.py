@@ -1,0 +1,198 @@
+"""The descramble command line: demo, run, bench, and one-line errors for every user mistake."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import descramble
+from descramble.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A layer (W, b) and its input data, saved as the CLI reads them."""
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    m, n, N = 8, 20, 3000
+    X = rng.normal(size=(N, n)) @ np.diag(np.linspace(2, 0.1, n)) + 0.3
+    W, b = rng.normal(size=(m, n)), rng.normal(size=m)
+    paths = {k: d / f"{k}.npy" for k in ("W", "b", "X")}
+    np.save(paths["W"], W)
+    np.save(paths["b"], b)
+    np.save(paths["X"], X)
+    X.astype(np.float32).tofile(d / "X.f32")
+    np.savez(d / "model.npz", **{"fc1.weight": W, "fc1.bias": b, "fc2.weight": rng.normal(size=(3, m))})
+    Y = X @ W.T + b
+    np.save(d / "S.npy", Y.T @ Y / N)
+    return {"dir": d, "Wm": W, "bm": b, "Xm": X, **{k: str(v) for k, v in paths.items()},
+            "raw": str(d / "X.f32"), "npz": str(d / "model.npz"), "S": str(d / "S.npy")}
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_with_data_matches_the_library(files, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the report's figures need matplotlib")
+    out = tmp_path / "report"
+    code, stdout, err = run_cli(capsys, "run", "--weights", files["W"], "--bias", files["b"],
+                                "--data", files["X"], "--out", out)
+    assert code == 0, err
+    expected = descramble.descramble(files["Wm"], data=files["Xm"], bias=files["bm"])
+    summary = json.loads((out / "summary.json").read_text())
+    layer = summary["layers"]["W"]
+    assert layer["loss"] == pytest.approx(expected.loss, rel=1e-10)
+    assert layer["bound"] == pytest.approx(expected.bound, rel=1e-10)
+    assert summary["N"] == 3000
+    np.testing.assert_allclose(np.load(out / "P_W.npy"), expected.P, atol=1e-10)
+    assert {"weights_W.png", "spectrum_W.png", "fourier_W.png", "convergence_W.png"} <= {
+        p.name for p in out.glob("*.png")}
+    assert "W: 8 x 20" in stdout and "report:" in stdout
+
+
+def test_run_with_hidden_and_named_layer(files, tmp_path, capsys):
+    out = tmp_path / "r"
+    code, _, err = run_cli(capsys, "run", "--weights", files["npz"], "--layer", "fc1", "--hidden", files["S"],
+                           "--smoothness", "fd:1", "--out", out, "--no-figures")
+    assert code == 0, err
+    expected = descramble.descramble(files["Wm"], hidden=np.load(files["S"]), smoothness="fd", order=1)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["layers"]["fc1"]["loss"] == pytest.approx(expected.loss, rel=1e-10)
+    assert summary["inputs"]["layer"] == "fc1"
+    assert not list(out.glob("*.png"))
+
+
+def test_run_with_a_saved_accumulator_as_hidden(files, tmp_path, capsys):
+    acc = descramble.accumulate(files["Xm"] @ files["Wm"].T + files["bm"])
+    acc.save(tmp_path / "hidden.npz")
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--hidden", tmp_path / "hidden.npz",
+                           "--out", tmp_path / "r", "--no-figures")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["N"] == 3000
+    expected = descramble.descramble(files["Wm"], hidden=acc.autocorrelation())
+    assert summary["layers"]["W"]["loss"] == pytest.approx(expected.loss, rel=1e-12)
+
+
+def test_run_with_raw_data(files, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--data", files["raw"], "--dtype", "float32",
+                           "--n-features", 20, "--out", tmp_path / "r", "--no-figures")
+    assert code == 0, err
+    X32 = files["Xm"].astype(np.float32)
+    expected = descramble.descramble(files["Wm"], data=X32)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["layers"]["W"]["loss"] == pytest.approx(expected.loss, rel=1e-10)
+
+
+@pytest.mark.parametrize("spec, smoothness, order", [
+    ("fourier", "fourier", 2), ("fourier:1", "fourier", 1), ("fd", "fd", 1),
+    ("fd-circular:2", "fd-circular", 2),
+])
+def test_smoothness_specs(files, tmp_path, capsys, spec, smoothness, order):
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--hidden", files["S"], "--smoothness", spec,
+                           "--out", tmp_path / "r", "--no-figures")
+    assert code == 0, err
+    expected = descramble.descramble(files["Wm"], hidden=np.load(files["S"]), smoothness=smoothness, order=order)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["layers"]["W"]["loss"] == pytest.approx(expected.loss, rel=1e-10)
+
+
+def test_smoothness_from_matrix_files(files, tmp_path, capsys):
+    D = np.diff(np.eye(8), axis=0)
+    np.save(tmp_path / "D.npy", D)
+    np.save(tmp_path / "A.npy", D.T @ D)
+    losses = []
+    for spec in (f"matrix:{tmp_path / 'D.npy'}", f"gram:{tmp_path / 'A.npy'}"):
+        out = tmp_path / spec.split(":")[0]
+        code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--hidden", files["S"],
+                               "--smoothness", spec, "--out", out, "--no-figures")
+        assert code == 0, err
+        losses.append(json.loads((out / "summary.json").read_text())["layers"]["W"]["loss"])
+    expected = descramble.descramble(files["Wm"], hidden=np.load(files["S"]), smoothness="fd", order=1)
+    assert losses == pytest.approx([expected.loss] * 2, rel=1e-9)
+
+
+def _errors(files, tmp_path):
+    W, X, S = files["W"], files["X"], files["S"]
+    wide = tmp_path / "wide.npy"
+    np.save(wide, np.zeros((10, 21)))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    bad_bias = tmp_path / "bias.npy"
+    np.save(bad_bias, np.zeros(5))
+    corrupt = tmp_path / "corrupt.npy"
+    corrupt.write_bytes(b"not a numpy file")
+    return [
+        (["frobnicate"], "invalid choice"),
+        (["run", "--weights", W, "--out", tmp_path / "o"], "one of the arguments --data --hidden is required"),
+        (["run", "--weights", W, "--data", X], "required: --out"),
+        (["run", "--weights", tmp_path / "missing.npy", "--data", X, "--out", tmp_path / "o"],
+         "--weights: .*missing.npy: no such file"),
+        (["run", "--weights", W, "--data", tmp_path / "missing.npy", "--out", tmp_path / "o"],
+         "--data: .*missing.npy: no such file"),
+        (["run", "--weights", W, "--data", wide, "--out", tmp_path / "o"], "data: has 21 features, the weights have 20"),
+        (["run", "--weights", W, "--bias", bad_bias, "--data", X, "--out", tmp_path / "o"],
+         r"--bias: expected 8 values"),
+        (["run", "--weights", W, "--data", files["raw"], "--out", tmp_path / "o"], "give --dtype and --n-features"),
+        (["run", "--weights", W, "--data", X, "--dtype", "float32", "--out", tmp_path / "o"],
+         "only for raw binary files"),
+        (["run", "--weights", W, "--hidden", S, "--smoothness", "wavelet", "--out", tmp_path / "o"],
+         "unknown operator 'wavelet'"),
+        (["run", "--weights", W, "--hidden", S, "--smoothness", "fd:0", "--out", tmp_path / "o"],
+         "order must be a positive integer"),
+        (["run", "--weights", W, "--hidden", S, "--smoothness", "gram:", "--out", tmp_path / "o"], "needs a file"),
+        (["run", "--weights", W, "--hidden", X, "--out", tmp_path / "o"], r"--hidden: expected an 8 x 8"),
+        (["run", "--weights", W, "--hidden", S, "--bias", files["b"], "--out", tmp_path / "o"],
+         "--bias: not used with --hidden"),
+        (["run", "--weights", W, "--hidden", S, "--out", a_file], "exists and is not a directory"),
+        (["run", "--weights", files["npz"], "--layer", "fc9", "--hidden", S, "--out", tmp_path / "o"], "fc9"),
+        (["run", "--weights", corrupt, "--hidden", S, "--out", tmp_path / "o"], "corrupt.npy"),
+        (["run", "--weights", W, "--data", X, "--n-features", "x", "--out", tmp_path / "o"], "invalid int value"),
+        (["bench", "--only", "nothing"], "invalid choice"),
+    ]
+
+
+def test_every_user_error_is_one_line_and_status_2(files, tmp_path, capsys):
+    for argv, match in _errors(files, tmp_path):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2, (argv, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, (argv, err)
+        assert lines[0].startswith("descramble"), lines[0]
+        assert ": error: " in lines[0]
+        import re
+
+        assert re.search(match, lines[0]), (match, lines[0])
+        assert "Traceback" not in err
+
+
+def test_the_module_entry_point_exits_with_the_status(files, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "descramble", "run", "--weights", files["W"],
+                           "--data", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"descramble run: error: --data: {tmp_path / 'nope.npy'}: no such file"
+    proc = subprocess.run([sys.executable, "-m", "descramble", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("descramble ")
+
+
+def test_demo_command(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the demo's figures need matplotlib")
+    code, out, err = run_cli(capsys, "demo", "--quick", "--seed", "3", "--out", tmp_path / "demo")
+    assert code == 0, err
+    assert len(list((tmp_path / "demo").glob("*.png"))) >= 3
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["seed"] == 3
+    assert "[6/6]" in out and "layer1: 32 x 64" in out
+
+
+def test_bench_command_prints_its_table(capsys):
+    pytest.importorskip("scipy", reason="the descrambler benchmark's iterative reference needs SciPy")
+    code, out, err = run_cli(capsys, "bench", "--quick", "--only", "descrambler", "--repeat", "1")
+    assert code == 0, err
+    assert "closed form vs iterative" in out and "ratio" in out
