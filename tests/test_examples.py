@@ -1,0 +1,233 @@
+"""The paper's results, reproduced: the examples/ scripts and checks on their numbers.
+
+Every example is imported by path (``load_example(name)``), run with small
+sizes, and its numbers are checked against independent NumPy computations,
+with negative controls (a wrong answer must fail the same check).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as a module (independent of the working directory)."""
+    path = EXAMPLES / f"{name}.py"
+    module_name = f"descramble_example_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None, f"cannot import {path}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def fourier_blocks(X: np.ndarray) -> list:
+    """Rows of X resolved per Fourier frequency along the row (neuron) axis, with numpy.fft.
+
+    Returns a list over k = 0..m//2 of real blocks whose rows span frequency k:
+    one row for k = 0 and the Nyquist bin, two (cosine, sine parts) otherwise.
+    Independent of the descrambler's basis T.
+    """
+    m = X.shape[0]
+    F = np.fft.fft(X, axis=0) / np.sqrt(m)
+    blocks = []
+    for k in range(m // 2 + 1):
+        if k == 0 or 2 * k == m:
+            blocks.append(F[k : k + 1].real)
+        else:
+            blocks.append(np.sqrt(2.0) * np.vstack([F[k].real, F[k].imag]))
+    return blocks
+
+
+def max_principal_angle(A: np.ndarray, B: np.ndarray) -> float:
+    """Largest principal angle (degrees) between the row spaces of A and B."""
+    Qa = np.linalg.svd(A, full_matrices=False)[2]
+    Qb = np.linalg.svd(B, full_matrices=False)[2]
+    cosines = np.linalg.svd(Qa @ Qb.T, compute_uv=False)
+    return float(np.degrees(np.arccos(np.clip(cosines.min(), 0.0, 1.0))))
+
+
+# -- examples/isotropic_svd.py (MATH.md §3) --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def isotropic():
+    return load_example("isotropic_svd").run(seed=0, n_samples=80_000, checkpoints=5)
+
+
+def test_isotropic_loss_equals_bound(isotropic):
+    assert np.all(isotropic["gap"] < 1e-10)
+
+
+def test_isotropic_descrambled_weights_are_the_svd(isotropic):
+    r = isotropic
+    PW, sigma, V = r["PW"], r["sigma"], r["V"]
+    m = PW.shape[0]
+    # Independent of T: resolve the rows of P W per Fourier frequency with numpy.fft. Singular
+    # value j belongs to frequency ceil(j / 2) (0; 1, 1; 2, 2; ...; m/2 for the Nyquist bin).
+    freq = (np.arange(m) + 1) // 2
+    wrong = load_example("isotropic_svd").make_layer(m, r["n"], 0.85, np.random.default_rng(99))[0]
+    for k, (block, control) in enumerate(zip(fourier_blocks(PW), fourier_blocks(wrong))):
+        j = np.flatnonzero(freq == k)
+        np.testing.assert_allclose(np.linalg.svd(block, compute_uv=False), sigma[j], rtol=0.01,
+                                   err_msg=f"frequency {k}")
+        # The rows span those columns of V (up to the rotation and signs inside the frequency).
+        assert max_principal_angle(block, V[:, j].T) < 5.0, f"frequency {k}"
+        # Negative control: another layer's rows do not.
+        assert max_principal_angle(control, V[:, j].T) > 45.0, f"control, frequency {k}"
+
+
+def test_isotropic_error_shrinks_like_inverse_sqrt_n(isotropic):
+    r = isotropic
+    errors = r["errors"]
+    assert errors[-1] < 0.03
+    assert errors[-1] < errors[0] / 2  # 16 times the samples: expected a factor 4
+    assert -0.8 < r["slope"] < -0.25
+    # The same error measure rejects wrong answers by a wide margin.
+    assert r["control_raw"] > 0.5
+    assert r["control_rotation"] > 0.5
+    assert r["angles"].max() < 5.0
+
+
+def test_isotropic_power_decreases_with_frequency(isotropic):
+    r = isotropic
+    m = r["m"]
+    # Independent: the descrambled hidden autocorrelation from W, P and C = I, through numpy.fft.
+    power = np.array([np.sum(b**2) / b.shape[0] for b in fourier_blocks(r["PW"])])
+    np.testing.assert_allclose(power, r["power_expected"], rtol=0.01)  # P W x with E[x x^T] = I
+    assert np.all(np.diff(r["power"]) <= 0)
+    np.testing.assert_allclose(r["power"], r["power_expected"], rtol=0.03)  # from the data's C_N
+    # Negative control: the scrambled hidden signals W x have no such order.
+    assert not np.all(np.diff(r["power_raw"]) <= 0)
+    assert r["power"][:4].sum() / r["power"].sum() > 4 * r["power_raw"][:4].sum() / r["power_raw"].sum()
+    assert len(r["frequencies"]) == m // 2 + 1
+
+
+def test_isotropic_main_prints_report(capsys, tmp_path):
+    example = load_example("isotropic_svd")
+    assert example.main(["--seed", "1", "--samples", "20000"]) == 0
+    out = capsys.readouterr().out
+    for line in ("(a) P W vs T Sigma V^T", "slope of log error vs log N", "(b) power per Fourier bin",
+                 "descrambled power non-increasing in k: True", "(c) loss"):
+        assert line in out
+    assert not (tmp_path / "isotropic_svd.png").exists()
+
+
+def test_isotropic_bad_arguments():
+    example = load_example("isotropic_svd")
+    with pytest.raises(ValueError, match="checkpoints"):
+        example.run(checkpoints=1)
+    with pytest.raises(ValueError, match="n_samples"):
+        example.run(n_samples=100)
+
+
+# -- examples/linear_network.py (MATH.md §6) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def linear():
+    return load_example("linear_network").run(seed=0, n_samples=20_000, steps=600, every=5)
+
+
+def test_linear_network_reads_the_data_once(linear):
+    assert linear["passes"] == 1
+    assert linear["chunks_read"] == linear["chunks_per_pass"] == -(-20_000 // 8192)
+    assert linear["checkpoints"] == 121
+    # The counter does count: a second read shows up.
+    example = load_example("linear_network")
+    task = example.LinearTask(np.eye(3, 4), n_samples=100, noise=0.0, seed=0, chunk_rows=30)
+    first, second = np.vstack(list(task)), np.vstack(list(task))
+    assert (task.passes, task.chunks_read) == (2, 8)
+    np.testing.assert_array_equal(first, second)  # re-readable: the same samples every pass
+
+
+def test_linear_network_gradient_step_is_full_batch_gradient_descent():
+    example = load_example("linear_network")
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((500, 6)), rng.standard_normal((500, 4))
+    W1, W2 = rng.standard_normal((5, 6)), rng.standard_normal((4, 5))
+    # Gradient of (1/2N) sum_i ||y_i - W2 W1 x_i||^2, from the samples themselves.
+    R = (Y - X @ W1.T @ W2.T) / len(X)
+    g1, g2 = -W2.T @ R.T @ X, -R.T @ X @ W1.T
+    new1, new2 = example.gradient_step(W1, W2, X.T @ X / len(X), Y.T @ X / len(X), lr=0.1)
+    np.testing.assert_allclose(new1, W1 - 0.1 * g1, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(new2, W2 - 0.1 * g2, rtol=1e-12, atol=1e-12)
+
+
+def test_linear_network_modes_appear_in_order(linear):
+    r = linear
+    half = r["half_rise"]
+    assert np.all(np.diff(half) > 0), half
+    assert half[0] > 0 and half[-1] < r["steps"][-1]
+    # Sigmoidal: a_k starts near 0 and ends at the fixed point's singular values.
+    strength = r["strength"]
+    assert np.all(strength[0] < 0.05)
+    np.testing.assert_allclose(strength[-1], np.sqrt(r["fixed_point"]), rtol=0.005)
+    np.testing.assert_allclose(r["fixed_point"], r["singular_values"], rtol=0.1)
+    # Larger singular value, earlier: half-rise time roughly proportional to 1/s.
+    ratio = half * r["s_yx"]
+    assert ratio.max() / ratio.min() < 1.6
+
+
+def test_linear_network_descrambled_weights_align(linear):
+    r = linear
+    assert r["gap"] < 1e-10
+    assert r["alignment"][-1] < 0.05
+    assert r["alignment"][0] > 0.5  # before training there is nothing to align
+    assert np.all(r["control_raw"][-20:] > 0.5)
+    assert np.all(r["control_rotation"][-20:] > 0.5)
+    # Independent of T: the task's input directions land on Fourier frequencies 0, 1, 1, 2, 2
+    # along the descrambled hidden axis (numpy.fft of the columns of P W1 V_yx).
+    B = r["PW1"] @ r["V_yx"]
+    Braw = r["W1"] @ r["V_yx"]
+    expected = [0, 1, 1, 2, 2]
+    for k, f in enumerate(expected):
+        power = np.array([np.sum(b**2) for b in fourier_blocks(B[:, k : k + 1])])
+        raw = np.array([np.sum(b**2) for b in fourier_blocks(Braw[:, k : k + 1])])
+        assert power[f] / power.sum() > 0.99, (k, power)
+        assert raw[f] / raw.sum() < 0.9, (k, raw)  # negative control: the scrambled W1
+
+
+def test_linear_network_main_prints_report(capsys):
+    example = load_example("linear_network")
+    assert example.main(["--seed", "2", "--samples", "10000"]) == 0
+    out = capsys.readouterr().out
+    for line in ("Data reads for the whole trajectory: 1 pass", "Modes appear in order of singular value: True",
+                 "distance of P W1 to T a^1/2 V_yx^T", "loss == bound at every checkpoint"):
+        assert line in out
+
+
+def test_linear_network_bad_arguments():
+    example = load_example("linear_network")
+    with pytest.raises(ValueError, match="singular_values"):
+        example.run(singular_values=(1.0, 2.0))
+    with pytest.raises(ValueError, match="singular_values"):
+        example.run(singular_values=(5, 4, 3, 2, 1, 0.5), m=4)
+    with pytest.raises(ValueError, match="n_samples"):
+        example.run(n_samples=5)
+    with pytest.raises(SystemExit):  # the command line reports it as a usage error (exit code 2)
+        example.main(["--samples", "0"])
+
+
+# -- figures (optional: matplotlib) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, args", [("isotropic_svd", ["--samples", "8000"]),
+                                        ("linear_network", ["--samples", "5000"])])
+def test_figures(name, args, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="figures need matplotlib: pip install 'descramble[plot]'")
+    assert load_example(name).main(args + ["--out", str(tmp_path)]) == 0
+    path = tmp_path / f"{name}.png"
+    assert f"figure: {path}" in capsys.readouterr().out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
