@@ -231,3 +231,48 @@ def test_figures(name, args, tmp_path, capsys):
     path = tmp_path / f"{name}.png"
     assert f"figure: {path}" in capsys.readouterr().out
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- 3. a non-linear network: closed form vs iterative, and convergence in N ------------
+
+
+@pytest.fixture(scope="module")
+def relaxometry():
+    pytest.importorskip("scipy", reason="the iterative reference descrambler needs SciPy")
+    example = load_example("relaxometry_closed_form")
+    return example.run(seed=0, n_train=4000, epochs=5, n_stream=40_000, budgets=(100, 400, 1600))
+
+
+def test_relaxometry_closed_form_is_never_beaten(relaxometry):
+    for name, c in relaxometry["comparison"].items():
+        assert c["closed_loss"] == pytest.approx(c["bound"], rel=1e-9), name
+        losses = [it["loss"] for it in c["iterative"]]
+        # The iterative method is the same problem (MATH.md §5): never below the closed form ...
+        assert min(losses) >= c["closed_loss"] * (1 - 1e-9), name
+        # ... and it approaches it as its budget grows.
+        assert losses[-1] <= losses[0], name
+        assert losses[-1] < 2.0 * c["closed_loss"], name
+
+
+def test_relaxometry_closed_form_is_much_faster(relaxometry):
+    # A ratio within one run, not a timed assertion: the iterative descrambler with
+    # its largest budget against the closed form on the same S.
+    for name, c in relaxometry["comparison"].items():
+        assert c["iterative"][-1]["speedup"] > 10, (name, c)
+
+
+def test_relaxometry_descrambler_converges_in_n(relaxometry):
+    conv = relaxometry["convergence"]
+    excess = np.array(conv["excess"])
+    assert conv["n_samples"][0] == 64 and conv["n_samples"][-1] == 40_000
+    assert np.all(excess > 0)  # a descrambler from part of the data is never better on all of it
+    assert excess[-1] < 0.05 * excess[0]
+    assert -1.6 < conv["slope"] < -0.6  # about N^-1: S_N -> S at N^-1/2, the excess is quadratic
+
+
+def test_relaxometry_main_prints_report(capsys):
+    pytest.importorskip("scipy", reason="the iterative reference descrambler needs SciPy")
+    example = load_example("relaxometry_closed_form")
+    assert example.main(["--train", "2000", "--epochs", "2", "--stream", "5000", "--budgets", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "closed form vs iterative" in out and "log-log slope" in out and "layer2 (m=32)" in out
