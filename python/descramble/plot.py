@@ -175,6 +175,11 @@ def fourier_magnitude(
         before = np.real(np.einsum("ki,ij,kj->k", F, S, F.conj()))
         PSPt = d.P @ S @ d.P.T
         after = np.real(np.einsum("ki,ij,kj->k", F, PSPt, F.conj()))
+        # One-sided spectrum: frequencies 0 < k < m/2 stand for k and m - k
+        # (the cosine and sine pair), so they carry twice the bin's power.
+        both = np.ones(before.size)
+        both[1:(m + 1) // 2] = 2.0
+        before, after = before * both, after * both
         k = np.arange(before.size)
         right.semilogy(k, np.clip(before, 1e-300, None), "o-", ms=3, label="trained (S)")
         right.semilogy(k, np.clip(after, 1e-300, None), "s-", ms=3, label=r"descrambled ($P S P^T$)")
