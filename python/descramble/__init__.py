@@ -20,6 +20,18 @@ descramble, stability
     The closed-form descrambler (MATH.md §3) and a split-half diagnostic.
 hidden_autocorrelations
     Every hidden layer's autocorrelation from one pass over the data.
+convergence
+    The descrambler from the first N samples, for growing N, in one pass.
+plot
+    Figures of a descrambled layer (matplotlib, the ``plot`` extra).
+io
+    ``load_weights`` / ``load_layer``: .npy/.npz, PyTorch, MATLAB and ONNX files.
+dask, torch
+    ``import descramble.dask`` (Dask arrays, clusters) and
+    ``import descramble.torch`` (PyTorch models); never imported by
+    ``import descramble``.
+relaxometry, mlp, demo, cli
+    The demo's problem, its NumPy network, the demo, the ``descramble`` command.
 reference
     Plain NumPy reference implementations of every kernel, and the iterative
     descrambler the closed form replaces.
@@ -28,9 +40,10 @@ reference
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _blas  # noqa: F401  (loads the core's OpenBLAS before the core)
-from . import reference, smoothness, sources
+from . import io, plot, reference, smoothness, sources
 from ._core import NonFiniteError
 from .accumulator import Autocorrelation, accumulate, autocorrelation
+from .convergence import Convergence, convergence
 from .covariance import cov
 from .descrambler import Degeneracy, Descrambler, Stability, descramble, stability
 from .hidden import HiddenAutocorrelations, hidden_autocorrelations
@@ -43,6 +56,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "Autocorrelation",
+    "Convergence",
+    "convergence",
+    "io",
+    "plot",
     "Degeneracy",
     "Descrambler",
     "HiddenAutocorrelations",
