@@ -29,12 +29,14 @@ struct SvdResult {
 };
 
 /// Eigendecomposition of the symmetric matrix `a` (its lower triangle is
-/// read). `threads`: 0 for every core. Throws std::invalid_argument for a
+/// read). `threads`: 0 for automatic (one thread below about 384^3 flops,
+/// where threads cost more than they save, every core above). Throws std::invalid_argument for a
 /// non-square or non-finite matrix, std::runtime_error if LAPACK fails.
 EighResult eigh(const Eigen::Ref<const Eigen::MatrixXd>& a, int threads = 0);
 
 /// Singular value decomposition; thin (u: m x k, vt: k x n, k = min(m, n))
-/// unless `full_matrices`.
+/// unless `full_matrices`. `threads` as for eigh (the size is
+/// max(m, n) min(m, n)^2).
 SvdResult svd(const Eigen::Ref<const Eigen::MatrixXd>& a, bool full_matrices = false, int threads = 0);
 
 /// The leading `k` singular triplets by randomised subspace iteration
