@@ -49,6 +49,18 @@ from .descrambler import Degeneracy, Descrambler, Stability, descramble, stabili
 from .hidden import HiddenAutocorrelations, hidden_autocorrelations
 from .linalg import eigh, svd
 
+
+
+def __getattr__(name: str):
+    # descramble.dask and descramble.torch load on first use, so that
+    # `import descramble` never imports Dask or PyTorch.
+    if name in ("dask", "torch"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'descramble' has no attribute {name!r}")
+
+
 try:
     __version__ = _version("descramble")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
