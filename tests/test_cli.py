@@ -196,3 +196,45 @@ def test_bench_command_prints_its_table(capsys):
     code, out, err = run_cli(capsys, "bench", "--quick", "--only", "descrambler", "--repeat", "1")
     assert code == 0, err
     assert "closed form vs iterative" in out and "ratio" in out
+
+
+def _save_pt(path, arrays):
+    torch = pytest.importorskip("torch", reason="PyTorch state dicts need torch (pip install torch==2.13.0)")
+    torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, path)
+
+
+def _save_mat(path, arrays):
+    scipy_io = pytest.importorskip("scipy.io", reason="MATLAB files need SciPy (the matlab extra)")
+    scipy_io.savemat(path, {k.replace(".", "_"): v for k, v in arrays.items()})
+
+
+def _save_onnx(path, arrays):
+    onnx = pytest.importorskip("onnx", reason="ONNX files need onnx (the onnx extra)")
+    from onnx import helper, numpy_helper
+
+    inits = [numpy_helper.from_array(v, name=k) for k, v in arrays.items()]
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["y"], transB=1)], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.DOUBLE, [None, 20])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.DOUBLE, [None, 8])],
+                              initializer=inits)
+    onnx.save(helper.make_model(graph), path)
+
+
+@pytest.mark.parametrize("suffix, save, layer", [
+    (".pt", _save_pt, "fc1"),
+    (".mat", _save_mat, "fc1"),
+    (".onnx", _save_onnx, "fc1"),
+])
+def test_run_reads_weight_files_by_layer_name(files, tmp_path, capsys, suffix, save, layer):
+    path = tmp_path / f"model{suffix}"
+    save(path, {"fc1.weight": files["Wm"], "fc1.bias": files["bm"], "fc2.weight": np.ones((3, 8))})
+    out = tmp_path / "r"
+    code, _, err = run_cli(capsys, "run", "--weights", path, "--layer", layer, "--data", files["X"], "--out", out,
+                           "--no-figures")
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["inputs"]["bias"] is True  # the file's bias was found and used
+    expected = descramble.descramble(files["Wm"], data=files["Xm"], bias=files["bm"])
+    assert summary["layers"][layer]["loss"] == pytest.approx(expected.loss, rel=1e-10)
+    code, _, err = run_cli(capsys, "run", "--weights", path, "--layer", "fc9", "--data", files["X"], "--out", out)
+    assert code == 2 and "fc9" in err and len(err.strip().splitlines()) == 1
