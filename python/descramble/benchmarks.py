@@ -252,8 +252,14 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
         print("running spectral kernels ...", file=sys.stderr, flush=True)
         in_process += _spectral(args.quick, args.repeat)
     if "descrambler" in kernels:
-        print("running closed form vs iterative ...", file=sys.stderr, flush=True)
-        in_process += _descrambler(args.quick)
+        try:
+            import scipy  # noqa: F401  (the iterative reference's optimiser)
+        except ImportError:
+            print("skipping closed form vs iterative: the iterative reference needs SciPy "
+                  "(pip install 'descramble[reference]')", file=sys.stderr, flush=True)
+        else:
+            print("running closed form vs iterative ...", file=sys.stderr, flush=True)
+            in_process += _descrambler(args.quick)
     if in_process:
         header = f"\n{'kernel':<28}{'size':>8}{'descramble s':>14}{'reference s':>13}{'ratio':>10}{'target':>8}  note"
         print(header)
