@@ -238,3 +238,13 @@ def test_run_reads_weight_files_by_layer_name(files, tmp_path, capsys, suffix, s
     assert summary["layers"][layer]["loss"] == pytest.approx(expected.loss, rel=1e-10)
     code, _, err = run_cli(capsys, "run", "--weights", path, "--layer", "fc9", "--data", files["X"], "--out", out)
     assert code == 2 and "fc9" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_with_a_zero_loss_layer(files, tmp_path, capsys):
+    # One neuron: every P is the identity and the loss is 0 (describe() used to divide by it).
+    np.save(tmp_path / "w1.npy", files["Wm"][:1])
+    code, out, err = run_cli(capsys, "run", "--weights", tmp_path / "w1.npy", "--data", files["X"],
+                             "--out", tmp_path / "r", "--no-figures")
+    assert code == 0, err
+    assert "w1: 1 x 20, smoothness loss 0 = bound 0" in out
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["layers"]["w1"]["loss"] == 0.0

@@ -218,3 +218,17 @@ def test_demo_is_deterministic_for_a_seed(tmp_path):
     assert np.array_equal(np.load(tmp_path / "a" / "PW_layer1.npy"), np.load(tmp_path / "b" / "PW_layer1.npy"))
     assert a["layers"]["layer1"]["loss"] == b["layers"]["layer1"]["loss"]
     assert not list((tmp_path / "a").glob("*.png"))
+
+
+def test_describe_survives_a_zero_loss_and_a_single_convergence_point():
+    # m = 1, zero weights or a rank-1 S give loss = bound = 0: no ratio, no relative excess.
+    layer = {"m": 1, "n": 20, "loss": 0.0, "bound": 0.0, "relative_gap": 0.0, "raw_loss": 0.0,
+             "convergence": {"n_samples": [10], "loss": [0.0], "bound": 0.0}}
+    text = describe({"layers": {"W": layer}})
+    assert "W: 1 x 20, smoothness loss 0 = bound 0" in text
+    assert "rougher" not in text
+    assert "P from 10 samples: excess 0.00e+00 (absolute)" in text and "from 10:" not in text
+    layer = {**layer, "loss": 2.0, "bound": 2.0, "raw_loss": 5.0,
+             "convergence": {"n_samples": [64, 128, 200], "loss": [2.5, 2.1, 2.0], "bound": 2.0}}
+    text = describe({"layers": {"W": layer}})
+    assert "2.5x rougher" in text and "from 64 samples: excess 2.50e-01; from 128: 5.00e-02" in text

@@ -169,15 +169,24 @@ def describe(summary: Dict[str, Any]) -> str:
         lines.append(f"network: median relative error on fresh signals: {errors}")
     for name, layer in summary["layers"].items():
         raw = layer.get("raw_loss")
-        raw_text = "" if raw is None else f" (trained order {raw:.4g}, {raw / layer['loss']:.1f}x rougher)"
+        raw_text = ""
+        if raw is not None:
+            # A zero loss (m = 1, rank-deficient S, zero weights) has no ratio.
+            ratio = f", {raw / layer['loss']:.1f}x rougher" if layer["loss"] else ""
+            raw_text = f" (trained order {raw:.4g}{ratio})"
         lines.append(f"{name}: {layer['m']} x {layer['n']}, smoothness loss {layer['loss']:.6g} = bound "
                      f"{layer['bound']:.6g} (relative gap {layer['relative_gap']:.1e}){raw_text}")
         conv = layer.get("convergence")
         if conv:
             n, loss, bound = conv["n_samples"], conv["loss"], conv["bound"]
-            lines.append(f"        P from {n[0]} samples: excess {(loss[0] - bound) / abs(bound):.2e}; "
-                         f"from {n[-2] if len(n) > 1 else n[-1]}: "
-                         f"{(loss[-2 if len(n) > 1 else -1] - bound) / abs(bound):.2e}")
+
+            def excess(k: int) -> str:
+                return f"{(loss[k] - bound) / abs(bound):.2e}" if bound else f"{loss[k] - bound:.2e} (absolute)"
+
+            text = f"        P from {n[0]} samples: excess {excess(0)}"
+            if len(n) > 2:  # the last point is all the data, the reference itself
+                text += f"; from {n[-2]}: {excess(-2)}"
+            lines.append(text)
     timings = summary.get("timings_s")
     if timings:
         lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
