@@ -248,3 +248,18 @@ def test_run_with_a_zero_loss_layer(files, tmp_path, capsys):
     assert code == 0, err
     assert "w1: 1 x 20, smoothness loss 0 = bound 0" in out
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["layers"]["w1"]["loss"] == 0.0
+
+
+def test_overflowing_inputs_are_one_line_errors_not_nan_reports(files, tmp_path, capsys):
+    np.save(tmp_path / "huge.npy", files["Xm"] * 1e160)  # X^T X overflows float64 in the core
+    S = np.load(files["S"])
+    np.save(tmp_path / "S_huge.npy", S / np.abs(S).max() * 1e307)  # tr(A P S P^T) overflows
+    for argv, match in [
+        (["--data", tmp_path / "huge.npy"], "overflow"),
+        (["--hidden", tmp_path / "S_huge.npy"], "not finite"),
+    ]:
+        out = tmp_path / "r"
+        code, _, err = run_cli(capsys, "run", "--weights", files["W"], *argv, "--out", out, "--no-figures")
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1 and match in err, err
+        assert not (out / "summary.json").exists()  # no summary with NaN/Infinity (invalid JSON)

@@ -327,7 +327,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return INTERRUPTED
-    except (UserError, ValueError, TypeError, OSError, ImportError, KeyError) as exc:
+    except (UserError, ValueError, TypeError, OSError, ImportError, KeyError, OverflowError) as exc:
         command = getattr(exc, "prog", None) or command
         print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
         return USAGE_ERROR

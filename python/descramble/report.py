@@ -100,6 +100,9 @@ def layer_report(
         files written (JSON-ready).
     """
     d = descrambler
+    if not (np.isfinite(d.loss) and np.isfinite(d.bound)):
+        raise ValueError(f"{name}: the loss ({d.loss}) or the bound ({d.bound}) is not finite: the hidden "
+                         "autocorrelation overflows float64 under the smoothness operator; rescale the data")
     W = np.asarray(weights, dtype=np.float64)
     files: List[str] = []
     for stem, array in (("P", d.P), ("PW", d.P @ W)):
@@ -140,7 +143,8 @@ def layer_report(
 def write_summary(out: Path, summary: Dict[str, Any]) -> Path:
     """Write ``summary`` as ``summary.json`` in ``out`` (indented, sorted keys)."""
     path = out / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    # allow_nan=False: NaN and Infinity are not JSON; fail here rather than write an unreadable file.
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=_jsonable, allow_nan=False) + "\n")
     return path
 
 
