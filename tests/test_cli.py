@@ -79,6 +79,21 @@ def test_run_with_a_saved_accumulator_as_hidden(files, tmp_path, capsys):
     assert summary["layers"]["W"]["loss"] == pytest.approx(expected.loss, rel=1e-12)
 
 
+def test_run_with_an_array_in_a_zarr_group(files, tmp_path, capsys):
+    zarr = pytest.importorskip("zarr", reason="zarr stores need zarr (the zarr extra)")
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("x", shape=files["Xm"].shape, dtype="f8")[:] = files["Xm"]
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--data", tmp_path / "g.zarr",
+                           "--out", tmp_path / "r", "--no-figures")
+    assert code == 2 and "g.zarr is a zarr group; name its array as" in err and "(it holds x)" in err, err
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--data", f"{tmp_path / 'g.zarr'}:x",
+                           "--out", tmp_path / "r", "--no-figures")
+    assert code == 0, err
+    expected = descramble.descramble(files["Wm"], data=files["Xm"])
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["layers"]["W"]["loss"] == pytest.approx(expected.loss, rel=1e-10)
+
+
 def test_run_with_raw_data(files, tmp_path, capsys):
     code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--data", files["raw"], "--dtype", "float32",
                            "--n-features", 20, "--out", tmp_path / "r", "--no-figures")
@@ -127,7 +142,12 @@ def _errors(files, tmp_path):
     np.save(bad_bias, np.zeros(5))
     corrupt = tmp_path / "corrupt.npy"
     corrupt.write_bytes(b"not a numpy file")
-    return [
+    corrupt_npz = tmp_path / "corrupt.npz"
+    corrupt_npz.write_bytes(b"not a zip archive")
+    corrupt_h5 = tmp_path / "corrupt.h5"
+    corrupt_h5.write_bytes(b"not an HDF5 file")
+    np.save(tmp_path / "D.npy", np.diff(np.eye(20), axis=0))  # acts on 20 neurons, the layer has 8
+    errors = [
         (["frobnicate"], "invalid choice"),
         (["run", "--weights", W, "--out", tmp_path / "o"], "one of the arguments --data --hidden is required"),
         (["run", "--weights", W, "--data", X], "required: --out"),
@@ -154,7 +174,28 @@ def _errors(files, tmp_path):
         (["run", "--weights", corrupt, "--hidden", S, "--out", tmp_path / "o"], "corrupt.npy"),
         (["run", "--weights", W, "--data", X, "--n-features", "x", "--out", tmp_path / "o"], "invalid int value"),
         (["bench", "--only", "nothing"], "invalid choice"),
+        # Corrupt or mis-named inputs name the option and the file, not NumPy's pickle advice.
+        (["run", "--weights", W, "--data", corrupt_npz, "--out", tmp_path / "o"],
+         "--data: .*corrupt.npz: not a readable .npz file \\(neither a .npy header nor a zip archive\\)"),
+        (["run", "--weights", W, "--hidden", corrupt_npz, "--out", tmp_path / "o"],
+         "--hidden: .*corrupt.npz: not a readable .npz file"),
+        (["run", "--weights", W, "--data", f"{X}:key", "--out", tmp_path / "o"],
+         "--data: .*X.npy: ':key' names an array, but .npy files hold only one"),
+        (["run", "--weights", W, "--data", files["raw"], "--dtype", "float33", "--n-features", 20,
+          "--out", tmp_path / "o"], "--dtype: 'float33' is not a NumPy dtype"),
+        (["run", "--weights", W, "--hidden", S, "--smoothness", f"matrix:{tmp_path / 'D.npy'}",
+          "--out", tmp_path / "o"], "--smoothness: .*D.npy: the operator acts on 20 neurons, the layer has 8"),
+        (["run", "--weights", W, "--hidden", S, "--smoothness", f"gram:{tmp_path / 'D.npy'}",
+          "--out", tmp_path / "o"], "--smoothness: .*D.npy: A: expected a square matrix"),
     ]
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        print("skipping the corrupt HDF5 case: h5py is not installed")
+    else:
+        errors.append((["run", "--weights", W, "--data", f"{corrupt_h5}:x", "--out", tmp_path / "o"],
+                       "--data: .*corrupt.h5: not a readable HDF5 file"))
+    return errors
 
 
 def test_every_user_error_is_one_line_and_status_2(files, tmp_path, capsys):

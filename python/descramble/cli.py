@@ -62,7 +62,14 @@ def parse_smoothness(spec: str, m: int) -> Any:
         if not arg:
             raise UserError(f"--smoothness: '{name}' needs a file, e.g. {name}:A.npy")
         M = _load_array(arg, "--smoothness")
-        return smoothness.from_gram(M) if name == "gram" else smoothness.from_matrix(M)
+        try:
+            op = smoothness.from_gram(M) if name == "gram" else smoothness.from_matrix(M)
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"--smoothness: {arg}: {_one_line(exc)}") from None
+        if op.gram.shape != (m, m):
+            raise UserError(f"--smoothness: {arg}: the operator acts on {op.gram.shape[0]} neurons, "
+                            f"the layer has {m}")
+        return op
     if name not in ("fourier", "fd", "fd-circular"):
         raise UserError(f"--smoothness: unknown operator {name!r}; expected fourier[:ORDER], fd[:ORDER], "
                         "fd-circular[:ORDER], gram:A.npy or matrix:D.npy")
@@ -92,7 +99,14 @@ def _load_array(path: str, option: str) -> np.ndarray:
     except UserError:
         raise
     except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{option}: {path}: not a readable .npy/.npz file ({_one_line(exc)})") from None
+        raise UserError(f"{option}: {path}: not a readable .npy/.npz file ({_why_not_numpy(exc)})") from None
+
+
+def _why_not_numpy(exc: BaseException) -> str:
+    # np.load(allow_pickle=False) on a file with neither the .npy magic nor a zip
+    # header blames "pickled (object) data": say what is really wrong.
+    text = _one_line(exc)
+    return "neither a .npy header nor a zip archive" if "pickled" in text else text
 
 
 def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tuple[Any, dict]:
@@ -111,10 +125,15 @@ def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tup
     raw = suffix not in (".npy", ".npz", ".h5", ".hdf5", ".zarr")
     if (dtype is not None or n_features is not None) and not raw:
         raise UserError(f"--dtype/--n-features: only for raw binary files, not {suffix} files")
+    if key and suffix not in (".npz", ".h5", ".hdf5", ".zarr"):
+        raise UserError(f"--data: {path}: ':{key}' names an array, but {suffix or 'raw'} files hold only one")
     if suffix == ".npy":
         return str(p), {}
     if suffix == ".npz":
-        z = np.load(p, allow_pickle=False)
+        try:
+            z = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise UserError(f"--data: {path}: not a readable .npz file ({_why_not_numpy(exc)})") from None
         if not key:
             if len(z.files) != 1:
                 raise UserError(f"--data: {path} holds {', '.join(z.files)}; name one as {path}:KEY")
@@ -129,7 +148,10 @@ def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tup
             raise UserError("--data: HDF5 files need h5py: pip install 'descramble[hdf5]'") from None
         if not key:
             raise UserError(f"--data: name the dataset, as {path}:DATASET")
-        f = h5py.File(p, "r")
+        try:
+            f = h5py.File(p, "r")
+        except OSError as exc:
+            raise UserError(f"--data: {path}: not a readable HDF5 file ({_one_line(exc)})") from None
         if key not in f:
             raise UserError(f"--data: {path} has no dataset {key!r}")
         return f[key], {}
@@ -138,10 +160,25 @@ def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tup
             import zarr
         except ImportError:
             raise UserError("--data: zarr stores need zarr: pip install 'descramble[zarr]'") from None
-        return zarr.open(str(p), mode="r"), {}
+        try:
+            store = zarr.open(str(p), mode="r")
+        except Exception as exc:  # zarr raises its own error types for a non-store directory
+            raise UserError(f"--data: {path}: not a readable zarr store ({_one_line(exc)})") from None
+        if key:
+            if not hasattr(store, "array_keys") or key not in store:
+                raise UserError(f"--data: {path} has no array {key!r}")
+            store = store[key]
+        if hasattr(store, "array_keys"):  # a group, not an array
+            raise UserError(f"--data: {path} is a zarr group; name its array as {path}:ARRAY "
+                            f"(it holds {', '.join(sorted(store.array_keys())) or 'no arrays'})")
+        return store, {}
     if dtype is None or n_features is None:
         raise UserError(f"--data: {path} is not .npy/.npz/.h5/.zarr, so it is read as raw binary: "
                         "give --dtype and --n-features")
+    try:
+        np.dtype(dtype)
+    except TypeError:
+        raise UserError(f"--dtype: {dtype!r} is not a NumPy dtype (e.g. float32, float64, int16)") from None
     return str(p), {"dtype": dtype, "n_features": n_features}
 
 
@@ -150,8 +187,11 @@ def _load_hidden(path: str, m: int) -> Any:
 
     p = Path(path)
     if p.suffix == ".npz" and p.is_file():
-        with np.load(p, allow_pickle=False) as z:
-            saved_state = "scatter" in z.files or "version" in z.files
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                saved_state = "scatter" in z.files or "version" in z.files
+        except (ValueError, OSError, EOFError) as exc:
+            raise UserError(f"--hidden: {path}: not a readable .npz file ({_why_not_numpy(exc)})") from None
         if saved_state:
             return Autocorrelation.load(p)
     S = _load_array(path, "--hidden")
