@@ -232,3 +232,16 @@ def test_describe_survives_a_zero_loss_and_a_single_convergence_point():
              "convergence": {"n_samples": [64, 128, 200], "loss": [2.5, 2.1, 2.0], "bound": 2.0}}
     text = describe({"layers": {"W": layer}})
     assert "2.5x rougher" in text and "from 64 samples: excess 2.50e-01; from 128: 5.00e-02" in text
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"seed": -1}, "seed: expected a non-negative integer, got -1"),
+    ({"seed": 1.5}, "seed: expected a non-negative integer"),
+    ({"n_train": 0}, "n_train"),
+    ({"epochs": 0}, "epochs"),
+])
+def test_demo_rejects_bad_settings_before_doing_anything(tmp_path, kwargs, match):
+    lines = []
+    with pytest.raises((ValueError, TypeError), match=match):
+        run_demo(tmp_path / "r", figures=False, log=lines.append, **kwargs)
+    assert lines == [] and not (tmp_path / "r").exists()

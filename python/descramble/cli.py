@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "descramble its layers in closed form, and write a report.")
     demo.add_argument("--out", default="descramble-demo", metavar="DIR",
                       help="report directory (default: ./descramble-demo)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the data, the network and its training")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="seed (>= 0) of the data, the network and its training")
     demo.add_argument("--quick", action="store_true", help="a smaller network run (a few seconds)")
     demo.add_argument("--no-figures", action="store_true", help="skip the PNG figures (no matplotlib needed)")
 

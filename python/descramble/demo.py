@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from . import report
+from ._validation import as_positive_int
 from .convergence import convergence
 from .descrambler import descramble
 from .hidden import hidden_autocorrelations
@@ -70,6 +71,10 @@ def run_demo(
     dict
         The summary also written to ``out/summary.json``.
     """
+    # NumPy's "expected non-negative integer" would not say which argument (seed + 1 seeds the test set).
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    n_train, epochs = as_positive_int(n_train, "n_train"), as_positive_int(epochs, "epochs")
     out = report.prepare(out)
     if figures and not report.have_matplotlib():
         raise ImportError("the demo's figures need matplotlib: pip install 'descramble[plot]' "
