@@ -113,8 +113,8 @@ def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tup
     """The data source a ``--data`` spec names, and the keywords for :func:`descramble.accumulate`.
 
     ``FILE.npy`` (read by the core at file offsets); ``FILE.npz[:KEY]``;
-    ``FILE.h5:DATASET`` / ``FILE.hdf5:DATASET`` (h5py); ``DIR.zarr``
-    (zarr); any other file is raw binary and needs ``--dtype`` and
+    ``FILE.h5:DATASET`` / ``FILE.hdf5:DATASET`` (h5py); ``DIR.zarr[:ARRAY]``
+    (zarr; ARRAY names an array in a group); any other file is raw binary and needs ``--dtype`` and
     ``--n-features``.
     """
     path, _, key = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", metavar="SRC",
                         help="the layer's input samples (rows): FILE.npy, FILE.npz[:KEY], FILE.h5:DATASET, "
-                             "DIR.zarr, or a raw file with --dtype and --n-features")
+                             "DIR.zarr[:ARRAY], or a raw file with --dtype and --n-features")
     source.add_argument("--hidden", metavar="FILE",
                         help="the hidden autocorrelation S (.npy, m x m) or a saved Autocorrelation (.npz)")
     run.add_argument("--smoothness", default="fourier:2", metavar="SPEC",
