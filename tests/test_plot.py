@@ -80,3 +80,25 @@ def test_bad_input(layer):
     bare = descramble.descramble(hidden=d.hidden)
     with pytest.raises(ValueError, match="has no weights"):
         plot.fourier_magnitude(bare)
+
+
+def test_pixels_are_centred_on_their_coordinates(layer):
+    W, _, _, d = layer
+    x = 8.0 * np.arange(1, 17)  # echo times 8 ... 128: the first column is centred on 8, not on 8 + 4
+    raw = plot.weights(d, x=x).axes[0].get_images()[0]
+    assert raw.get_extent()[:2] == pytest.approx([4.0, 132.0])
+    with pytest.raises(ValueError, match="x: expected finite, evenly spaced"):
+        plot.weights(d, x=np.geomspace(1, 100, 16))
+    fig = plot.fourier_magnitude(d, W, sample_spacing=0.5)
+    freqs = np.fft.rfftfreq(16, d=0.5)  # 0 ... 1 in steps of 0.125: bins centred on them
+    assert fig.axes[0].get_images()[0].get_extent()[:2] == pytest.approx([freqs[0] - 0.0625, freqs[-1] + 0.0625])
+    with pytest.raises(ValueError, match="sample_spacing: expected a positive number"):
+        plot.fourier_magnitude(d, W, sample_spacing=0.0)
+
+
+def test_convergence_figure_with_a_zero_bound(layer, recwarn):
+    _, _, X, _ = layer
+    result = convergence(np.zeros((8, 16)), X)  # zero weights: S = 0, loss = bound = 0
+    fig = plot.convergence(result)
+    assert not fig.axes[1].get_lines()  # no relative excess to draw
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

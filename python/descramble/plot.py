@@ -30,6 +30,13 @@ def _matrix(a: Any, name: str) -> np.ndarray:
     return a
 
 
+def _edges(first: float, last: float, count: int, step: float) -> "tuple[float, float]":
+    """imshow's extent runs from the first pixel's edge to the last's: centre the pixels on the coordinates."""
+    if count > 1:
+        step = (last - first) / (count - 1)
+    return first - step / 2, last + step / 2
+
+
 def _weights_of(d: Descrambler, weights: Any) -> np.ndarray:
     if weights is not None:
         return _matrix(weights, "weights")
@@ -54,7 +61,8 @@ def weights(
     weights : array_like of shape (m, n), optional
         The raw W (default: recovered from ``descrambler.weights``).
     x : ndarray of shape (n,), optional
-        Coordinates of the inputs (e.g. echo times), for the x axis.
+        Coordinates of the inputs (e.g. echo times), for the x axis; evenly
+        spaced (each column is drawn as a pixel of the same width).
     xlabel, title : str
 
     Returns
@@ -71,7 +79,10 @@ def weights(
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (W.shape[1],):
             raise ValueError(f"x: expected {W.shape[1]} coordinates, got shape {x.shape}")
-        extent = (x[0], x[-1], W.shape[0] - 0.5, -0.5)
+        steps = np.diff(x)
+        if not np.all(np.isfinite(x)) or (steps.size and not np.allclose(steps, steps[0], rtol=1e-6, atol=0)):
+            raise ValueError("x: expected finite, evenly spaced coordinates (the columns are drawn as equal pixels)")
+        extent = (*_edges(x[0], x[-1], x.size, 1.0), W.shape[0] - 0.5, -0.5)
     for ax, M, label in zip(axes, (W, PW), ("trained weights W (neurons as left by training)",
                                            "descrambled weights P W")):
         image = ax.imshow(M, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, extent=extent,
@@ -155,6 +166,8 @@ def fourier_magnitude(
     -------
     matplotlib.figure.Figure
     """
+    if not (np.isfinite(sample_spacing) and sample_spacing > 0):
+        raise ValueError(f"sample_spacing: expected a positive number, got {sample_spacing!r}")
     d = descrambler
     W = _weights_of(d, weights)
     PW = d.P @ W
@@ -163,7 +176,8 @@ def fourier_magnitude(
     fig = _figure((10, 3.8))
     left, right = fig.subplots(1, 2)
     image = left.imshow(magnitude, aspect="auto", cmap="magma", interpolation="nearest",
-                        extent=(freqs[0], freqs[-1], W.shape[0] - 0.5, -0.5))
+                        extent=(*_edges(freqs[0], freqs[-1], freqs.size, 1.0 / (W.shape[1] * sample_spacing)),
+                                W.shape[0] - 0.5, -0.5))
     fig.colorbar(image, ax=left, label="|FFT|")
     left.set_xlabel(f"frequency ({frequency_unit})")
     left.set_ylabel("descrambled neuron")
@@ -219,8 +233,9 @@ def convergence(result: Convergence, *, title: Optional[str] = None) -> Any:
     left.legend(fontsize=8)
     left.grid(True, which="both", alpha=0.3)
     left.set_title("loss against N", fontsize=10)
-    excess = (loss - result.bound) / abs(result.bound)
-    keep = (excess > 0) & (N < N[-1])
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero bound (zero loss) has no relative excess
+        excess = (loss - result.bound) / abs(result.bound)
+    keep = (excess > 0) & np.isfinite(excess) & (N < N[-1])
     if keep.any():
         right.loglog(N[keep], excess[keep], "o-", ms=4, label="relative excess")
         anchor = np.flatnonzero(keep)[0]
