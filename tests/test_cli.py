@@ -174,6 +174,9 @@ def _errors(files, tmp_path):
         (["run", "--weights", corrupt, "--hidden", S, "--out", tmp_path / "o"], "corrupt.npy"),
         (["run", "--weights", W, "--data", X, "--n-features", "x", "--out", tmp_path / "o"], "invalid int value"),
         (["bench", "--only", "nothing"], "invalid choice"),
+        (["bench", "--repeat", "0"], "argument --repeat: expected a positive integer, got 0"),
+        (["bench", "--widths", "64", "0"], "argument --widths: expected a positive integer, got 0"),
+        (["bench", "--json", tmp_path / "missing" / "b.json"], "argument --json: cannot write"),
         (["demo", "--seed", "-1", "--out", tmp_path / "d"], "seed: expected a non-negative integer, got -1"),
         # Corrupt or mis-named inputs name the option and the file, not NumPy's pickle advice.
         (["run", "--weights", W, "--data", corrupt_npz, "--out", tmp_path / "o"],

@@ -180,18 +180,26 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(v in os.environ for v in _BLAS_VARS):
         env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
-        os.execve(sys.executable, [*_MODULE, *argv], env)
+        # Re-enter through the same front end, so that errors keep its one-line format.
+        again = _MODULE if parser_class is argparse.ArgumentParser else [sys.executable, "-m", "descramble", "bench"]
+        os.execve(sys.executable, [*again, *argv], env)
     parser = parser_class(prog="descramble bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions (about a minute)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--repeat", type=int, default=3, help="alternating runs per side (default 3)")
+    parser.add_argument("--repeat", type=_positive_int, default=3, help="alternating runs per side (default 3)")
     parser.add_argument("--only", nargs="+",
                         choices=["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"],
                         help="run these kernels only")
-    parser.add_argument("--widths", type=int, nargs="+", help="feature counts n of the in-memory cases")
+    parser.add_argument("--widths", type=_positive_int, nargs="+", help="feature counts n of the in-memory cases")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.json:  # find out now, not after the whole run, that the results cannot be saved
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if os.path.isdir(args.json):
+            parser.error(f"argument --json: {args.json} is a directory")
+        if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+            parser.error(f"argument --json: cannot write {args.json} (no such writable directory {folder})")
     if args.child:
         print(json.dumps(_child(json.loads(args.child))))
         return 0
@@ -283,6 +291,16 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "results": results}, f, indent=2)
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _interleaved(funcs: Dict[str, Any], repeat: int) -> Dict[str, float]:
