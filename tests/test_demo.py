@@ -245,3 +245,21 @@ def test_demo_rejects_bad_settings_before_doing_anything(tmp_path, kwargs, match
     with pytest.raises((ValueError, TypeError), match=match):
         run_demo(tmp_path / "r", figures=False, log=lines.append, **kwargs)
     assert lines == [] and not (tmp_path / "r").exists()
+
+
+def test_convergence_keeps_m_x_m_rotations_not_n_x_n_copies(layer, monkeypatch):
+    # Twenty snapshots of an n x n accumulator cost 20 n^2 doubles (n = 4096: 2.7 GB);
+    # P_N is m x m. The stream is read once and the accumulator never copied.
+    W, b, X = layer
+    copies = []
+    original = descramble.Autocorrelation.copy
+    monkeypatch.setattr(descramble.Autocorrelation, "copy", lambda self: copies.append(1) or original(self))
+    result = convergence(W, X, bias=b, smoothness="fd", order=2, sizes=[100, 1000])
+    assert copies == []
+    assert result.n_samples.tolist() == [100, 1000, 4000]
+    prefix = descramble.descramble(W, data=X[:100], bias=b, smoothness="fd", order=2)
+    whole = descramble.descramble(W, data=X, bias=b, smoothness="fd", order=2)
+    assert result.own_bound[0] == pytest.approx(prefix.bound, rel=1e-10)
+    assert result.loss[0] == pytest.approx(np.sum(whole.smoothness.gram * (prefix.P @ whole.hidden @ prefix.P.T)),
+                                           rel=1e-10)
+    assert result.bound == pytest.approx(whole.bound, rel=1e-12)

@@ -65,10 +65,10 @@ def convergence(
 ) -> Convergence:
     """Descramble a layer from the first N samples, for growing N, in one pass over ``data``.
 
-    The stream is read once: the input accumulator is snapshotted (an
-    n x n copy) whenever the count reaches the next size, chunks being
-    split at exactly that row. Each snapshot's descrambler P_N is then
-    scored on the whole stream's hidden autocorrelation S: its loss
+    The stream is read once: whenever the count reaches the next size
+    (chunks being split at exactly that row) the descrambler P_N of the
+    samples so far is built and kept (m x m; the n x n accumulator is not
+    copied). Each P_N is then scored on the whole stream's hidden autocorrelation S: its loss
     tends to the whole stream's bound at the N^-1/2 rate of S_N (MATH.md §5).
 
     Parameters
@@ -106,7 +106,20 @@ def convergence(
     if source.n_features != W.shape[1]:
         raise ValueError(f"data: has {source.n_features} features, the weights have {W.shape[1]} columns")
     acc = Autocorrelation(source.n_features, threads=threads)
-    snapshots: List[Autocorrelation] = []
+    n_samples: List[int] = []
+    rotations: List[np.ndarray] = []
+    own_loss: List[float] = []
+    own_bound: List[float] = []
+
+    def snapshot() -> None:
+        nonlocal smoothness, order
+        d = descramble(W, autocorrelation=acc, bias=bias, smoothness=smoothness, order=order)
+        smoothness, order = d.smoothness, None  # resolved once, shared by every N
+        n_samples.append(acc.count)
+        rotations.append(d.P)
+        own_loss.append(d.loss)
+        own_bound.append(d.bound)
+
     target = next(targets, None)
     for chunk, w in source.chunks():
         start = 0
@@ -115,23 +128,17 @@ def convergence(
             acc.update(chunk[start:stop], None if w is None else w[start:stop])
             start = stop
             if target is not None and acc.count == target:
-                snapshots.append(acc.copy())
+                snapshot()
                 target = next(targets, None)
         if progress is not None:
             progress(chunk.shape[0])
     if acc.count == 0:
         raise ValueError("data: no samples")
-    if not snapshots or snapshots[-1].count != acc.count:
-        snapshots.append(acc)
+    if not n_samples or n_samples[-1] != acc.count:
+        snapshot()
     # Samples <= n leave S_N rank deficient; that is fine for the closed form.
     whole = descramble(W, autocorrelation=acc, bias=bias, smoothness=smoothness, order=order)
     A, S = whole.smoothness.gram, whole.hidden
-    n_samples, loss, own_loss, own_bound = [], [], [], []
-    for snap in snapshots:
-        d = descramble(W, autocorrelation=snap, bias=bias, smoothness=whole.smoothness)
-        n_samples.append(snap.count)
-        loss.append(float(np.sum(A * (d.P @ S @ d.P.T))))  # tr(A P S P^T), MATH.md §2
-        own_loss.append(d.loss)
-        own_bound.append(d.bound)
+    loss = [float(np.sum(A * (P @ S @ P.T))) for P in rotations]  # tr(A P S P^T), MATH.md §2
     return Convergence(np.array(n_samples), np.array(loss), np.array(own_loss), np.array(own_bound),
                        whole.bound, acc)
