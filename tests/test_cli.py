@@ -172,6 +172,8 @@ def _errors(files, tmp_path):
         (["run", "--weights", W, "--hidden", S, "--out", a_file], "exists and is not a directory"),
         (["run", "--weights", files["npz"], "--layer", "fc9", "--hidden", S, "--out", tmp_path / "o"], "fc9"),
         (["run", "--weights", corrupt, "--hidden", S, "--out", tmp_path / "o"], "corrupt.npy"),
+        (["run", "--weights", files["npz"], "--hidden", S, "--out", tmp_path / "o"],
+         "--weights: .*pass --layer NAME to choose one"),
         (["run", "--weights", W, "--data", X, "--n-features", "x", "--out", tmp_path / "o"], "invalid int value"),
         (["bench", "--only", "nothing"], "invalid choice"),
         (["bench", "--repeat", "0"], "argument --repeat: expected a positive integer, got 0"),
@@ -295,15 +297,13 @@ def test_run_with_a_zero_loss_layer(files, tmp_path, capsys):
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["layers"]["w1"]["loss"] == 0.0
 
 
-# descrambler.py warns (overflow in tr(A P S P^T)) before the report refuses the non-finite loss.
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_overflowing_inputs_are_one_line_errors_not_nan_reports(files, tmp_path, capsys):
     np.save(tmp_path / "huge.npy", files["Xm"] * 1e160)  # X^T X overflows float64 in the core
     S = np.load(files["S"])
     np.save(tmp_path / "S_huge.npy", S / np.abs(S).max() * 1e307)  # tr(A P S P^T) overflows
     for argv, match in [
         (["--data", tmp_path / "huge.npy"], "overflow"),
-        (["--hidden", tmp_path / "S_huge.npy"], "not finite"),
+        (["--hidden", tmp_path / "S_huge.npy"], "overflows float64"),
     ]:
         out = tmp_path / "r"
         code, _, err = run_cli(capsys, "run", "--weights", files["W"], *argv, "--out", out, "--no-figures")

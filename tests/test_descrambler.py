@@ -236,3 +236,9 @@ def test_stability_shrinks_with_more_data(rng):
 def test_bad_input(kwargs, error, message):
     with pytest.raises(error, match=message):
         descramble.descramble(**kwargs)
+
+
+def test_overflowing_loss_is_an_error_not_nan():
+    S = np.diag(np.full(8, 1e307))  # lambda up to 4^4 = 256: sum lambda_k mu_k overflows
+    with pytest.raises(ValueError, match="overflows float64"):
+        descramble.descramble(hidden=S)

@@ -162,3 +162,9 @@ def test_user_operators():
 def test_bad_operators(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_fourier_orders_beyond_float64_are_refused():
+    smoothness.fourier(32, 6)  # 16^12 = 2.8e14: fine
+    with pytest.raises(ValueError, match=r"order: fourier\(order=100\) on 8 neurons"):
+        smoothness.fourier(8, 100)

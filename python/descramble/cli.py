@@ -233,7 +233,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--weights: {args.weights}: no such file")
     if args.no_figures is False and not report.have_matplotlib():
         raise UserError("figures need matplotlib: pip install 'descramble[plot]' (or pass --no-figures)")
-    W, b, key = load_layer(args.weights, args.layer, transpose=args.transpose)
+    try:
+        W, b, key = load_layer(args.weights, args.layer, transpose=args.transpose)
+    except ValueError as exc:  # the library's keyword names, as the command's options
+        raise UserError("--weights: " + _one_line(exc).replace("layer=NAME", "--layer NAME")
+                        .replace("transpose=True", "--transpose").replace("transpose=False", "no --transpose")) from None
     name = args.layer or key  # the report's files are named after the layer
     if args.bias is not None:
         b = _load_array(args.bias, "--bias")
@@ -294,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"descramble {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{demo,run,bench}", parser_class=_Parser)
 
-    demo = sub.add_parser("demo", help="the whole story on an embedded relaxometry network (about 20 s)",
+    demo = sub.add_parser("demo", help="the whole story on an embedded relaxometry network (10 to 20 s)",
                           description="Simulate biexponential relaxometry, train a small MLP with NumPy, "
                                       "descramble its layers in closed form, and write a report.")
     demo.add_argument("--out", default="descramble-demo", metavar="DIR",

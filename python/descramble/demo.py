@@ -28,7 +28,7 @@ from .hidden import hidden_autocorrelations
 from .mlp import MLP, train
 from .relaxometry import PARAMETER_NAMES, Relaxometry
 
-#: The embedded default (about 15 s on 2 cores, figures included).
+#: The embedded default (10 to 20 s on 2 cores, figures included).
 DEFAULTS: Dict[str, Any] = {
     "n_train": 40_000,
     "n_test": 4_000,

@@ -274,8 +274,12 @@ def descramble(
     smooth = resolve(smoothness, m, order)
     lam, T = smooth.basis()
     P = _orthogonal_det_plus_one(T, U)
-    loss = float(np.sum(smooth.gram * (P @ S @ P.T)))  # tr(A P S P^T), A and P S P^T symmetric
-    bound = float(np.dot(lam, mu))
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = float(np.sum(smooth.gram * (P @ S @ P.T)))  # tr(A P S P^T), A and P S P^T symmetric
+        bound = float(np.dot(lam, mu))
+    if not (np.isfinite(loss) and np.isfinite(bound)):
+        raise ValueError(f"the smoothness loss overflows float64 (loss {loss}, bound {bound}): "
+                         "rescale the data or the weights")
     degenerate = [Degeneracy("smoothness", g) for g in smooth.degenerate()]
     degenerate += [Degeneracy("spectrum", g) for g in degenerate_groups(mu)]
     return Descrambler(

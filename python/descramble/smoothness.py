@@ -136,6 +136,11 @@ def _real_fourier_basis(m: int, frequencies: np.ndarray, eigenvalue: Callable[[n
     return np.array([values[i] for i in order]), T
 
 
+#: Largest operator eigenvalue accepted next to the smoothest modes' 0 and 1
+#: (float64 keeps about 16 digits).
+_LARGEST_EIGENVALUE = 1e15
+
+
 def fourier(m: int, order: int = 2) -> Smoothness:
     """Fourier spectral differentiation of ``order`` on m points over [0, 2 pi).
 
@@ -156,9 +161,21 @@ def fourier(m: int, order: int = 2) -> Smoothness:
     Returns
     -------
     Smoothness
+
+    Raises
+    ------
+    ValueError
+        When the largest eigenvalue (m/2)^(2p) exceeds 1e15: A = D^T D is
+        built in float64, so its smoothest modes (eigenvalues 0 and 1) would
+        drown in rounding.
     """
     m = as_positive_int(m, "m")
     order = as_positive_int(order, "order")
+    largest = (m / 2.0) ** (2.0 * order)
+    if largest > _LARGEST_EIGENVALUE:
+        raise ValueError(f"order: fourier(order={order}) on {m} neurons has eigenvalues up to "
+                         f"(m/2)^(2 order) = {largest:.1e}, beyond float64's reach next to the smoothest "
+                         f"modes' 1 (at most {_LARGEST_EIGENVALUE:.0e}); use a lower order")
     n1 = (m - 1) // 2
     nyquist = [] if m % 2 else [(-m / 2) if order % 2 == 0 else 0.0]
     waves = np.concatenate([np.arange(0, n1 + 1), nyquist, np.arange(-n1, 0)])
