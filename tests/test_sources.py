@@ -289,3 +289,34 @@ def test_streaming_a_large_file_keeps_memory_bounded(tmp_path):
     assert mapped > 0.8 * file_mib, f"control: the memory-mapped loop grew by {mapped} MiB only"
     # Two 32 MiB read buffers plus the workers' block buffers and n x n state.
     assert streamed < 120, f"peak RSS grew by {streamed} MiB while streaming a {file_mib:.0f} MiB file"
+
+
+def _nan_at_2500():
+    X = np.ones((3000, 4))
+    X[2500, 1] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("make", [
+    lambda X, tmp: descramble.accumulate(X, chunk_rows=1000),
+    lambda X, tmp: descramble.accumulate(iter([X[:1000], X[1000:2000], X[2000:]])),
+    lambda X, tmp: descramble.hidden_autocorrelations([(np.ones((2, 4)), None, "tanh")], X, chunk_rows=700),
+    lambda X, tmp: descramble.convergence(np.ones((2, 4)), X, sizes=[100, 2400]),
+], ids=["array", "iterable", "hidden", "convergence"])
+def test_non_finite_errors_name_the_row_of_the_stream(make, tmp_path):
+    # The core sees chunks; the user should read the row of their data, not of the chunk.
+    with pytest.raises(descramble.NonFiniteError, match=r"^data: row 2500 contains NaN \(column 1\)"):
+        make(_nan_at_2500(), tmp_path)
+
+
+def test_non_finite_errors_in_a_file_name_the_file_row(tmp_path):
+    np.save(tmp_path / "x.npy", _nan_at_2500())
+    acc = descramble.Autocorrelation(4)
+    with pytest.raises(descramble.NonFiniteError, match=r"x.npy': row 2500 contains NaN \(column 1\)"):
+        acc.update_from(str(tmp_path / "x.npy"), chunk_rows=1000)
+    assert acc.count == 2000  # the chunks before it are kept
+
+
+def test_weight_errors_name_the_entry_of_the_stream():
+    with pytest.raises(ValueError, match=r"^weights: entry 2999 is -1"):
+        descramble.accumulate(np.ones((3000, 4)), weights=np.r_[np.ones(2999), -1.0], chunk_rows=1000)

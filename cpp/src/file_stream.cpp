@@ -133,7 +133,11 @@ Index stream_file(Autocorrelation& acc, const FileLayout& layout, Index chunk_ro
     pending.get();  // rethrows a failed read
     const Index nb = std::min(step, rows - r0);
     if (r0 + step < rows) pending = read(r0 + step, slot ^ 1);
-    acc.update(view_of(buffers[slot], layout, nb));
+    try {
+      acc.update(view_of(buffers[slot], layout, nb));
+    } catch (const NonFiniteError& error) {  // name the row of the file, not of the buffer
+      throw error.shifted("'" + layout.path + "'", r0);
+    }
     if (progress) progress(r0 + nb, rows);
   }
   return rows;

@@ -262,19 +262,18 @@ void merge_block_mean(Moments& part, const Eigen::VectorXd& block_mean, double b
 }
 
 // Explains why row `row` of the chunk gave a non-finite value.
-std::string describe_bad_row(const ChunkView& chunk, Index row) {
+NonFiniteError bad_row_error(const ChunkView& chunk, Index row) {
   const Eigen::VectorXd values = read_row(chunk, row);
-  std::ostringstream message;
+  std::ostringstream detail;
   if (!values.allFinite()) {
     Index column = 0;
     while (std::isfinite(values[column])) ++column;
-    message << "chunk: row " << row << " contains " << (std::isnan(values[column]) ? "NaN" : "infinity")
-            << " (column " << column << "); every value must be finite";
+    detail << "contains " << (std::isnan(values[column]) ? "NaN" : "infinity") << " (column " << column
+           << "); every value must be finite";
   } else {
-    message << "chunk: row " << row
-            << " overflows float64 once centred; rescale the data (values near the float64 limit)";
+    detail << "overflows float64 once centred; rescale the data (values near the float64 limit)";
   }
-  return message.str();
+  return NonFiniteError("chunk", row, detail.str());
 }
 
 Index default_block_rows(Index n, Precision precision) {
@@ -378,7 +377,7 @@ Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, cons
     if (!total.allFinite()) {
       const Index bad = locate_non_finite_row(chunk, r0, nb, shift.data(), b);
       if (bad == nb) throw std::overflow_error("chunk: column sums overflow float64; rescale the data");
-      throw NonFiniteError(describe_bad_row(chunk, r0 + bad));
+      throw bad_row_error(chunk, r0 + bad);
     }
     const double block_weight = w ? Eigen::Map<const Eigen::VectorXd>(w, nb).sum() : static_cast<double>(nb);
     if (block_weight == 0.0) {
@@ -471,7 +470,7 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
   for (auto& thread : pool) thread.join();
 
   if (first_bad_row != std::numeric_limits<Index>::max()) {
-    throw NonFiniteError(describe_bad_row(chunk, first_bad_row));
+    throw bad_row_error(chunk, first_bad_row);
   }
   if (failure) std::rethrow_exception(failure);
   Moments result = std::move(partials[0]);

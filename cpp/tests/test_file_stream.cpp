@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -90,5 +91,17 @@ TEST(stream_file_stopped_by_progress_keeps_committed_chunks) {
   Autocorrelation expected(2);
   expected.update(ChunkView::row_major(head.data(), 60, 2));
   CHECK_CLOSE(acc.covariance(), expected.covariance(), 1e-12);
+  std::remove(path.c_str());
+}
+
+TEST(stream_file_names_the_file_row_of_a_nan) {
+  RowMatrix x = random_matrix(3000, 4, 5);
+  x(2500, 1) = std::numeric_limits<double>::quiet_NaN();
+  const std::string path = write_file("nan.bin", x.data(), sizeof(double) * 12000);
+  Autocorrelation acc(4);
+  // Chunks of 1000 rows: the NaN is row 500 of the third chunk, row 2500 of the file.
+  CHECK_THROWS_WITH(stream_file(acc, {path, 0, ScalarType::float64, 3000, 4, false}, 1000), NonFiniteError,
+                    "nan.bin': row 2500 contains NaN (column 1)");
+  CHECK(acc.count() == 2000);  // the chunks before it are kept
   std::remove(path.c_str());
 }

@@ -9,7 +9,7 @@ import numpy as np
 from ._validation import as_positive_int
 from .accumulator import Autocorrelation
 from .descrambler import descramble
-from .sources import open_source
+from .sources import in_stream, open_source
 
 
 class Convergence(NamedTuple):
@@ -125,7 +125,10 @@ def convergence(
         start = 0
         while start < chunk.shape[0]:
             stop = chunk.shape[0] if target is None else min(chunk.shape[0], start + target - acc.count)
-            acc.update(chunk[start:stop], None if w is None else w[start:stop])
+            try:
+                acc.update(chunk[start:stop], None if w is None else w[start:stop])
+            except ValueError as exc:  # name the row of the stream, not of the piece
+                raise in_stream(exc, acc.count) from None
             start = stop
             if target is not None and acc.count == target:
                 snapshot()

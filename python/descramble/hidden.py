@@ -9,7 +9,7 @@ import numpy as np
 from . import _core
 from ._validation import as_threads
 from .accumulator import Autocorrelation
-from .sources import open_source, progress_bar
+from .sources import in_stream, open_source, progress_bar
 
 ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid")
 
@@ -101,8 +101,13 @@ def hidden_autocorrelations(
             f"data: expected {parsed[0][0].shape[1]} columns (the first layer's inputs), got {src.n_features}"
         )
     with progress_bar(progress, src.rows) as report:
+        done = 0
         for chunk, _ in src.chunks():
-            core.update(chunk)
+            try:
+                core.update(chunk)
+            except ValueError as exc:  # name the row of the stream, not of the chunk
+                raise in_stream(exc, done) from None
+            done += chunk.shape[0]
             report(chunk.shape[0])
     return HiddenAutocorrelations(
         Autocorrelation._wrap(core.input()),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, Tuple
@@ -138,6 +139,25 @@ def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
+# The core names rows and weights within the chunk it was given.
+_CHUNK_INDEX = re.compile(r"(chunk|weights): (row|entry) (\d+) ")
+
+
+def in_stream(error: ValueError, first_row: int) -> ValueError:
+    """The core's error about row r of a chunk starting at ``first_row``, naming row ``first_row + r``.
+
+    ``"chunk: row 500 contains NaN ..."`` becomes ``"data: row 2500 contains
+    NaN ..."`` (the row of the whole stream); the exception type is kept.
+    Other errors are returned unchanged.
+    """
+    message = str(error)
+    found = _CHUNK_INDEX.match(message)
+    if found is None:
+        return error
+    name = "data" if found.group(1) == "chunk" else "weights"
+    return type(error)(f"{name}: {found.group(2)} {first_row + int(found.group(3))} {message[found.end():]}")
+
+
 class Source:
     """A validated stream of chunks of rows with a known width."""
 
@@ -152,8 +172,13 @@ class Source:
 
     def feed(self, core: Any, progress: Progress) -> None:
         """Add every chunk to the core accumulator ``core``, reporting rows done."""
+        done = 0
         for chunk, w in self.chunks():
-            core.update(chunk, w)
+            try:
+                core.update(chunk, w)
+            except ValueError as exc:  # NonFiniteError too: name the row of the stream
+                raise in_stream(exc, done) from None
+            done += chunk.shape[0]
             progress(chunk.shape[0])
 
 
