@@ -755,3 +755,17 @@ def test_load_layer_bad_arguments(tmp_path, rng):
     np.savez(tmp_path / "c.npz", W=np.ones((2, 2), dtype=complex))
     with pytest.raises(TypeError, match="complex input"):
         load_layer(tmp_path / "c.npz")
+
+
+def test_load_layer_conventional_weight_without_partner_has_no_bias(tmp_path, rng):
+    """A bias-free Linear followed by a LayerNorm: "1.weight" (m entries) is not the bias of "0.weight"."""
+    W = rng.standard_normal((4, 5))
+    np.savez(tmp_path / "ln.npz", **{"0.weight": W, "1.weight": np.ones(4)})
+    W_got, b_got, name = load_layer(tmp_path / "ln.npz")
+    assert name == "0.weight" and b_got is None
+    np.testing.assert_array_equal(W_got, W)
+    np.savez(tmp_path / "tf.npz", **{"dense/kernel:0": W, "norm/gamma:0": np.ones(4)})
+    assert load_layer(tmp_path / "tf.npz", "dense")[1] is None
+    # names without the convention still fall back to the only vector of m entries
+    np.savez(tmp_path / "plain.npz", M=W, offsets=np.arange(4.0))
+    np.testing.assert_array_equal(load_layer(tmp_path / "plain.npz")[1], np.arange(4.0))

@@ -632,7 +632,12 @@ def load_layer(
        ``layer/W`` -> ``layer/b``), and MATLAB's Neural Network Toolbox cells
        ``IW{i,j}``/``LW{i,j}`` -> ``b{i,1}``. If it exists it is the bias,
        and it must be a vector of m entries;
-    2. otherwise, the vectors of exactly m entries (other than W) -- among
+    2. otherwise, if K is a layer's name followed by exactly ``weight``,
+       ``weights`` or ``kernel`` (``fc1.weight``, ``dense/kernel:0``), no
+       bias (None): such
+       files name the bias after W, so a vector elsewhere (the next
+       LayerNorm's ``1.weight``) is not it;
+    3. otherwise, the vectors of exactly m entries (other than W) -- among
        all entries for ``layer=None``, among those whose name contains NAME
        as whole parts for a named layer: one is the bias, none means no bias
        (None), several are an error.
@@ -778,10 +783,23 @@ def _partners(key: str) -> List[str]:
     return names
 
 
+def _conventional_weight(key: str) -> bool:
+    """True for a layer's name followed by exactly a weight word (``fc1.weight``,
+    ``dense/kernel:0``; not a bare ``weights``): such files name the bias after it."""
+    cut = max(key.rfind("."), key.rfind("/"))
+    tail = re.sub(r":\d+$", "", key[cut + 1:])
+    return cut > 0 and tail.lower() in ("weight", "weights", "kernel")
+
+
 def _pick_bias(key: str, W: np.ndarray, arrays: Dict[str, np.ndarray],
                scope: Dict[str, np.ndarray], where: str, transpose: bool) -> Optional[np.ndarray]:
     m = W.shape[0]
     bias_key = next((k for k in _partners(key) if k in arrays and k != key), None)
+    if bias_key is None and _conventional_weight(key):
+        # "fc1.weight" without "fc1.bias" (PyTorch bias=False, ONNX exports,
+        # TF kernels): the layer has no bias. A vector of m entries elsewhere
+        # (the next LayerNorm's "1.weight") is not it.
+        return None
     if bias_key is None:
         found = [k for k, v in scope.items() if k != key and _is_vector(v) and v.size == m]
         if len(found) > 1:
