@@ -769,3 +769,12 @@ def test_load_layer_conventional_weight_without_partner_has_no_bias(tmp_path, rn
     # names without the convention still fall back to the only vector of m entries
     np.savez(tmp_path / "plain.npz", M=W, offsets=np.arange(4.0))
     np.testing.assert_array_equal(load_layer(tmp_path / "plain.npz")[1], np.arange(4.0))
+
+
+def test_load_layer_transpose_hint_names_the_stored_layout(tmp_path, rng):
+    np.savez(tmp_path / "g.npz", **{"fc.W": rng.standard_normal((4, 5)), "fc.b": np.ones(4)})  # Gemm transB=1
+    with pytest.raises(ValueError, match=r"stored as \(outputs, inputs\); pass transpose=False\)$"):
+        load_layer(tmp_path / "g.npz", "fc", transpose=True)
+    np.savez(tmp_path / "t.npz", **{"fc.W": rng.standard_normal((5, 4)), "fc.b": np.ones(4)})  # transB=0
+    with pytest.raises(ValueError, match=r"stored as \(inputs, outputs\); pass transpose=True\)$"):
+        load_layer(tmp_path / "t.npz", "fc")

@@ -815,7 +815,8 @@ def _pick_bias(key: str, W: np.ndarray, arrays: Dict[str, np.ndarray],
     if not _is_vector(b) or b.size != m:
         hint = ""
         if _is_vector(b) and b.size == W.shape[1]:
-            hint = (" (it matches W's other dimension: the matrix is stored as (inputs, outputs); "
+            layout = "(inputs, outputs)" if not transpose else "(outputs, inputs)"
+            hint = (f" (it matches W's other dimension: the matrix is stored as {layout}; "
                     f"pass transpose={not transpose})")
         raise ValueError(
             f"{where}: bias {bias_key!r} has shape {b.shape}, expected a vector of {m} entries "
