@@ -139,6 +139,20 @@ def test_float32_model_matches_float64_accumulation_of_its_own_values(x):
         np.testing.assert_array_equal(again[name].autocorrelation(), stats[name].autocorrelation())
 
 
+def test_integer_and_bool_inputs_of_a_linear_model_are_converted_to_its_dtype(rng):
+    # uint8 images, int64 counts, bool masks: nn.Linear needs floats (torch alone raises
+    # "mat1 and mat2 must have the same dtype").
+    model = mlp()
+    for data in (rng.integers(0, 256, size=(300, 16)).astype(np.uint8),
+                 rng.integers(-5, 5, size=(300, 16)),
+                 rng.random((300, 16)) > 0.5):
+        ref = numpy_forward(model, data.astype(np.float64))
+        for batches in (data, [torch.from_numpy(data)], [(data, None)]):
+            stats = dtorch.collect(model, ["0", "2"], batches, chunk_rows=CHUNK)
+            assert_matches(stats["0"], ref["0"], 1e-10, str(data.dtype))
+            assert_matches(stats["2"], ref["2"], 1e-10, str(data.dtype))
+
+
 def test_half_precision_outputs_are_widened(x):
     model = mlp(torch.bfloat16)
     stats = dtorch.collect(model, ["2"], torch.from_numpy(x).to(torch.bfloat16), chunk_rows=CHUNK)

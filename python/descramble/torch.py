@@ -45,7 +45,8 @@ Conventions
   float32 (a copy). NumPy and CPU tensor inputs are fed in views of
   ``chunk_rows`` rows; a floating input whose dtype differs from the model's
   (float64 data, float32 model) is converted chunk by chunk, as are inputs on
-  another device than the model.
+  another device than the model, and integer or bool inputs of a model that
+  starts with an ``nn.Linear`` (uint8 images: values 0 to 255).
 * **Mode.** The passes run under ``torch.no_grad()`` with the model in
   ``eval()`` mode (dropout off, batch norm on its running statistics); every
   module's ``training`` flag is restored afterwards and every hook removed,
@@ -461,6 +462,8 @@ def collect(
                             f"{where}: expected inputs with {first[1].in_features} features in the last "
                             f"dimension (the in_features of layer {first[0]!r}), got shape {tuple(x.shape)}"
                         )
+                    if first is not None and not x.is_floating_point():
+                        x = x.to(dtype=first[1].weight.dtype)  # integer/bool data: nn.Linear needs floats
                     model(x)
                 for recorder in recorders:
                     recorder.end_batch()
