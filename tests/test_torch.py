@@ -233,8 +233,11 @@ def test_hooks_removed_and_mode_restored_after_errors(x):
 
     bad = x.copy()
     bad[517, 3] = np.nan
-    with pytest.raises(descramble.NonFiniteError, match="layer '0': chunk: row 5"):
+    # The row of all the layer's outputs (here the sample), not row 5 of the fifth chunk.
+    with pytest.raises(descramble.NonFiniteError, match=r"layer '0': output row 517 contains NaN \(column \d+\)"):
         dtorch.collect(model, ["0"], bad, chunk_rows=CHUNK)
+    with pytest.raises(descramble.NonFiniteError, match=r"layer '2': output row 517 contains NaN"):
+        dtorch.collect(model, ["2"], DataLoader(TensorDataset(torch.from_numpy(bad)), batch_size=100))
     assert no_hooks(model)
     assert all(m.training for m in model.modules())
     # The model still works normally afterwards.

@@ -68,6 +68,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -302,6 +303,7 @@ class _Recorder:
                  threads: Optional[int]) -> None:
         self.torch, self.name, self.precision, self.threads = torch, name, precision, threads
         self.acc: Optional[Autocorrelation] = None
+        self.rows = 0  # rows recorded so far: errors name the row of all the layer's outputs
         self.pending = None  # pre_activation=False: the layer output awaiting its activation
         self.handles = []
         try:
@@ -326,7 +328,11 @@ class _Recorder:
         try:
             self.acc.update(rows)
         except (TypeError, ValueError) as exc:  # NonFiniteError is a ValueError; keep its type
-            raise type(exc)(f"layer {self.name!r}: {exc}") from None
+            # The core names the row of this batch ("chunk: row 5 ..."): name the row of
+            # all the outputs recorded so far (the sample, for 2-D outputs), as sources.in_stream does.
+            message = re.sub(r"^chunk: row (\d+)", lambda m: f"output row {self.rows + int(m.group(1))}", str(exc))
+            raise type(exc)(f"layer {self.name!r}: {message}") from None
+        self.rows += rows.shape[0]
 
     def _record_output(self, module: Any, inputs: Any, output: Any) -> None:
         self._update(output)
