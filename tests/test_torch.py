@@ -114,7 +114,8 @@ def test_forward_callable_for_dict_batches(x):
                            forward=lambda m, b: (seen.append(type(b)), m(torch.from_numpy(b))))
     assert seen == [np.ndarray] * 8
     assert_matches(stats["0"], ref["0"], 1e-10)
-    with pytest.raises(TypeError, match="batch 0: expected a torch.Tensor or numpy.ndarray, got dict"):
+    with pytest.raises(TypeError, match=r"batch 0: expected a torch.Tensor or numpy.ndarray, got dict; "
+                                        r"for other batches pass forward=, e.g. forward=lambda model, batch"):
         dtorch.collect(model, ["2"], batches)
 
 

@@ -225,7 +225,8 @@ def _as_input(torch: Any, x: Any, device: Any, dtype: Any, where: str) -> Any:
             x = np.array(x, dtype=x.dtype.newbyteorder("="))  # torch cannot view these
         x = torch.from_numpy(x)
     elif not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+        raise TypeError(f"{where}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}; for other "
+                        "batches pass forward=, e.g. forward=lambda model, batch: model(**batch) for dicts")
     if x.is_complex():
         raise TypeError(f"{where}: complex input (dtype {x.dtype}) is not supported")
     if x.is_floating_point() and dtype is not None and x.dtype != dtype:
