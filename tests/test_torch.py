@@ -416,6 +416,9 @@ def test_descramble_model_options_and_errors(x):
         dtorch.descramble_model(model, x, ["nope"])
     with pytest.raises(TypeError, match="model: expected a torch.nn.Module"):
         dtorch.descramble_model(object(), x)
+    # Not "name the layers to record": naming a non-Linear layer is refused too.
+    with pytest.raises(ValueError, match=r"model: it has no nn.Linear layers.*use collect\(\) and descramble\(hidden"):
+        dtorch.descramble_model(nn.Sequential(nn.Tanh()), x)
     assert no_hooks(model)
 
 

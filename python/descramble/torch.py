@@ -542,6 +542,9 @@ def descramble_model(
     """
     torch = _torch()
     _check_model(torch, model)
+    if layers is None and not any(isinstance(module, torch.nn.Linear) for module in model.modules()):
+        raise ValueError("model: it has no nn.Linear layers, and descramble_model descrambles nn.Linear layers "
+                         "only; for other layers use collect() and descramble(hidden=...)")
     if layers is not None:
         names = [layers] if isinstance(layers, str) else layers
         modules = dict(model.named_modules())
