@@ -405,6 +405,8 @@ def test_descramble_model_options_and_errors(x):
     model = mlp()
     one = dtorch.descramble_model(model, x, "2", smoothness="fd", order=1)
     assert list(one) == ["2"]
+    # Any iterable of names, also a generator (read once).
+    assert list(dtorch.descramble_model(model, x, (name for name in ["4", "0"]))) == ["4", "0"]
     h = numpy_forward(model, x)["2"]
     expected = descramble.descramble(params(model)[1][0], hidden=h.T @ h / N, smoothness="fd", order=1)
     assert one["2"].smoothness.name == expected.smoothness.name

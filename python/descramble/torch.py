@@ -549,6 +549,7 @@ def descramble_model(
         names = [layers] if isinstance(layers, str) else layers
         modules = dict(model.named_modules())
         if isinstance(names, Iterable):
+            names = layers = list(names)  # a generator is read once here, then handed to collect
             for name in names:
                 if isinstance(name, str) and name in modules and not isinstance(modules[name], torch.nn.Linear):
                     raise ValueError(
