@@ -310,8 +310,12 @@ def test_non_finite_value_in_unknown_chunks_names_the_block():
     x = np.ones((100, 2))
     x[57, 1] = np.nan
     dx = da.from_array(x, chunks=10)
-    with pytest.raises(descramble.NonFiniteError, match=r"x: row block 5: chunk: row 7 contains NaN"):
+    with pytest.raises(descramble.NonFiniteError, match=r"^x: row 7 of row block 5 contains NaN \(column 1\)"):
         ddask.accumulate(dx[dx[:, 0] > 0], scheduler="sync")
+    # A block whose shape is not the one its array declares: the core's "chunk:" is not shown.
+    wrong = da.from_delayed(dask.delayed(np.ones)((4, 5)), shape=(4, 3), dtype=float)
+    with pytest.raises(ValueError, match=r"^x: row block 0: expected 3 columns \(n_features\), got 5$"):
+        ddask.accumulate(wrong, scheduler="sync")
 
 
 # -- a LocalCluster of worker processes ---------------------------------------------------------

@@ -97,10 +97,12 @@ def _block_accumulator(
 def _in_block(message: str, index: int, start: Optional[int]) -> str:
     """Rewrite the core's "chunk: row 3 ..." as "x: row 1003 ... (row 3 of row block 2)"."""
     found = re.match(r"(\w+): (row|entry) (\d+)(.*)", message, flags=re.S)
-    if found is None or start is None:
-        return f"x: row block {index}: {message}"
+    if found is None:  # e.g. "chunk: expected 3 columns ...": "chunk" is the core's name for the block
+        return f"x: row block {index}: {re.sub(r'^chunk: ', '', message)}"
     name, what, local, rest = found.groups()
     name = "x" if name == "chunk" else name
+    if start is None:  # unknown chunk sizes: no global row
+        return f"{name}: {what} {local} of row block {index}{rest}"
     return f"{name}: {what} {start + int(local)}{rest} ({what} {local} of row block {index})"
 
 
