@@ -231,7 +231,9 @@ def accumulate(
     compute : bool, default True
         False: return a ``dask.delayed`` object of the accumulator instead,
         to compute together with other work (``dask.compute(a, b)``); its
-        methods are delayed too (``d.covariance()``).
+        methods are delayed too (``d.covariance()``). After ``.persist()``
+        every ``compute()`` hands back the same accumulator object: take
+        ``acc.copy()`` before updating it.
     **compute_kwargs
         Passed to ``dask.compute`` (e.g. ``scheduler="sync"``); only with
         ``compute=True``.
