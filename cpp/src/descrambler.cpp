@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -16,6 +18,8 @@ namespace descramble {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
+// Largest Fourier eigenvalue accepted (descramble.smoothness._LARGEST_EIGENVALUE).
+constexpr double kLargestEigenvalue = 1e15;
 
 std::string shape(const Eigen::Ref<const Eigen::MatrixXd>& a) {
   return std::to_string(a.rows()) + " x " + std::to_string(a.cols());
@@ -140,6 +144,10 @@ ClosedForm finish(Eigen::MatrixXd S, Eigen::MatrixXd U, Eigen::VectorXd mu, cons
   }
   r.loss = smoothness.gram.cwiseProduct(PSPt).sum();  // tr(A P S P^T), both symmetric
   r.bound = smoothness.values.dot(mu);
+  if (!std::isfinite(r.loss) || !std::isfinite(r.bound)) {  // as descramble.descramble's ValueError
+    throw std::overflow_error("the smoothness loss overflows float64 (loss " + std::to_string(r.loss) + ", bound " +
+                              std::to_string(r.bound) + "): rescale the data or the weights");
+  }
   r.basis = T;
   r.basis_values = smoothness.values;
   r.components = std::move(U);
@@ -213,6 +221,17 @@ ClosedForm from_layer(const Eigen::Ref<const Eigen::MatrixXd>& W, const Eigen::R
 
 Smoothness fourier_smoothness(Index m, int order) {
   check_order(m, order);
+  // As descramble.smoothness.fourier: A is built in float64, so eigenvalues
+  // beyond 1e15 drown its smoothest modes (0 and 1) in rounding.
+  const double largest = std::pow(static_cast<double>(m) / 2.0, 2.0 * order);
+  if (largest > kLargestEigenvalue) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1e", largest);
+    throw std::invalid_argument("order: fourier(order=" + std::to_string(order) + ") on " + std::to_string(m) +
+                                " neurons has eigenvalues up to (m/2)^(2 order) = " + text +
+                                ", beyond float64's reach next to the smoothest modes' 1 (at most 1e+15); "
+                                "use a lower order");
+  }
   // Waves of the FFT bins as in fourdif: 0..n1, the Nyquist bin (even m;
   // zeroed for odd order), then -n1..-1. D = F^-1 diag((i w)^order) F is a
   // real circulant (the symbol is Hermitian); A = D^T D has symbol w^(2 order).

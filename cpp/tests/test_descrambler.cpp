@@ -324,6 +324,17 @@ TEST(descrambler_rejects_bad_input) {
   CHECK_THROWS_WITH(smoothness_from_matrix(Eigen::MatrixXd(3, 0)), std::invalid_argument, "D: expected at least one column");
   CHECK_THROWS_WITH(fourier_smoothness(0), std::invalid_argument, "m: expected a positive number");
   CHECK_THROWS_WITH(fourier_smoothness(4, 0), std::invalid_argument, "order: expected a positive derivative order");
+  // As descramble.smoothness.fourier: (m/2)^(2 order) above 1e15 is refused (64 points: order 5 is 2^50 = 1.1e15).
+  CHECK_THROWS_WITH(fourier_smoothness(64, 5), std::invalid_argument,
+                    "order: fourier(order=5) on 64 neurons has eigenvalues up to (m/2)^(2 order) = 1.1e+15");
+  CHECK_THROWS_WITH(fourier_smoothness(64, 200), std::invalid_argument, "use a lower order");
+  CHECK(fourier_smoothness(64, 4).values.maxCoeff() == std::pow(32.0, 8));
+  CHECK(fourier_smoothness(2, 1000).gram.allFinite());
+  // A loss beyond float64 is an error, not inf/NaN (descramble.descramble raises ValueError).
+  CHECK_THROWS_WITH(descramble_closed_form(Eigen::MatrixXd(1e307 * Eigen::MatrixXd::Identity(8, 8)), fourier_smoothness(8)),
+                    std::overflow_error, "the smoothness loss overflows float64");
+  CHECK_THROWS_WITH(descramble_closed_form(S, finite_difference_smoothness(4, 2000, true)), std::overflow_error,
+                    "rescale the data or the weights");
   CHECK_THROWS_WITH(finite_difference_smoothness(4, -1, true), std::invalid_argument, "order:");
 
   const Eigen::MatrixXd W = random_matrix(4, 3, 2);

@@ -52,7 +52,8 @@ struct Smoothness {
 /// cos/sin pairs, which are degenerate). Quirk kept from fourdif: for odd
 /// `order` and even m the Nyquist row of D is zero, so the Nyquist mode's
 /// eigenvalue is 0 (it sorts right after the constant). O(m^2).
-/// Throws std::invalid_argument unless m >= 1 and order >= 1.
+/// Throws std::invalid_argument unless m >= 1 and order >= 1, and (as the
+/// Python package) when the largest eigenvalue (m/2)^(2 order) exceeds 1e15.
 Smoothness fourier_smoothness(Index m, int order = 2);
 
 /// Finite differences of `order` along the neuron axis (MATH.md §4).
@@ -105,7 +106,9 @@ struct ClosedForm {
 /// The descrambler for a hidden autocorrelation S (m x m: square, finite,
 /// symmetric to 1e-10 of its largest entry) and a smoothness operator on m
 /// neurons; U from eigh(S). Mirrors descramble.descramble(hidden=S, smoothness=...).
-/// Throws std::invalid_argument naming the argument on bad input.
+/// Throws std::invalid_argument naming the argument on bad input, and
+/// std::overflow_error when the loss or the bound is not finite (every
+/// descramble_* function; descramble.descramble raises ValueError there).
 ClosedForm descramble_closed_form(const Eigen::Ref<const Eigen::MatrixXd>& hidden, const Smoothness& smoothness,
                                   int threads = 0);
 
