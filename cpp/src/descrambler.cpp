@@ -260,7 +260,7 @@ Smoothness fourier_smoothness(Index m, int order) {
       const auto at = static_cast<std::size_t>((w * d) % m);
       const double wd = static_cast<double>(w);
       dsum += 2.0 * real_part(std::pow(wd, order), cos_table[at], sin_table[at]);
-      asum += 2.0 * std::pow(wd, 2 * order) * cos_table[at];
+      asum += 2.0 * std::pow(wd, 2.0 * order) * cos_table[at];
     }
     if (nyquist) {
       const double sign = d % 2 == 0 ? 1.0 : -1.0;  // e^{i pi d}
@@ -268,7 +268,7 @@ Smoothness fourier_smoothness(Index m, int order) {
       if (order % 2 == 0) {
         // (i (-m/2))^order = (-1)^(order/2) (m/2)^order, real.
         dsum += ((order / 2) % 2 == 0 ? 1.0 : -1.0) * std::pow(half, order) * sign;
-        asum += std::pow(half, 2 * order) * sign;
+        asum += std::pow(half, 2.0 * order) * sign;
       }
     }
     d_col[d] = dsum / md;
@@ -289,7 +289,7 @@ Smoothness fourier_smoothness(Index m, int order) {
       m,
       [&](Index k) {
         const bool quirk = nyquist && 2 * k == m && p % 2 == 1;  // fourdif's zero Nyquist row
-        return quirk ? 0.0 : std::pow(static_cast<double>(k), 2 * p);
+        return quirk ? 0.0 : std::pow(static_cast<double>(k), 2.0 * p);
       },
       s.values, s.basis);
   s.analytic = true;
@@ -319,7 +319,7 @@ Smoothness finite_difference_smoothness(Index m, int order, bool circular) {
       for (Index l = 0; l < m; ++l) s.gram(j, l) = r[((l - j) % m + m) % m];
     real_fourier_basis(
         m,
-        [&](Index k) { return std::pow(2.0 * std::sin(kPi * static_cast<double>(k) / md), 2 * order); },
+        [&](Index k) { return std::pow(2.0 * std::sin(kPi * static_cast<double>(k) / md), 2.0 * order); },
         s.values, s.basis);
     s.analytic = true;
     return s;

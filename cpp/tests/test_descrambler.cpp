@@ -3,6 +3,7 @@
 // fourdif formulas, eigen-equations with the analytic spectra, random
 // orthogonal matrices against the bound, and the isotropic SVD identity.
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include <Eigen/Dense>
@@ -330,6 +331,11 @@ TEST(descrambler_rejects_bad_input) {
   CHECK_THROWS_WITH(fourier_smoothness(64, 200), std::invalid_argument, "use a lower order");
   CHECK(fourier_smoothness(64, 4).values.maxCoeff() == std::pow(32.0, 8));
   CHECK(fourier_smoothness(2, 1000).gram.allFinite());
+  // 2 * order overflowed int (pow(0, INT_MIN) = inf for the constant mode).
+  for (Index m : {1, 2}) {
+    const Smoothness big = fourier_smoothness(m, std::numeric_limits<int>::max());
+    CHECK(big.values.allFinite() && big.values[0] == 0.0);
+  }
   // A loss beyond float64 is an error, not inf/NaN (descramble.descramble raises ValueError).
   CHECK_THROWS_WITH(descramble_closed_form(Eigen::MatrixXd(1e307 * Eigen::MatrixXd::Identity(8, 8)), fourier_smoothness(8)),
                     std::overflow_error, "the smoothness loss overflows float64");
