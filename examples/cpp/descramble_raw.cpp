@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -198,7 +199,12 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < args.size(); ++i) {
       if (args[i] == "--order") {
         if (i + 1 == args.size()) throw UsageError("--order: expected a value");
-        order = static_cast<int>(positive(args[++i], "--order"));
+        const Index p = positive(args[++i], "--order");
+        if (p > std::numeric_limits<int>::max()) {  // was truncated to int (4294967298 ran order 2)
+          throw UsageError("--order: expected at most " + std::to_string(std::numeric_limits<int>::max()) + ", got " +
+                           args[i]);
+        }
+        order = static_cast<int>(p);
       } else if (args[i].rfind("--", 0) == 0) {
         throw UsageError("unknown option '" + args[i] + "'");
       } else {
