@@ -1,5 +1,6 @@
 """descramble.io: weights files in every format, and picking a layer out of them."""
 
+import os
 import struct
 import sys
 from collections import OrderedDict
@@ -778,3 +779,13 @@ def test_load_layer_transpose_hint_names_the_stored_layout(tmp_path, rng):
     np.savez(tmp_path / "t.npz", **{"fc.W": rng.standard_normal((5, 4)), "fc.b": np.ones(4)})  # transB=0
     with pytest.raises(ValueError, match=r"stored as \(inputs, outputs\); pass transpose=True\)$"):
         load_layer(tmp_path / "t.npz", "fc")
+
+
+def test_tilde_is_not_expanded_but_the_error_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    np.save(tmp_path / "W.npy", np.ones((2, 3)))
+    with pytest.raises(FileNotFoundError, match=r"'~' is not expanded: pass os\.path\.expanduser\(path\)"):
+        load_weights("~/W.npy")
+    with pytest.raises(FileNotFoundError, match=r"weights file not found: '~/nothing\.npy'"):
+        load_weights("~/nothing.npy")
+    assert list(load_weights(os.path.expanduser("~/W.npy"))) == ["W"]

@@ -156,7 +156,11 @@ def _check_path(path: Any) -> Tuple[str, str]:
             f"{path}: unknown weights file suffix {suffix or '(none)'!r}; supported: {supported}"
         )
     if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "weights file not found", path)
+        message = "weights file not found"
+        if path.startswith("~") and os.path.exists(os.path.expanduser(path)):
+            # like open() and numpy.load, "~" is not expanded; say so
+            message += " ('~' is not expanded: pass os.path.expanduser(path))"
+        raise FileNotFoundError(errno.ENOENT, message, path)
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a directory, expected a {SUFFIXES[suffix]} file")
     # Opening it now surfaces PermissionError as itself, before any parser wraps it.
