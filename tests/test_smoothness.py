@@ -168,3 +168,10 @@ def test_fourier_orders_beyond_float64_are_refused():
     smoothness.fourier(32, 6)  # 16^12 = 2.8e14: fine
     with pytest.raises(ValueError, match=r"order: fourier\(order=100\) on 8 neurons"):
         smoothness.fourier(8, 100)
+
+
+@pytest.mark.parametrize("circular", [False, True])
+def test_finite_difference_orders_beyond_float64_are_refused(circular):
+    smoothness.finite_difference(40, 24, circular=circular)
+    with pytest.raises(ValueError, match="order: a finite difference of order 25"):
+        smoothness.finite_difference(40, 25, circular=circular)

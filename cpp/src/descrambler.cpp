@@ -298,6 +298,13 @@ Smoothness fourier_smoothness(Index m, int order) {
 
 Smoothness finite_difference_smoothness(Index m, int order, bool circular) {
   check_order(m, order);
+  // Eigenvalues up to 4^order: the same float64 limit as fourier_smoothness
+  // (and descramble.smoothness.finite_difference).
+  if (std::pow(4.0, static_cast<double>(order)) > kLargestEigenvalue) {
+    throw std::invalid_argument("order: a finite difference of order " + std::to_string(order) +
+                                " has eigenvalues up to 4^order, beyond float64's reach next to the smoothest "
+                                "modes (at most 1e+15, order <= 24); use a lower order");
+  }
   const double md = static_cast<double>(m);
   Smoothness s;
   if (circular) {

@@ -219,6 +219,10 @@ def finite_difference(m: int, order: int = 1, circular: bool = False) -> Smoothn
     """
     m = as_positive_int(m, "m")
     order = as_positive_int(order, "order")
+    if 4.0**order > _LARGEST_EIGENVALUE:  # eigenvalues up to 4^order, as for fourier()
+        raise ValueError(f"order: a finite difference of order {order} has eigenvalues up to 4^order, beyond "
+                         f"float64's reach next to the smoothest modes (at most {_LARGEST_EIGENVALUE:.0e}, "
+                         "order <= 24); use a lower order")
     if circular:
         shift = np.roll(np.eye(m), 1, axis=1)  # (S x)_j = x_{j+1}
         D = np.linalg.matrix_power(shift - np.eye(m), order)
