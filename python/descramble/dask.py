@@ -45,6 +45,7 @@ import numpy as np
 
 from ._validation import as_positive_int, check_real_dtype
 from .accumulator import Autocorrelation, _as_precision
+from .sources import chunk_index
 
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     import dask.array
@@ -96,14 +97,14 @@ def _block_accumulator(
 
 def _in_block(message: str, index: int, start: Optional[int]) -> str:
     """Rewrite the core's "chunk: row 3 ..." as "x: row 1003 ... (row 3 of row block 2)"."""
-    found = re.match(r"(\w+): (row|entry) (\d+)(.*)", message, flags=re.S)
+    found = chunk_index(message)
     if found is None:  # e.g. "chunk: expected 3 columns ...": "chunk" is the core's name for the block
         return f"x: row block {index}: {re.sub(r'^chunk: ', '', message)}"
-    name, what, local, rest = found.groups()
-    name = "x" if name == "chunk" else name
+    name = "x" if found.name == "chunk" else found.name
+    what, local, rest = found.what, found.index, found.rest
     if start is None:  # unknown chunk sizes: no global row
-        return f"{name}: {what} {local} of row block {index}{rest}"
-    return f"{name}: {what} {start + int(local)}{rest} ({what} {local} of row block {index})"
+        return f"{name}: {what} {local} of row block {index} {rest}"
+    return f"{name}: {what} {start + local} {rest} ({what} {local} of row block {index})"
 
 
 def _merge(parts: List[Any], n: int, precision: str, threads: Optional[int]) -> Autocorrelation:

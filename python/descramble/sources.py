@@ -28,7 +28,7 @@ import queue
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -139,8 +139,28 @@ def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-# The core names rows and weights within the chunk it was given.
-_CHUNK_INDEX = re.compile(r"(chunk|weights): (row|entry) (\d+) ")
+# The core names the row (or weight entry) of the chunk it was handed:
+# "chunk: row 5 contains NaN ...", "weights: entry 5 is -1; ...".
+_CHUNK_INDEX = re.compile(r"(chunk|weights): (row|entry) (\d+) (.*)", flags=re.S)
+
+
+class ChunkIndex(NamedTuple):
+    """The parts of a core error about one row or weight of a chunk (see :func:`chunk_index`)."""
+
+    name: str  # "chunk" or "weights"
+    what: str  # "row" or "entry"
+    index: int  # counted from the start of the chunk
+    rest: str  # what is wrong, e.g. "contains NaN (column 1); ..."
+
+
+def chunk_index(message: str) -> Optional[ChunkIndex]:
+    """Parse the core's ``"chunk: row 5 contains ..."`` error, or None for any other message.
+
+    Callers that hand the core pieces of a larger stream use it to name the
+    row of the stream instead (:func:`in_stream`, descramble.dask, descramble.torch).
+    """
+    found = _CHUNK_INDEX.match(message)
+    return None if found is None else ChunkIndex(found[1], found[2], int(found[3]), found[4])
 
 
 def in_stream(error: ValueError, first_row: int) -> ValueError:
@@ -150,12 +170,11 @@ def in_stream(error: ValueError, first_row: int) -> ValueError:
     NaN ..."`` (the row of the whole stream); the exception type is kept.
     Other errors are returned unchanged.
     """
-    message = str(error)
-    found = _CHUNK_INDEX.match(message)
+    found = chunk_index(str(error))
     if found is None:
         return error
-    name = "data" if found.group(1) == "chunk" else "weights"
-    return type(error)(f"{name}: {found.group(2)} {first_row + int(found.group(3))} {message[found.end():]}")
+    name = "data" if found.name == "chunk" else "weights"
+    return type(error)(f"{name}: {found.what} {first_row + found.index} {found.rest}")
 
 
 class Source:

@@ -68,7 +68,6 @@ Examples
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -77,6 +76,7 @@ import numpy as np
 from ._validation import as_positive_int, check_real_dtype
 from .accumulator import Autocorrelation, _as_precision
 from .descrambler import Descrambler, descramble
+from .sources import chunk_index
 
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     import torch
@@ -331,7 +331,10 @@ class _Recorder:
         except (TypeError, ValueError) as exc:  # NonFiniteError is a ValueError; keep its type
             # The core names the row of this batch ("chunk: row 5 ..."): name the row of
             # all the outputs recorded so far (the sample, for 2-D outputs), as sources.in_stream does.
-            message = re.sub(r"^chunk: row (\d+)", lambda m: f"output row {self.rows + int(m.group(1))}", str(exc))
+            message = str(exc)
+            found = chunk_index(message)
+            if found is not None and found.name == "chunk":
+                message = f"output row {self.rows + found.index} {found.rest}"
             raise type(exc)(f"layer {self.name!r}: {message}") from None
         self.rows += rows.shape[0]
 
