@@ -111,7 +111,7 @@ def convergence(
     own_loss: List[float] = []
     own_bound: List[float] = []
 
-    def snapshot() -> None:
+    def snapshot() -> Any:
         nonlocal smoothness, order
         d = descramble(W, autocorrelation=acc, bias=bias, smoothness=smoothness, order=order)
         smoothness, order = d.smoothness, None  # resolved once, shared by every N
@@ -119,7 +119,9 @@ def convergence(
         rotations.append(d.P)
         own_loss.append(d.loss)
         own_bound.append(d.bound)
+        return d
 
+    last = None  # the descrambler of the latest snapshot
     target = next(targets, None)
     for chunk, w in source.chunks():
         start = 0
@@ -131,16 +133,15 @@ def convergence(
                 raise in_stream(exc, acc.count) from None
             start = stop
             if target is not None and acc.count == target:
-                snapshot()
+                last = snapshot()
                 target = next(targets, None)
         if progress is not None:
             progress(chunk.shape[0])
     if acc.count == 0:
         raise ValueError("data: no samples")
-    if not n_samples or n_samples[-1] != acc.count:
-        snapshot()
-    # Samples <= n leave S_N rank deficient; that is fine for the closed form.
-    whole = descramble(W, autocorrelation=acc, bias=bias, smoothness=smoothness, order=order)
+    # The whole stream is the last point; its descrambler is the reference.
+    # (Samples <= n leave S_N rank deficient; that is fine for the closed form.)
+    whole = last if n_samples and n_samples[-1] == acc.count else snapshot()
     A, S = whole.smoothness.gram, whole.hidden
     loss = [float(np.sum(A * (P @ S @ P.T))) for P in rotations]  # tr(A P S P^T), MATH.md §2
     return Convergence(np.array(n_samples), np.array(loss), np.array(own_loss), np.array(own_bound),
