@@ -84,29 +84,37 @@ def parse_smoothness(spec: str, m: int) -> Any:
     return smoothness.resolve(name, m, order)
 
 
+def _unreadable(path: Any, option: str, kind: str, exc: BaseException) -> UserError:
+    # np.load(allow_pickle=False) on a file with neither the .npy magic nor a zip
+    # header blames "pickled (object) data": say what is really wrong.
+    text = _one_line(exc)
+    why = "neither a .npy header nor a zip archive" if "pickled" in text else text
+    return UserError(f"{option}: {path}: not a readable {kind} file ({why})")
+
+
+def _np_load(path: Any, option: str, kind: str) -> Any:
+    """``np.load(path, allow_pickle=False)``; a file NumPy cannot read is a UserError naming ``option``."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise _unreadable(path, option, kind, exc) from None
+
+
 def _load_array(path: str, option: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{option}: {path}: no such file")
-    try:
-        if p.suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                if len(z.files) != 1:
-                    raise UserError(f"{option}: {path} holds {len(z.files)} arrays ({', '.join(z.files)}); "
-                                    "expected exactly one")
-                return z[z.files[0]]
-        return np.load(p, allow_pickle=False)
-    except UserError:
-        raise
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{option}: {path}: not a readable .npy/.npz file ({_why_not_numpy(exc)})") from None
-
-
-def _why_not_numpy(exc: BaseException) -> str:
-    # np.load(allow_pickle=False) on a file with neither the .npy magic nor a zip
-    # header blames "pickled (object) data": say what is really wrong.
-    text = _one_line(exc)
-    return "neither a .npy header nor a zip archive" if "pickled" in text else text
+    loaded = _np_load(path, option, ".npy/.npz")
+    if p.suffix != ".npz":
+        return loaded
+    with loaded as z:
+        if len(z.files) != 1:
+            raise UserError(f"{option}: {path} holds {len(z.files)} arrays ({', '.join(z.files)}); "
+                            "expected exactly one")
+        try:
+            return z[z.files[0]]
+        except (ValueError, OSError, EOFError) as exc:  # a corrupt member, read only now
+            raise _unreadable(path, option, ".npy/.npz", exc) from None
 
 
 def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tuple[Any, dict]:
@@ -130,10 +138,7 @@ def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tup
     if suffix == ".npy":
         return str(p), {}
     if suffix == ".npz":
-        try:
-            z = np.load(p, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise UserError(f"--data: {path}: not a readable .npz file ({_why_not_numpy(exc)})") from None
+        z = _np_load(path, "--data", ".npz")
         if not key:
             if len(z.files) != 1:
                 raise UserError(f"--data: {path} holds {', '.join(z.files)}; name one as {path}:KEY")
@@ -187,11 +192,8 @@ def _load_hidden(path: str, m: int) -> Any:
 
     p = Path(path)
     if p.suffix == ".npz" and p.is_file():
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                saved_state = "scatter" in z.files or "version" in z.files
-        except (ValueError, OSError, EOFError) as exc:
-            raise UserError(f"--hidden: {path}: not a readable .npz file ({_why_not_numpy(exc)})") from None
+        with _np_load(path, "--hidden", ".npz") as z:
+            saved_state = "scatter" in z.files or "version" in z.files
         if saved_state:
             return Autocorrelation.load(p)
     S = _load_array(path, "--hidden")
