@@ -1,5 +1,11 @@
-"""Input validation shared by the public API: precise messages, no copies
-unless the core cannot read the data in place."""
+"""The one argument-checking vocabulary of the package.
+
+Every public function checks its arguments with these helpers, so that the
+same mistake gets the same message everywhere: ``TypeError`` for the wrong
+kind of value (complex, strings, objects), ``ValueError`` for the wrong
+shape or content, each message starting with the argument's name. Nothing is
+copied unless the core cannot read the data in place.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,93 @@ def as_positive_int(value: Any, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
+
+
+def as_ddof(ddof: Any, name: str = "ddof") -> float:
+    """Return ``ddof`` (a real number, not a bool) as a float, or raise TypeError naming ``name``."""
+    if isinstance(ddof, (bool, np.bool_)) or not isinstance(ddof, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {ddof!r}")
+    return float(ddof)
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise ValueError naming ``name`` when ``arr`` holds NaN or infinity."""
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+
+
+def as_matrix(a: Any, name: str, *, finite: bool = True, rows: int | None = None,
+              columns: int | None = None) -> np.ndarray:
+    """Return ``a`` as a real 2-D float64 array (no copy when it already is one).
+
+    Parameters
+    ----------
+    a : array_like
+    name : str
+        The argument's name, used in every message.
+    finite : bool, default True
+        Refuse NaN and infinity.
+    rows, columns : int, optional
+        Required number of rows / columns.
+
+    Raises
+    ------
+    TypeError
+        For complex or non-numeric input.
+    ValueError
+        For a shape other than 2-D (or than ``rows`` x ``columns``), or
+        non-finite entries when ``finite``.
+    """
+    if isinstance(a, (str, bytes)):
+        raise TypeError(f"{name}: expected a real matrix, got {type(a).__name__}")
+    arr = np.asarray(a)
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name}: complex matrices are not supported")
+    if arr.dtype.kind not in _REAL_KINDS:
+        raise TypeError(f"{name}: expected a real matrix, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D matrix, got shape {arr.shape}")
+    if rows is not None and arr.shape[0] != rows:
+        raise ValueError(f"{name}: expected {rows} rows, got shape {arr.shape}")
+    if columns is not None and arr.shape[1] != columns:
+        raise ValueError(f"{name}: expected {columns} columns, got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    if finite:
+        check_finite(arr, name)
+    return arr
+
+
+def as_square(a: Any, name: str, size: int | None = None) -> np.ndarray:
+    """Return ``a`` as a finite, square, real float64 matrix (of ``size`` x ``size`` when given)."""
+    arr = as_matrix(a, name)
+    if arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name}: expected a square matrix, got shape {arr.shape}")
+    if size is not None and arr.shape[0] != size:
+        raise ValueError(f"{name}: expected shape ({size}, {size}), got {arr.shape}")
+    return arr
+
+
+def as_symmetric(a: Any, name: str, size: int | None = None, rtol: float = 1e-10) -> np.ndarray:
+    """Return ``a`` symmetrised, after checking it is symmetric to ``rtol`` of its largest entry."""
+    arr = as_square(a, name, size)
+    scale = max(float(np.abs(arr).max(initial=0.0)), np.finfo(float).tiny)
+    if arr.size and np.abs(arr - arr.T).max() > rtol * scale:
+        raise ValueError(f"{name}: expected a symmetric matrix")
+    return (arr + arr.T) / 2
+
+
+def as_vector(a: Any, name: str, size: int | None = None) -> np.ndarray:
+    """Return ``a`` as a finite, real 1-D float64 array (of ``size`` entries when given)."""
+    if isinstance(a, (str, bytes)):
+        raise TypeError(f"{name}: expected a real vector, got {type(a).__name__}")
+    arr = np.asarray(a)
+    check_real_dtype(arr.dtype, name)
+    if arr.ndim != 1 or (size is not None and arr.shape[0] != size):
+        expected = "a 1-D array" if size is None else f"shape ({size},)"
+        raise ValueError(f"{name}: expected {expected}, got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    check_finite(arr, name)
+    return arr
 
 
 def as_threads(threads: Any) -> int:
