@@ -230,7 +230,7 @@ def test_stability_shrinks_with_more_data(rng):
         ({"weights": np.ones((3, 4)), "criterion": "diagonal"}, ValueError, r"needs a square matrix"),
         ({"weights": np.eye(3), "hidden": np.eye(3), "criterion": "diagonal"}, ValueError, r"uses the weights only"),
         ({}, ValueError, r"weights: needed unless hidden= is given"),
-        ({"weights": np.ones((2, 2), complex), "autocorrelation": np.eye(2)}, TypeError, r"weights: complex"),
+        ({"weights": np.ones((2, 2), complex), "autocorrelation": np.eye(2)}, TypeError, r"weights: expected a real matrix, got complex"),
     ],
 )
 def test_bad_input(kwargs, error, message):

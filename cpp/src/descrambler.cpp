@@ -135,14 +135,7 @@ ClosedForm finish(Eigen::MatrixXd S, Eigen::MatrixXd U, Eigen::VectorXd mu, cons
     const detail::BlasScope blas(threads);
     detail::gemm(false, true, T, U, r.P);
   }
-  Eigen::MatrixXd PS(m, m);
-  Eigen::MatrixXd PSPt(m, m);
-  {
-    const detail::BlasScope blas(threads);
-    detail::gemm(false, false, r.P, S, PS);
-    detail::gemm(false, true, PS, r.P, PSPt);
-  }
-  r.loss = smoothness.gram.cwiseProduct(PSPt).sum();  // tr(A P S P^T), both symmetric
+  r.loss = smoothness_loss(smoothness.gram, S, r.P, threads);
   r.bound = smoothness.values.dot(mu);
   if (!std::isfinite(r.loss) || !std::isfinite(r.bound)) {  // as descramble.descramble's ValueError
     throw std::overflow_error("the smoothness loss overflows float64 (loss " + std::to_string(r.loss) + ", bound " +
@@ -407,7 +400,7 @@ std::vector<std::vector<Index>> degenerate_groups(const Eigen::Ref<const Eigen::
   return groups;
 }
 
-Eigen::MatrixXd ClosedForm::apply(const Eigen::Ref<const Eigen::MatrixXd>& W) const {
+Eigen::MatrixXd descramble_rows(const Eigen::Ref<const Eigen::MatrixXd>& P, const Eigen::Ref<const Eigen::MatrixXd>& W) {
   if (W.rows() != P.rows()) {
     throw std::invalid_argument("W: expected " + std::to_string(P.rows()) + " rows (hidden units), got " +
                                 std::to_string(W.rows()));
@@ -415,12 +408,66 @@ Eigen::MatrixXd ClosedForm::apply(const Eigen::Ref<const Eigen::MatrixXd>& W) co
   return P * W;
 }
 
-Eigen::MatrixXd ClosedForm::apply_next(const Eigen::Ref<const Eigen::MatrixXd>& W_next) const {
+Eigen::MatrixXd descramble_columns(const Eigen::Ref<const Eigen::MatrixXd>& P,
+                                   const Eigen::Ref<const Eigen::MatrixXd>& W_next) {
   if (W_next.cols() != P.rows()) {
     throw std::invalid_argument("W_next: expected " + std::to_string(P.rows()) + " columns (hidden units), got " +
                                 std::to_string(W_next.cols()));
   }
   return W_next * P.transpose();
+}
+
+Eigen::MatrixXd ClosedForm::apply(const Eigen::Ref<const Eigen::MatrixXd>& W) const { return descramble_rows(P, W); }
+
+Eigen::MatrixXd ClosedForm::apply_next(const Eigen::Ref<const Eigen::MatrixXd>& W_next) const {
+  return descramble_columns(P, W_next);
+}
+
+double smoothness_loss(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
+                       const Eigen::Ref<const Eigen::MatrixXd>& P, int threads) {
+  const Index m = P.rows();
+  if (P.cols() != m || gram.rows() != m || gram.cols() != m || hidden.rows() != m || hidden.cols() != m) {
+    throw std::invalid_argument("smoothness_loss: expected square A, S and P of one size, got A " + shape(gram) +
+                                ", S " + shape(hidden) + ", P " + shape(P));
+  }
+  Eigen::MatrixXd PS(m, m);
+  Eigen::MatrixXd PSPt(m, m);
+  {
+    const detail::BlasScope blas(threads);
+    detail::gemm(false, false, P, hidden, PS);
+    detail::gemm(false, true, PS, P, PSPt);
+  }
+  return gram.cwiseProduct(PSPt).sum();  // tr(A P S P^T) with A symmetric
+}
+
+ClosedForm descramble_diagonal(const Eigen::Ref<const Eigen::MatrixXd>& weights, int threads) {
+  check_weights(weights);
+  if (weights.rows() != weights.cols()) {
+    throw std::invalid_argument("weights: criterion='diagonal' needs a square matrix, got " + shape(weights));
+  }
+  const Index m = weights.rows();
+  SvdResult f = svd(weights, /*full_matrices=*/false, threads);
+  Eigen::MatrixXd V = f.vt.transpose();
+  ClosedForm r;
+  r.P.resize(m, m);
+  // max tr(P W) = max tr(P U Sigma V^T) over orthogonal P: P = V U^T (Procrustes).
+  {
+    const detail::BlasScope blas(threads);
+    detail::gemm(false, true, V, f.u, r.P);
+  }
+  if (Eigen::PartialPivLU<Eigen::MatrixXd>(r.P).determinant() < 0.0) {
+    V.col(m - 1) *= -1.0;  // Kabsch: SO(m) costs the smallest singular value
+    const detail::BlasScope blas(threads);
+    detail::gemm(false, true, V, f.u, r.P);
+  }
+  r.loss = -(r.P * weights).trace();
+  r.bound = -f.s.sum();
+  r.basis = std::move(V);
+  r.basis_values.resize(0);
+  r.components = std::move(f.u);
+  r.spectrum = std::move(f.s);
+  for (auto& g : degenerate_groups(r.spectrum)) r.degenerate.push_back({"spectrum", std::move(g)});
+  return r;
 }
 
 ClosedForm descramble_closed_form(const Eigen::Ref<const Eigen::MatrixXd>& hidden, const Smoothness& smoothness,

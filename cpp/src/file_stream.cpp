@@ -1,5 +1,7 @@
 #include "descramble/file_stream.hpp"
 
+#include "descramble/errors.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,8 +20,8 @@ namespace {
 // An open file descriptor, closed on scope exit.
 class File {
  public:
-  explicit File(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
-    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "cannot open '" + path + "'");
+  explicit File(const std::string& path) : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd_ < 0) throw FileError(errno, path, "cannot open");
   }
   ~File() { ::close(fd_); }
   File(const File&) = delete;
@@ -27,7 +29,7 @@ class File {
 
   std::uint64_t size() const {
     struct stat st {};
-    if (::fstat(fd_, &st) != 0) throw std::system_error(errno, std::generic_category(), "fstat");
+    if (::fstat(fd_, &st) != 0) throw FileError(errno, path_, "cannot stat");
     return static_cast<std::uint64_t>(st.st_size);
   }
 
@@ -38,7 +40,7 @@ class File {
       const ssize_t got = ::pread(fd_, p, bytes, static_cast<off_t>(offset));
       if (got < 0) {
         if (errno == EINTR) continue;
-        throw std::system_error(errno, std::generic_category(), "reading '" + path + "'");
+        throw FileError(errno, path, "cannot read");
       }
       if (got == 0) throw std::invalid_argument("'" + path + "' ended early: the file is truncated");
       p += got;
@@ -48,6 +50,7 @@ class File {
   }
 
  private:
+  std::string path_;
   int fd_;
 };
 

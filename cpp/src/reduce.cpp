@@ -265,15 +265,16 @@ void merge_block_mean(Moments& part, const Eigen::VectorXd& block_mean, double b
 NonFiniteError bad_row_error(const ChunkView& chunk, Index row) {
   const Eigen::VectorXd values = read_row(chunk, row);
   std::ostringstream detail;
+  Index column = -1;
   if (!values.allFinite()) {
-    Index column = 0;
+    column = 0;
     while (std::isfinite(values[column])) ++column;
     detail << "contains " << (std::isnan(values[column]) ? "NaN" : "infinity") << " (column " << column
            << "); every value must be finite";
   } else {
     detail << "overflows float64 once centred; rescale the data (values near the float64 limit)";
   }
-  return NonFiniteError("chunk", row, detail.str());
+  return NonFiniteError("chunk", row, column, detail.str());
 }
 
 Index default_block_rows(Index n, Precision precision) {
@@ -304,14 +305,21 @@ int choose_workers(int threads, Index blocks, Index rows, Index n) {
 
 const char* product_backend() { return detail::backend(); }
 
+namespace {
+std::string weight_message(Index index, double value) {
+  std::ostringstream message;
+  message << "weights: entry " << index << " is " << value << "; weights must be finite and non-negative";
+  return message.str();
+}
+}  // namespace
+
+InvalidWeightError::InvalidWeightError(Index index, double value)
+    : std::invalid_argument(weight_message(index, value)), index_(index), value_(value) {}
+
 void validate_weights(const double* weights, Index count) {
   for (Index i = 0; i < count; ++i) {
     const double w = weights[i];
-    if (!(std::isfinite(w) && w >= 0.0)) {
-      std::ostringstream message;
-      message << "weights: entry " << i << " is " << w << "; weights must be finite and non-negative";
-      throw std::invalid_argument(message.str());
-    }
+    if (!(std::isfinite(w) && w >= 0.0)) throw InvalidWeightError(i, w);
   }
 }
 

@@ -1,6 +1,9 @@
 // The one pybind11 binding file: exposes the C++ core as descramble._core.
-// It only translates between NumPy arrays and the core's types; validation
-// with user-facing messages lives in the Python package and in the core.
+// It only translates between NumPy arrays and the core's types, releases the
+// GIL around long calls, and turns the core's exception types
+// (descramble/errors.hpp) into Python exceptions that carry the same fields.
+// Validation with user-facing messages lives in the Python package and in the core.
+#include <cstring>
 #include <optional>
 #include <tuple>
 #include <string>
@@ -13,6 +16,8 @@
 
 #include "descramble/autocorrelation.hpp"
 #include "descramble/chunk.hpp"
+#include "descramble/descrambler.hpp"
+#include "descramble/errors.hpp"
 #include "descramble/file_stream.hpp"
 #include "descramble/forward.hpp"
 #include "descramble/linalg.hpp"
@@ -26,6 +31,7 @@ using descramble::Moments;
 using descramble::Precision;
 using descramble::ReduceOptions;
 using descramble::ScalarType;
+using namespace pybind11::literals;
 
 namespace {
 
@@ -64,15 +70,89 @@ ReduceOptions options_of(int threads, bool mixed) {
   return options;
 }
 
+// The Python exception types, created once per interpreter.
+PYBIND11_CONSTINIT py::gil_safe_call_once_and_store<py::object> non_finite_type;
+PYBIND11_CONSTINIT py::gil_safe_call_once_and_store<py::object> invalid_weight_type;
+
+// Raises an instance of `type` with `message` and the attributes `fields`.
+void raise_with_fields(const py::object& type, const char* message, const py::dict& fields) {
+  py::object error = type(message);
+  for (const auto& item : fields) py::setattr(error, item.first, item.second);
+  PyErr_SetObject(type.ptr(), error.ptr());
+}
+
+void translate_errors(std::exception_ptr p) {
+  try {
+    if (p) std::rethrow_exception(p);
+  } catch (const descramble::NonFiniteError& e) {
+    const py::object column = e.column() < 0 ? py::none() : py::cast(e.column());
+    raise_with_fields(non_finite_type.get_stored(), e.what(),
+                      py::dict("source"_a = e.source(), "row"_a = e.row(), "column"_a = column));
+  } catch (const descramble::InvalidWeightError& e) {
+    raise_with_fields(invalid_weight_type.get_stored(), e.what(), py::dict("index"_a = e.index(), "value"_a = e.value()));
+  } catch (const descramble::FileError& e) {
+    // OSError(errno, strerror, filename) is FileNotFoundError, IsADirectoryError, ... by errno.
+    const py::object error = py::reinterpret_borrow<py::object>(PyExc_OSError)(
+        e.code().value(), std::strerror(e.code().value()), e.path());
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
+  }
+}
+
+// The core's checks of a result beyond float64 (std::overflow_error) are
+// ValueErrors in the descrambler API, like its other bad-input errors.
+template <class F>
+auto overflow_as_value_error(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::overflow_error& e) {
+    throw py::value_error(e.what());
+  }
+}
+
+// Updates through the binding name the row of the caller's stream: `source`
+// and `first_row` say where the chunk sits in it (descramble.sources).
+template <class F>
+void in_stream(F&& update, Index first_row, const std::string& source) {
+  try {
+    update();
+  } catch (const descramble::NonFiniteError& e) {
+    throw e.shifted(source, first_row);
+  } catch (const descramble::InvalidWeightError& e) {
+    throw e.shifted(first_row);
+  }
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "C++ core of descramble (private: use the descramble package)";
   m.attr("__version__") = DESCRAMBLE_VERSION;
-  // Non-finite input gets its own ValueError subclass so that callers (for
-  // example descramble.cov, which must propagate NaN like numpy.cov) can tell
-  // it from other bad input.
-  py::register_exception<descramble::NonFiniteError>(m, "NonFiniteError", PyExc_ValueError);
+  // Errors with data (descramble/errors.hpp). NonFiniteError has its own
+  // ValueError subclass so that callers (descramble.cov, which must propagate
+  // NaN like numpy.cov) can tell it from other bad input.
+  non_finite_type.call_once_and_store_result([&m]() {
+    py::object type = py::exception<descramble::NonFiniteError>(m, "NonFiniteError", PyExc_ValueError);
+    type.attr("__doc__") =
+        "A sample holds NaN or infinity, or overflows float64 once centred (a ValueError).\n\n"
+        "Attributes\n----------\nrow : int\n    The offending row of the stream, file or array.\n"
+        "column : int or None\n    Its first non-finite column (None when the row overflows once centred).\n"
+        "source : str\n    What was read: 'data', a quoted file path, 'x' (Dask), a layer's output (PyTorch).";
+    type.attr("row") = py::none();
+    type.attr("column") = py::none();
+    type.attr("source") = py::none();
+    return type;
+  });
+  invalid_weight_type.call_once_and_store_result([&m]() {
+    py::object type = py::exception<descramble::InvalidWeightError>(m, "InvalidWeightError", PyExc_ValueError);
+    type.attr("__doc__") =
+        "A sample weight is negative, NaN or infinite (a ValueError).\n\n"
+        "Attributes\n----------\nindex : int\n    The offending entry, counted from the start of the stream.\n"
+        "value : float\n    Its value.";
+    type.attr("index") = py::none();
+    type.attr("value") = py::none();
+    return type;
+  });
+  py::register_exception_translator(&translate_errors);
 
   m.def("product_backend", &descramble::product_backend, "The BLAS behind the core's block products");
 
@@ -114,20 +194,19 @@ PYBIND11_MODULE(_core, m) {
            py::arg("layers"), py::arg("threads") = 0)
       .def(
           "update",
-          [](descramble::HiddenStatistics& self, const py::array& chunk) {
+          [](descramble::HiddenStatistics& self, const py::array& chunk, Index first_row, const std::string& source) {
             const ChunkView view = view_of(chunk);
             py::gil_scoped_release release;
-            self.update(view);
+            in_stream([&] { self.update(view); }, first_row, source);
           },
-          py::arg("chunk"))
+          py::arg("chunk"), py::arg("first_row") = 0, py::arg("source") = "chunk")
       .def("input", [](const descramble::HiddenStatistics& self) { return Autocorrelation(self.input()); })
       .def(
           "pre", [](const descramble::HiddenStatistics& self, std::size_t i) { return Autocorrelation(self.pre(i)); },
           py::arg("layer"))
       .def(
           "post", [](const descramble::HiddenStatistics& self, std::size_t i) { return Autocorrelation(self.post(i)); },
-          py::arg("layer"))
-      .def_property_readonly("layers", &descramble::HiddenStatistics::layers);
+          py::arg("layer"));
 
   py::class_<Autocorrelation>(m, "Autocorrelation")
       .def(py::init([](Index n_features, int threads, bool mixed) {
@@ -165,12 +244,9 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("mixed",
                              [](const Autocorrelation& self) { return self.options().precision == Precision::mixed; })
       .def(
-          "configure",
-          [](Autocorrelation& self, int threads, bool mixed) { self.set_options(options_of(threads, mixed)); },
-          py::arg("threads"), py::arg("mixed"))
-      .def(
           "update",
-          [](Autocorrelation& self, const py::array& chunk, const Weights& weights) {
+          [](Autocorrelation& self, const py::array& chunk, const Weights& weights, Index first_row,
+             const std::string& source) {
             const ChunkView view = view_of(chunk);
             const double* w = nullptr;
             if (weights) {
@@ -180,9 +256,9 @@ PYBIND11_MODULE(_core, m) {
               w = weights->data();
             }
             py::gil_scoped_release release;
-            self.update(view, w);
+            in_stream([&] { self.update(view, w); }, first_row, source);
           },
-          py::arg("chunk"), py::arg("weights") = py::none())
+          py::arg("chunk"), py::arg("weights") = py::none(), py::arg("first_row") = 0, py::arg("source") = "chunk")
       .def(
           "update_from_file",
           [](Autocorrelation& self, const std::string& path, std::uint64_t offset, const py::dtype& dtype, Index rows,
@@ -205,4 +281,84 @@ PYBIND11_MODULE(_core, m) {
       .def("covariance", &Autocorrelation::covariance, py::arg("ddof") = 1.0,
            py::call_guard<py::gil_scoped_release>())
       .def("copy", [](const Autocorrelation& self) { return Autocorrelation(self); });
+
+  // The closed-form descrambler and the smoothness operators (descrambler.hpp).
+  using descramble::ClosedForm;
+  using descramble::Smoothness;
+  py::class_<Smoothness>(m, "Smoothness")
+      .def_readonly("name", &Smoothness::name)
+      .def_property_readonly("matrix",
+                             [](const Smoothness& s) -> py::object {
+                               if (s.matrix.cols() == 0) return py::none();  // built from A
+                               return py::cast(s.matrix);
+                             })
+      .def_readonly("gram", &Smoothness::gram)
+      .def_readonly("values", &Smoothness::values)
+      .def_readonly("basis", &Smoothness::basis)
+      .def_readonly("analytic", &Smoothness::analytic)
+      .def_property_readonly("size", &Smoothness::size);
+  m.def("fourier_smoothness", &descramble::fourier_smoothness, py::arg("m"), py::arg("order") = 2,
+        py::call_guard<py::gil_scoped_release>());
+  m.def("finite_difference_smoothness", &descramble::finite_difference_smoothness, py::arg("m"),
+        py::arg("order") = 1, py::arg("circular") = false, py::call_guard<py::gil_scoped_release>());
+  m.def("smoothness_from_matrix", &descramble::smoothness_from_matrix, py::arg("D"), py::arg("threads") = 0,
+        py::call_guard<py::gil_scoped_release>());
+  m.def("smoothness_from_gram", &descramble::smoothness_from_gram, py::arg("A"), py::arg("threads") = 0,
+        py::call_guard<py::gil_scoped_release>());
+  m.def("degenerate_groups", &descramble::degenerate_groups, py::arg("values"),
+        py::arg("rtol") = descramble::kDegeneracyRtol);
+  m.attr("DEGENERACY_RTOL") = descramble::kDegeneracyRtol;
+
+  py::class_<ClosedForm>(m, "ClosedForm")
+      .def_readonly("P", &ClosedForm::P)
+      .def_readonly("loss", &ClosedForm::loss)
+      .def_readonly("bound", &ClosedForm::bound)
+      .def_readonly("basis", &ClosedForm::basis)
+      .def_readonly("basis_values", &ClosedForm::basis_values)
+      .def_readonly("components", &ClosedForm::components)
+      .def_readonly("spectrum", &ClosedForm::spectrum)
+      .def_readonly("hidden", &ClosedForm::hidden)
+      .def_property_readonly("degenerate", [](const ClosedForm& r) {
+        py::list groups;
+        for (const auto& g : r.degenerate) groups.append(py::make_tuple(g.kind, g.indices));
+        return groups;
+      });
+  m.def(
+      "descramble_closed_form",
+      [](FMatrix hidden, const Smoothness& smoothness, int threads) {
+        return overflow_as_value_error([&] { return descramble::descramble_closed_form(hidden, smoothness, threads); });
+      },
+      py::arg("hidden"), py::arg("smoothness"), py::arg("threads") = 0, py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "descramble_layer",
+      [](FMatrix weights, FMatrix autocorrelation, const Smoothness& smoothness, int threads) {
+        return overflow_as_value_error(
+            [&] { return descramble::descramble_layer(weights, autocorrelation, smoothness, threads); });
+      },
+      py::arg("weights"), py::arg("autocorrelation"), py::arg("smoothness"), py::arg("threads") = 0,
+      py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "descramble_layer",
+      [](FMatrix weights, const Autocorrelation& input, const Smoothness& smoothness, int threads) {
+        return overflow_as_value_error([&] { return descramble::descramble_layer(weights, input, smoothness, threads); });
+      },
+      py::arg("weights"), py::arg("input"), py::arg("smoothness"), py::arg("threads") = 0,
+      py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "descramble_layer",
+      [](FMatrix weights, const Eigen::Ref<const Eigen::VectorXd>& bias, const Autocorrelation& input,
+         const Smoothness& smoothness, int threads) {
+        return overflow_as_value_error(
+            [&] { return descramble::descramble_layer(weights, bias, input, smoothness, threads); });
+      },
+      py::arg("weights"), py::arg("bias"), py::arg("input"), py::arg("smoothness"), py::arg("threads") = 0,
+      py::call_guard<py::gil_scoped_release>());
+  m.def("descramble_diagonal", &descramble::descramble_diagonal, py::arg("weights"), py::arg("threads") = 0,
+        py::call_guard<py::gil_scoped_release>());
+  m.def("smoothness_loss", &descramble::smoothness_loss, py::arg("gram"), py::arg("hidden"), py::arg("P"),
+        py::arg("threads") = 0, py::call_guard<py::gil_scoped_release>());
+  m.def("descramble_rows", &descramble::descramble_rows, py::arg("P"), py::arg("W"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("descramble_columns", &descramble::descramble_columns, py::arg("P"), py::arg("W_next"),
+        py::call_guard<py::gil_scoped_release>());
 }

@@ -65,10 +65,9 @@ def as_matrix(a: Any, name: str, *, finite: bool = True, rows: int | None = None
     if isinstance(a, (str, bytes)):
         raise TypeError(f"{name}: expected a real matrix, got {type(a).__name__}")
     arr = np.asarray(a)
-    if arr.dtype.kind == "c":
-        raise TypeError(f"{name}: complex matrices are not supported")
     if arr.dtype.kind not in _REAL_KINDS:
-        raise TypeError(f"{name}: expected a real matrix, got dtype {arr.dtype}")
+        qualifier = "complex " if arr.dtype.kind == "c" else ""
+        raise TypeError(f"{name}: expected a real matrix, got {qualifier}dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D matrix, got shape {arr.shape}")
     if rows is not None and arr.shape[0] != rows:

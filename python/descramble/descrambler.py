@@ -1,4 +1,8 @@
-"""The closed-form descrambler (MATH.md §2, §3, §5) and its diagnostics."""
+"""The closed-form descrambler (MATH.md §2, §3, §5) and its diagnostics.
+
+Every number comes from the C++ core (``descrambler.hpp``): this module checks
+and converts the arguments, and wraps the core's result.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from typing import Any, List, NamedTuple, Optional
 
 import numpy as np
 
+from . import _core
+from ._validation import as_matrix, as_square, as_symmetric, as_vector
 from .accumulator import Autocorrelation, accumulate
-from .linalg import eigh, svd
 from .smoothness import Smoothness, degenerate_groups, resolve
 from .sources import open_source
 
@@ -76,17 +81,11 @@ class Descrambler:
 
     def apply(self, W: Any) -> np.ndarray:
         """Descramble this layer's rows: ``P @ W`` (W of shape (m, n))."""
-        W = _as_real_matrix(W, "W")
-        if W.shape[0] != self.P.shape[0]:
-            raise ValueError(f"W: expected {self.P.shape[0]} rows (hidden units), got {W.shape[0]}")
-        return self.P @ W
+        return _core.descramble_rows(self.P, as_matrix(W, "W", rows=self.P.shape[0]))
 
     def apply_next(self, W_next: Any) -> np.ndarray:
         """Descramble the next layer's columns: ``W_next @ P.T`` (W_next of shape (k, m))."""
-        W_next = _as_real_matrix(W_next, "W_next")
-        if W_next.shape[1] != self.P.shape[0]:
-            raise ValueError(f"W_next: expected {self.P.shape[0]} columns (hidden units), got {W_next.shape[1]}")
-        return W_next @ self.P.T
+        return _core.descramble_columns(self.P, as_matrix(W_next, "W_next", columns=self.P.shape[0]))
 
     def __repr__(self) -> str:
         m = self.P.shape[0]
@@ -95,62 +94,16 @@ class Descrambler:
                 f"degenerate groups={len(self.degenerate)})")
 
 
-def _as_real_matrix(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.dtype.kind == "c":
-        raise TypeError(f"{name}: complex matrices are not supported")
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected a real matrix, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D matrix, got shape {arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: contains NaN or infinity")
-    return arr
-
-
-def _as_symmetric(a: Any, name: str, size: Optional[int] = None) -> np.ndarray:
-    arr = _as_real_matrix(a, name)
-    if arr.shape[0] != arr.shape[1]:
-        raise ValueError(f"{name}: expected a square matrix, got shape {arr.shape}")
-    if size is not None and arr.shape[0] != size:
-        raise ValueError(f"{name}: expected shape ({size}, {size}), got {arr.shape}")
-    scale = max(float(np.abs(arr).max()), np.finfo(float).tiny)
-    if np.abs(arr - arr.T).max() > 1e-10 * scale:
-        raise ValueError(f"{name}: expected a symmetric matrix")
-    return (arr + arr.T) / 2
-
-
-def _orthogonal_det_plus_one(T: np.ndarray, U: np.ndarray) -> np.ndarray:
-    """P = T U^T; if det(P) = -1, flip the last column of U (MATH.md §3: the
-    last column's sign fixes det = +1; the loss is unchanged)."""
-    P = T @ U.T
-    if np.linalg.det(P) < 0:
-        U[:, -1] *= -1
-        P = T @ U.T
-    return P
-
-
-def _input_factor(W: np.ndarray, bias: Optional[np.ndarray], acc: Optional[Autocorrelation],
-                  C: Optional[np.ndarray]) -> np.ndarray:
-    """M = W~ L with L L^T = C~ (MATH.md §1, §3): the hidden autocorrelation is
-    S = M M^T, and U comes from the SVD of M rather than from eigh(W C W^T),
-    which would square the condition number."""
-    if acc is not None:
-        C = acc.autocorrelation()
-    assert C is not None
-    if bias is not None:
-        # Augmented input x~ = [x; 1]: C~ = [[C, mean], [mean^T, 1]], W~ = [W b].
-        mean = acc.mean if acc is not None else None
-        n = C.shape[0]
-        C_aug = np.empty((n + 1, n + 1))
-        C_aug[:n, :n] = C
-        C_aug[:n, n] = C_aug[n, :n] = mean
-        C_aug[n, n] = 1.0
-        C, W = C_aug, np.hstack([W, bias[:, None]])
-    values, V = eigh(C)
-    L = V * np.sqrt(np.clip(values, 0.0, None))  # C = L L^T; rounding negatives clipped
-    return W @ L
+def _result(r: Any, W: Optional[np.ndarray], smooth: Optional[Smoothness], criterion: str) -> Descrambler:
+    """A :class:`Descrambler` from the core's ClosedForm ``r`` (arrays copied out of the core)."""
+    P = np.array(r.P)
+    return Descrambler(
+        P=P, weights=None if W is None else _core.descramble_rows(P, W), loss=float(r.loss),
+        bound=float(r.bound), basis=np.array(r.basis), basis_values=np.array(r.basis_values),
+        components=np.array(r.components), spectrum=np.array(r.spectrum),
+        degenerate=[Degeneracy(kind, np.asarray(g, dtype=np.intp)) for kind, g in r.degenerate],
+        hidden=np.array(r.hidden) if criterion == "smooth" else None, smoothness=smooth, criterion=criterion,
+    )
 
 
 def descramble(
@@ -223,85 +176,75 @@ def descramble(
             raise ValueError("weights: criterion='diagonal' needs a square weight matrix")
         if any(x is not None for x in (autocorrelation, data, bias, hidden)):
             raise ValueError("criterion='diagonal' uses the weights only; drop autocorrelation/data/bias/hidden")
-        return _diagonal(_as_real_matrix(weights, "weights"))
+        W = as_matrix(weights, "weights")
+        if W.shape[0] != W.shape[1]:
+            raise ValueError(f"weights: criterion='diagonal' needs a square matrix, got shape {W.shape}")
+        return _result(_core.descramble_diagonal(W), W, None, "diagonal")
     if criterion != "smooth":
         raise ValueError(f"criterion: expected 'smooth' or 'diagonal', got {criterion!r}")
 
-    W = None if weights is None else _as_real_matrix(weights, "weights")
+    W = None if weights is None else as_matrix(weights, "weights")
     if hidden is not None:
         if autocorrelation is not None or data is not None or bias is not None:
             raise ValueError("hidden: pass either the hidden autocorrelation, or the input "
                              "(autocorrelation= or data=, with bias=), not both")
-        S = hidden.autocorrelation() if isinstance(hidden, Autocorrelation) else _as_symmetric(hidden, "hidden")
+        S = hidden.autocorrelation() if isinstance(hidden, Autocorrelation) else as_symmetric(hidden, "hidden")
         m = S.shape[0]
         if W is not None and W.shape[0] != m:
             raise ValueError(f"weights: expected {m} rows (the hidden size), got {W.shape[0]}")
-        values, vectors = eigh(S)
-        mu, U = values[::-1].copy(), vectors[:, ::-1].copy()
+        smooth = resolve(smoothness, m, order)
+        return _result(_core.descramble_closed_form(S, smooth._core), W, smooth, "smooth")
+
+    if W is None:
+        raise ValueError("weights: needed unless hidden= is given")
+    if (autocorrelation is None) == (data is None):
+        raise ValueError("pass exactly one of autocorrelation= (a matrix or an Autocorrelation) or data=")
+    m, n = W.shape
+    acc: Optional[Autocorrelation] = None
+    C: Optional[np.ndarray] = None
+    if data is not None:
+        acc = accumulate(data)
+    elif isinstance(autocorrelation, Autocorrelation):
+        acc = autocorrelation
     else:
-        if W is None:
-            raise ValueError("weights: needed unless hidden= is given")
-        if (autocorrelation is None) == (data is None):
-            raise ValueError("pass exactly one of autocorrelation= (a matrix or an Autocorrelation) or data=")
-        m, n = W.shape
-        acc = None
-        C = None
-        if data is not None:
-            acc = accumulate(data)
-        elif isinstance(autocorrelation, Autocorrelation):
-            acc = autocorrelation
-        else:
-            C = _as_symmetric(autocorrelation, "autocorrelation")
-        width = acc.n_features if acc is not None else C.shape[0]
-        if width != n:
-            raise ValueError(f"autocorrelation: the input has {width} features, the weights have {n} columns")
-        b = None
-        if bias is not None:
-            b = np.asarray(bias, dtype=np.float64)
-            if b.shape != (m,):
-                raise ValueError(f"bias: expected shape ({m},), got {b.shape}")
-            if not np.isfinite(b).all():
-                raise ValueError("bias: contains NaN or infinity")
-            if acc is None:
-                raise ValueError("bias: needs the input mean; pass an Autocorrelation or data= "
-                                 "instead of an autocorrelation matrix")
-        M = _input_factor(W, b, acc, C)
-        U, sigma, _ = svd(M, full_matrices=True)
-        mu = np.zeros(m)
-        mu[: sigma.size] = sigma**2
-        S = M @ M.T
-
+        C = as_symmetric(autocorrelation, "autocorrelation")
+    width = acc.n_features if acc is not None else C.shape[0]  # type: ignore[union-attr]
+    if width != n:
+        raise ValueError(f"autocorrelation: the input has {width} features, the weights have {n} columns")
+    b = None if bias is None else as_vector(bias, "bias", m)
+    if b is not None and acc is None:
+        raise ValueError("bias: needs the input mean; pass an Autocorrelation or data= "
+                         "instead of an autocorrelation matrix")
     smooth = resolve(smoothness, m, order)
-    lam, T = smooth.basis()
-    P = _orthogonal_det_plus_one(T, U)
-    with np.errstate(over="ignore", invalid="ignore"):
-        loss = float(np.sum(smooth.gram * (P @ S @ P.T)))  # tr(A P S P^T), A and P S P^T symmetric
-        bound = float(np.dot(lam, mu))
-    if not (np.isfinite(loss) and np.isfinite(bound)):
-        raise ValueError(f"the smoothness loss overflows float64 (loss {loss}, bound {bound}): "
-                         "rescale the data or the weights")
-    degenerate = [Degeneracy("smoothness", g) for g in smooth.degenerate()]
-    degenerate += [Degeneracy("spectrum", g) for g in degenerate_groups(mu)]
-    return Descrambler(
-        P=P, weights=None if W is None else P @ W, loss=loss, bound=bound, basis=T, basis_values=lam,
-        components=U, spectrum=mu, degenerate=degenerate, hidden=S, smoothness=smooth, criterion="smooth",
-    )
+    # U from the SVD of W~ L with C~ = L L^T, the bias through the augmented
+    # input [x; 1] (MATH.md §1, §3): all in the core.
+    if acc is None:
+        r = _core.descramble_layer(W, C, smooth._core)
+    elif b is None:
+        r = _core.descramble_layer(W, acc._core, smooth._core)
+    else:
+        r = _core.descramble_layer(W, b, acc._core, smooth._core)
+    return _result(r, W, smooth, "smooth")
 
 
-def _diagonal(W: np.ndarray) -> Descrambler:
-    if W.shape[0] != W.shape[1]:
-        raise ValueError(f"weights: criterion='diagonal' needs a square matrix, got shape {W.shape}")
-    U, sigma, Vt = svd(W)
-    V = Vt.T.copy()
-    # max tr(P W) = max tr(P U Sigma V^T) over orthogonal P: P = V U^T (Procrustes).
-    if np.linalg.det(V @ U.T) < 0:  # Kabsch: SO(m) costs the smallest singular value
-        V[:, -1] *= -1
-    P = V @ U.T
-    return Descrambler(
-        P=P, weights=P @ W, loss=-float(np.trace(P @ W)), bound=-float(sigma.sum()), basis=V,
-        basis_values=np.empty(0), components=U, spectrum=sigma,
-        degenerate=[Degeneracy("spectrum", g) for g in degenerate_groups(sigma)], criterion="diagonal",
-    )
+def smoothness_loss(P: Any, hidden: Any, smoothness: Smoothness) -> float:
+    """eta(P) = tr(A P S P^T) (MATH.md §2): the loss of the descrambler ``P`` on the hidden autocorrelation ``S``.
+
+    Parameters
+    ----------
+    P : array_like of shape (m, m)
+        A descrambler (any orthogonal matrix).
+    hidden : array_like of shape (m, m)
+        The hidden autocorrelation S.
+    smoothness : Smoothness
+        The operator on m neurons (its Gram matrix A).
+
+    Returns
+    -------
+    float
+    """
+    m = smoothness.size
+    return float(_core.smoothness_loss(smoothness.gram, as_symmetric(hidden, "hidden", m), as_square(P, "P", m)))
 
 
 class Stability(NamedTuple):
@@ -344,7 +287,7 @@ def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "f
     -------
     Stability
     """
-    W = _as_real_matrix(weights, "weights")
+    W = as_matrix(weights, "weights")
     src = open_source(data)
     halves = [Autocorrelation(src.n_features), Autocorrelation(src.n_features)]
     for chunk, _ in src.chunks():

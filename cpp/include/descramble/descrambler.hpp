@@ -135,6 +135,28 @@ ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights,
                             const Eigen::Ref<const Eigen::VectorXd>& bias, const Autocorrelation& input,
                             const Smoothness& smoothness, int threads = 0);
 
+/// The maximum-diagonality descrambler of a square W (m x m): P maximises
+/// tr(P W) over SO(m). With W = U Sigma V^T, P = V U^T (the orthogonal
+/// Procrustes solution); when det(V U^T) = -1 the last column of V is
+/// negated (Kabsch), which costs the smallest singular value. The result's
+/// loss is -tr(P W), its bound -sum(sigma) (reached unless the Kabsch flip
+/// was needed), basis V, components U, spectrum sigma (descending),
+/// basis_values and hidden empty; degenerate lists equal singular values.
+ClosedForm descramble_diagonal(const Eigen::Ref<const Eigen::MatrixXd>& weights, int threads = 0);
+
+/// eta(P) = tr(A P S P^T) (MATH.md §2): the smoothness loss of the
+/// descrambler P (m x m) on a hidden autocorrelation S under the operator's
+/// Gram matrix A (both m x m, symmetric).
+double smoothness_loss(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
+                       const Eigen::Ref<const Eigen::MatrixXd>& P, int threads = 0);
+
+/// P W: a layer's rows descrambled by P (m x m; W: m x n).
+Eigen::MatrixXd descramble_rows(const Eigen::Ref<const Eigen::MatrixXd>& P, const Eigen::Ref<const Eigen::MatrixXd>& W);
+
+/// W_next P^T: the next layer's columns descrambled by P (m x m; W_next: k x m).
+Eigen::MatrixXd descramble_columns(const Eigen::Ref<const Eigen::MatrixXd>& P,
+                                   const Eigen::Ref<const Eigen::MatrixXd>& W_next);
+
 /// S = W C W^T (symmetrised): the hidden autocorrelation of the linear layer
 /// y = W x whose input has autocorrelation C (MATH.md §1).
 Eigen::MatrixXd hidden_autocorrelation(const Eigen::Ref<const Eigen::MatrixXd>& weights,

@@ -1,37 +1,13 @@
 // Reduction of one chunk of samples to its Moments (MATH.md §7).
 #pragma once
 
-#include <stdexcept>
-#include <string>
-
 #include <Eigen/Core>
 
 #include "descramble/chunk.hpp"
+#include "descramble/errors.hpp"
 #include "descramble/moments.hpp"
 
 namespace descramble {
-
-/// Thrown when a chunk holds NaN or infinity; the message, "<where>: row
-/// <row> <detail>", names the first offending row and column.
-class NonFiniteError : public std::invalid_argument {
- public:
-  NonFiniteError(const std::string& where, Index row, const std::string& detail)
-      : std::invalid_argument(where + ": row " + std::to_string(row) + " " + detail), row_(row), detail_(detail) {}
-
-  /// The offending row, counted from the start of the chunk.
-  Index row() const noexcept { return row_; }
-  /// What is wrong with it, e.g. "contains NaN (column 2); ...".
-  const std::string& detail() const noexcept { return detail_; }
-  /// The same error for a chunk that starts at row `first_row` of `where`
-  /// (a file or a stream), so that the message names the row there.
-  NonFiniteError shifted(const std::string& where, Index first_row) const {
-    return NonFiniteError(where, first_row + row_, detail_);
-  }
-
- private:
-  Index row_;
-  std::string detail_;
-};
 
 /// Arithmetic of the block products.
 enum class Precision {
