@@ -369,3 +369,43 @@ TEST(descrambler_rejects_bad_input) {
   CHECK_CLOSE(r.apply(W), r.P * W, 1e-15);
   CHECK_CLOSE(r.apply_next(W.transpose()), W.transpose() * r.P.transpose(), 1e-15);
 }
+
+TEST(diagonal_criterion_is_procrustes_with_the_kabsch_fix) {
+  for (Index m : {1, 2, 5, 12}) {
+    for (unsigned seed : {1u, 2u, 3u, 4u}) {
+      const Eigen::MatrixXd W = random_matrix(m, m, seed + 40 * unsigned(m));
+      const ClosedForm r = descramble_diagonal(W);
+      CHECK_CLOSE(r.P * r.P.transpose(), Eigen::MatrixXd::Identity(m, m), 1e-12);
+      CHECK(r.P.determinant() > 0.0);
+      CHECK_CLOSE(r.loss, -(r.P * W).trace(), 1e-12 * (1.0 + std::abs(r.loss)));
+      const Eigen::JacobiSVD<Eigen::MatrixXd> svd(W);
+      CHECK_CLOSE(r.bound, -svd.singularValues().sum(), 1e-10 * (1.0 + std::abs(r.bound)));
+      // On SO(m) the optimum is the bound, or the bound plus twice the smallest
+      // singular value when det(W) < 0 (Kabsch).
+      const double gap = W.determinant() < 0.0 ? 2.0 * svd.singularValues()[m - 1] : 0.0;
+      CHECK_CLOSE(r.loss, r.bound + gap, 1e-10 * (1.0 + std::abs(r.bound)));
+      std::mt19937_64 rng(seed);
+      for (int trial = 0; trial < 20; ++trial) {
+        Eigen::MatrixXd Q = random_orthogonal(m, rng);
+        if (Q.determinant() < 0.0) Q.col(0) *= -1.0;
+        CHECK(-(Q * W).trace() >= r.loss - 1e-10 * (1.0 + std::abs(r.loss)));
+      }
+    }
+  }
+  CHECK_THROWS_WITH(descramble_diagonal(Eigen::MatrixXd::Ones(2, 3)), std::invalid_argument, "square");
+}
+
+TEST(smoothness_loss_is_the_trace_and_checks_shapes) {
+  const Index m = 7;
+  const Eigen::MatrixXd S = random_spd(m, 3);
+  std::mt19937_64 rng(5);
+  const Eigen::MatrixXd Q = random_orthogonal(m, rng);
+  const Smoothness s = fourier_smoothness(m, 2);
+  CHECK_CLOSE(smoothness_loss(s.gram, S, Q), eta(s.gram, Q, S), 1e-10 * eta(s.gram, Q, S));
+  CHECK_THROWS_WITH(smoothness_loss(s.gram, S, Eigen::MatrixXd::Identity(m - 1, m - 1)), std::invalid_argument,
+                    "one size");
+  const ClosedForm r = descramble_closed_form(S, s);
+  CHECK_CLOSE(r.apply(Eigen::MatrixXd::Identity(m, m)), r.P, 0.0);
+  CHECK_CLOSE(descramble_columns(r.P, r.P), Eigen::MatrixXd::Identity(m, m), 1e-12);
+  CHECK_THROWS_WITH(descramble_rows(r.P, Eigen::MatrixXd::Ones(m + 1, 2)), std::invalid_argument, "W: expected 7 rows");
+}

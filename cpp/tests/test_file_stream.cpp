@@ -3,6 +3,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <cerrno>
 #include <system_error>
 
 #include "check.hpp"
@@ -103,5 +104,27 @@ TEST(stream_file_names_the_file_row_of_a_nan) {
   CHECK_THROWS_WITH(stream_file(acc, {path, 0, ScalarType::float64, 3000, 4, false}, 1000), NonFiniteError,
                     "nan.bin': row 2500 contains NaN (column 1)");
   CHECK(acc.count() == 2000);  // the chunks before it are kept
+  // The error carries its data: the file, the row of the file, the column.
+  try {
+    Autocorrelation again(4);
+    stream_file(again, {path, 0, ScalarType::float64, 3000, 4, false}, 1000);
+    CHECK(false);
+  } catch (const NonFiniteError& e) {
+    CHECK(e.row() == 2500);
+    CHECK(e.column() == 1);
+    CHECK(e.source() == "'" + path + "'");
+  }
   std::remove(path.c_str());
+}
+
+TEST(file_errors_carry_the_path_and_the_system_error_code) {
+  Autocorrelation acc(2);
+  const std::string missing = "/nonexistent/descramble.bin";
+  try {
+    stream_file(acc, {missing, 0, ScalarType::float64, 10, 2, false});
+    CHECK(false);
+  } catch (const FileError& e) {
+    CHECK(e.path() == missing);
+    CHECK(e.code().value() == ENOENT);
+  }
 }

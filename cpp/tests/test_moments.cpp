@@ -130,6 +130,14 @@ TEST(bad_weights_are_named) {
                     std::invalid_argument, "weights: entry 2 is -1");
   w[2] = NAN;
   CHECK_THROWS_WITH(validate_weights(w.data(), 4), std::invalid_argument, "entry 2");
+  try {
+    validate_weights(w.data(), 4);
+    CHECK(false);
+  } catch (const InvalidWeightError& e) {
+    CHECK(e.index() == 2);
+    CHECK(e.shifted(100).index() == 102);
+    CHECK(std::string(e.shifted(100).what()).find("entry 102") != std::string::npos);
+  }
 }
 
 TEST(overflow_is_reported) {
@@ -191,6 +199,15 @@ TEST(within_block_parallelism_matches_blocks) {
   x(2500, 3) = NAN;
   x(2900, 1) = NAN;
   CHECK_THROWS_WITH(reduce_chunk(view, nullptr, origin, within), NonFiniteError, "row 2500 contains NaN (column 3)");
+  try {
+    reduce_chunk(view, nullptr, origin, within);
+    CHECK(false);
+  } catch (const NonFiniteError& e) {
+    CHECK(e.row() == 2500 && e.column() == 3 && e.source() == "chunk");
+    const NonFiniteError moved = e.shifted("data", 1000);
+    CHECK(moved.row() == 3500 && moved.column() == 3);
+    CHECK(std::string(moved.what()).find("data: row 3500 contains NaN (column 3)") == 0);
+  }
   within.precision = Precision::mixed;
   x(2500, 3) = 1.0;
   x(2900, 1) = 2.0;

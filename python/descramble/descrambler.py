@@ -176,10 +176,10 @@ def descramble(
             raise ValueError("weights: criterion='diagonal' needs a square weight matrix")
         if any(x is not None for x in (autocorrelation, data, bias, hidden)):
             raise ValueError("criterion='diagonal' uses the weights only; drop autocorrelation/data/bias/hidden")
-        W = as_matrix(weights, "weights")
-        if W.shape[0] != W.shape[1]:
-            raise ValueError(f"weights: criterion='diagonal' needs a square matrix, got shape {W.shape}")
-        return _result(_core.descramble_diagonal(W), W, None, "diagonal")
+        square = as_matrix(weights, "weights")
+        if square.shape[0] != square.shape[1]:
+            raise ValueError(f"weights: criterion='diagonal' needs a square matrix, got shape {square.shape}")
+        return _result(_core.descramble_diagonal(square), square, None, "diagonal")
     if criterion != "smooth":
         raise ValueError(f"criterion: expected 'smooth' or 'diagonal', got {criterion!r}")
 
@@ -201,14 +201,14 @@ def descramble(
         raise ValueError("pass exactly one of autocorrelation= (a matrix or an Autocorrelation) or data=")
     m, n = W.shape
     acc: Optional[Autocorrelation] = None
-    C: Optional[np.ndarray] = None
+    C = np.empty((0, 0))  # the autocorrelation matrix, when given as one
     if data is not None:
         acc = accumulate(data)
     elif isinstance(autocorrelation, Autocorrelation):
         acc = autocorrelation
     else:
         C = as_symmetric(autocorrelation, "autocorrelation")
-    width = acc.n_features if acc is not None else C.shape[0]  # type: ignore[union-attr]
+    width = acc.n_features if acc is not None else C.shape[0]
     if width != n:
         raise ValueError(f"autocorrelation: the input has {width} features, the weights have {n} columns")
     b = None if bias is None else as_vector(bias, "bias", m)

@@ -77,6 +77,59 @@ def chunked_autocorrelation(chunks: Iterable[Any]) -> np.ndarray:
     return total / rows
 
 
+# -- smoothness operators (MATH.md §4) and the closed form (MATH.md §3) -------------------
+
+
+def fourdif(m: int, order: int = 2) -> np.ndarray:
+    """Weideman & Reddy's Fourier spectral differentiation matrix of ``order``
+    on m points over [0, 2 pi) (the m x m D of :func:`descramble.smoothness.fourier`),
+    built from the FFT of the identity. For odd order and even m the Nyquist
+    wave is zeroed, as in ``fourdif``."""
+    n1 = (m - 1) // 2
+    nyquist = [] if m % 2 else [(-m / 2) if order % 2 == 0 else 0.0]
+    waves = np.concatenate([np.arange(0, n1 + 1), nyquist, np.arange(-n1, 0)])
+    symbol = (1j * waves) ** order
+    # Columns of D are the spectral derivative of the unit vectors.
+    return np.real(np.fft.ifft(symbol[:, None] * np.fft.fft(np.eye(m), axis=0), axis=0))
+
+
+def finite_difference_matrix(m: int, order: int = 1, circular: bool = False) -> np.ndarray:
+    """The forward difference of ``order`` ((m - order) x m, 0 x m when
+    order >= m), or with ``circular`` the m x m circulant ``(S - I)^order``
+    with ``(S x)_j = x_{j+1}``."""
+    if circular:
+        shift = np.roll(np.eye(m), 1, axis=1)
+        return np.linalg.matrix_power(shift - np.eye(m), order)
+    D = np.eye(m)
+    for _ in range(min(order, m)):
+        D = D[1:] - D[:-1]
+    return D
+
+
+def closed_form(A: Any, S: Any) -> dict:
+    """The closed-form descrambler from ``numpy.linalg.eigh`` (MATH.md §3):
+    ``P = T U^T`` with A = T diag(lambda ascending) T^T, S = U diag(mu
+    descending) U^T, the last column of U negated when det(P) = -1.
+
+    Returns
+    -------
+    dict
+        ``P``, ``loss`` (eta(P)), ``bound`` (sum_k lambda_k mu_k), ``basis`` (T),
+        ``basis_values`` (lambda), ``components`` (U), ``spectrum`` (mu).
+    """
+    A = np.asarray(A, dtype=np.float64)
+    S = np.asarray(S, dtype=np.float64)
+    lam, T = np.linalg.eigh(A)
+    mu, U = np.linalg.eigh(S)
+    mu, U = mu[::-1], U[:, ::-1].copy()
+    P = T @ U.T
+    if np.linalg.det(P) < 0:
+        U[:, -1] *= -1
+        P = T @ U.T
+    return {"P": P, "loss": eta(P, A, S), "bound": float(lam @ mu), "basis": T, "basis_values": lam,
+            "components": U, "spectrum": mu}
+
+
 # -- the descrambler (MATH.md §2): loss, Cayley parametrisation, iterative optimiser ------
 
 

@@ -6,8 +6,8 @@
 // P = T U^T minimises eta(P) = tr(A P S P^T) over all orthogonal P and
 // reaches the bound sum_k lambda_k mu_k.
 //
-// The conventions are those of the Python package (descramble.descramble,
-// descramble.smoothness), so the same S and operator give the same P:
+// This is the one implementation: descramble.descramble and
+// descramble.smoothness in the Python package call these functions. Conventions:
 //  * T is analytic for the Fourier, circular finite-difference and
 //    first-order finite-difference operators (same modes, same order), and
 //    comes from eigh(A) (linalg.hpp's sign convention) otherwise;
@@ -105,7 +105,7 @@ struct ClosedForm {
 
 /// The descrambler for a hidden autocorrelation S (m x m: square, finite,
 /// symmetric to 1e-10 of its largest entry) and a smoothness operator on m
-/// neurons; U from eigh(S). Mirrors descramble.descramble(hidden=S, smoothness=...).
+/// neurons; U from eigh(S). Behind descramble.descramble(hidden=S, smoothness=...).
 /// Throws std::invalid_argument naming the argument on bad input, and
 /// std::overflow_error when the loss or the bound is not finite (every
 /// descramble_* function; descramble.descramble raises ValueError there).
@@ -119,7 +119,7 @@ ClosedForm descramble_closed_form(const Eigen::Ref<const Eigen::MatrixXd>& hidde
 /// The descrambler of a linear layer y = W x from its weights W (m x n) and
 /// its input autocorrelation C = E[x x^T] (n x n, symmetric): U and mu from
 /// the SVD of W L with C = L L^T (MATH.md §3; not from eigh(W C W^T), which
-/// squares the condition number), S = W C W^T. Mirrors
+/// squares the condition number), S = W C W^T. Behind
 /// descramble.descramble(W, autocorrelation=C, smoothness=...).
 ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights,
                             const Eigen::Ref<const Eigen::MatrixXd>& autocorrelation, const Smoothness& smoothness,
