@@ -55,7 +55,7 @@ def parse_smoothness(spec: str, m: int) -> Any:
     Specs: ``fourier[:ORDER]``, ``fd[:ORDER]``, ``fd-circular[:ORDER]``,
     ``gram:A.npy`` (A = D^T D, m x m) and ``matrix:D.npy`` (D, k x m).
     """
-    from . import smoothness
+    from .. import smoothness
 
     name, _, arg = spec.partition(":")
     if name in ("gram", "matrix"):
@@ -188,7 +188,7 @@ def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tup
 
 
 def _load_hidden(path: str, m: int) -> Any:
-    from .accumulator import Autocorrelation
+    from ..accumulator import Autocorrelation
 
     p = Path(path)
     if p.suffix == ".npz" and p.is_file():
@@ -224,11 +224,11 @@ def _files(summary: dict) -> List[str]:
 
 def _run(args: argparse.Namespace) -> int:
     from . import report
-    from .convergence import convergence
+    from ..convergence import convergence
     from .demo import describe
-    from .descrambler import descramble
-    from .io import load_layer
-    from .sources import progress_bar
+    from ..descrambler import descramble
+    from ..io import load_layer
+    from ..sources import progress_bar
 
     start = time.perf_counter()
     if not Path(args.weights).is_file():
@@ -294,7 +294,7 @@ def _bench(args: argparse.Namespace, extra: List[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``descramble`` argument parser (its subcommands: demo, run, bench)."""
-    from . import __version__
+    from .. import __version__
 
     parser = _Parser(prog="descramble", description="Closed-form descrambling of neural-network layers.")
     parser.add_argument("--version", action="version", version=f"descramble {__version__}")
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--progress", action="store_true", help="show a progress bar while streaming")
 
     bench = sub.add_parser("bench", help="run the benchmark suite against NumPy and print its table",
-                           description="Benchmarks against the NumPy reference (see descramble.benchmarks); "
+                           description="Benchmarks against the NumPy reference (see descramble.cli.benchmarks); "
                                        "other options are passed to it (--json, --only, --repeat, --widths).")
     bench.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     return parser

@@ -16,13 +16,13 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .convergence import Convergence
-from .descrambler import Descrambler
+from ..convergence import Convergence
+from ..descrambler import Descrambler
 
 
 def versions() -> Dict[str, str]:
     """Versions of descramble, its BLAS, NumPy, Python and (if present) matplotlib."""
-    from . import __version__, _core
+    from .. import __version__, _core
 
     out = {
         "descramble": __version__,
@@ -110,7 +110,7 @@ def layer_report(
         np.save(path, array)
         files.append(path.name)
     if figures:
-        from . import plot
+        from .. import plot
 
         title = f"{name}: {W.shape[0]} neurons x {W.shape[1]} inputs"
         _save_figure(plot.weights(d, W, x=x, xlabel=xlabel, title=title), out / f"weights_{name}.png", files)

@@ -17,7 +17,7 @@ Cases (N = rows, n = features):
   descrambler      closed form (m = 32..256) vs reference.descramble_iterative (SciPy L-BFGS)
                    (these run in this process: their memory is not the point)
 
-Usage: descramble bench [--quick]  (or python bench/run.py, python -m descramble.benchmarks)
+Usage: descramble bench [--quick]  (or python bench/run.py, python -m descramble.cli.benchmarks)
        [--quick] [--json PATH] [--repeat N] [--only KERNEL ...] [--widths N ...]
 """
 
@@ -37,14 +37,14 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 import descramble
-from . import reference
+from .. import reference
 
 # NumPy must run its best OpenBLAS kernel: these variables (set on some
 # machines to work around old OpenBLAS bugs) slow it down. main() drops them
 # by re-executing itself (NumPy reads them when it loads), for this process
 # and its children only.
 _BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-_MODULE = [sys.executable, "-m", "descramble.benchmarks"]
+_MODULE = [sys.executable, "-m", "descramble.cli.benchmarks"]
 
 
 

@@ -1,7 +1,7 @@
 """``descramble demo``: the whole story on an embedded default problem.
 
-1. Simulate biexponential relaxometry signals (:mod:`descramble.relaxometry`).
-2. Train a small tanh MLP to recover (T2a, T2b, c) with NumPy (:mod:`descramble.mlp`).
+1. Simulate biexponential relaxometry signals (:mod:`descramble.cli.relaxometry`).
+2. Train a small tanh MLP to recover (T2a, T2b, c) with NumPy (:mod:`descramble.cli.mlp`).
 3. Stream the training signals through the core once: the input, and every
    hidden layer's autocorrelation (:func:`descramble.hidden_autocorrelations`).
 4. Descramble the first layer in closed form from the input autocorrelation
@@ -9,7 +9,7 @@
    autocorrelation; descramble every training checkpoint from the same
    single input accumulator (no second pass over the data).
 5. Measure how the descrambler converges as N grows (MATH.md §5).
-6. Write figures, arrays and ``summary.json`` (:mod:`descramble.report`).
+6. Write figures, arrays and ``summary.json`` (:mod:`descramble.cli.report`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from . import report
-from ._validation import as_positive_int
-from .convergence import convergence
-from .descrambler import descramble
-from .hidden import hidden_autocorrelations
+from .._validation import as_positive_int
+from ..convergence import convergence
+from ..descrambler import descramble
+from ..hidden import hidden_autocorrelations
 from .mlp import MLP, train
 from .relaxometry import PARAMETER_NAMES, Relaxometry
 
