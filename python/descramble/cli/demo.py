@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
@@ -196,8 +195,3 @@ def describe(summary: Dict[str, Any]) -> str:
     if timings:
         lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     return "\n".join(lines)
-
-
-def report_files(out: Path) -> str:
-    """The files of a report directory, one line."""
-    return ", ".join(sorted(p.name for p in Path(out).iterdir()))
