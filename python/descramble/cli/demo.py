@@ -72,12 +72,12 @@ def run_demo(
     """
     # NumPy's "expected non-negative integer" would not say which argument (seed + 1 seeds the test set).
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        raise report.ArgumentError("seed", f"expected a non-negative integer, got {seed!r}")
     n_train, epochs = as_positive_int(n_train, "n_train"), as_positive_int(epochs, "epochs")
     out = report.prepare(out)
     if figures and not report.have_matplotlib():
         raise ImportError("the demo's figures need matplotlib: pip install 'descramble[plot]' "
-                          "(or pass --no-figures)")
+                          "(or pass figures=False)")
     timings: Dict[str, float] = {}
     clock = time.perf_counter()
 

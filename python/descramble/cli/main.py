@@ -206,10 +206,19 @@ def _load_hidden(path: str, m: int) -> Any:
 # -- commands ----------------------------------------------------------------------------
 
 
+def _check_figures(args: argparse.Namespace) -> None:
+    """Refuse to start a report whose figures cannot be drawn, naming this command's option."""
+    from . import report
+
+    if not args.no_figures and not report.have_matplotlib():
+        raise UserError("figures need matplotlib: pip install 'descramble[plot]' (or pass --no-figures)")
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import describe, run_demo
 
     start = time.perf_counter()
+    _check_figures(args)
     kwargs = {"n_train": 10_000, "epochs": 15} if args.quick else {}
     summary = run_demo(args.out, seed=args.seed, figures=not args.no_figures, **kwargs)
     print(describe(summary))
@@ -233,8 +242,7 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if not Path(args.weights).is_file():
         raise UserError(f"--weights: {args.weights}: no such file")
-    if args.no_figures is False and not report.have_matplotlib():
-        raise UserError("figures need matplotlib: pip install 'descramble[plot]' (or pass --no-figures)")
+    _check_figures(args)
     try:
         W, b, key = load_layer(args.weights, args.layer, transpose=args.transpose)
     except ValueError as exc:  # the library's keyword names, as the command's options
@@ -376,8 +384,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         return INTERRUPTED
     except (UserError, ValueError, TypeError, OSError, ImportError, KeyError, OverflowError) as exc:
         command = getattr(exc, "prog", None) or command
-        print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(_as_option(exc))}", file=sys.stderr)
         return USAGE_ERROR
+
+
+def _as_option(exc: BaseException) -> BaseException:
+    """An error about a report or demo argument (``out``), as one about this command's option (``--out``)."""
+    from .report import ArgumentError
+
+    if isinstance(exc, ArgumentError):
+        return UserError(f"--{exc.argument.replace('_', '-')}: {exc.detail}")
+    return exc
 
 
 if __name__ == "__main__":  # pragma: no cover
