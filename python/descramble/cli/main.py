@@ -236,7 +236,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..convergence import convergence
     from .demo import describe
     from ..descrambler import descramble
-    from ..io import load_layer
+    from ..io import LayerChoiceError, load_layer
     from ..sources import progress_bar
 
     start = time.perf_counter()
@@ -245,9 +245,10 @@ def _run(args: argparse.Namespace) -> int:
     _check_figures(args)
     try:
         W, b, key = load_layer(args.weights, args.layer, transpose=args.transpose)
-    except ValueError as exc:  # the library's keyword names, as the command's options
-        raise UserError("--weights: " + _one_line(exc).replace("layer=NAME", "--layer NAME")
-                        .replace("transpose=True", "--transpose").replace("transpose=False", "no --transpose")) from None
+    except LayerChoiceError as exc:  # the remedy is a keyword of load_layer: name this command's option
+        raise UserError("--weights: " + exc.spelled(_option)) from None
+    except ValueError as exc:
+        raise UserError(f"--weights: {_one_line(exc)}") from None
     name = args.layer or key  # the report's files are named after the layer
     if args.bias is not None:
         b = _load_array(args.bias, "--bias")
@@ -284,6 +285,13 @@ def _run(args: argparse.Namespace) -> int:
     print(describe(summary))
     print(f"report: {out.resolve()} ({len(_files(summary))} files)")
     return 0
+
+
+def _option(argument: str, value: object) -> str:
+    """load_layer's remedy (``layer=NAME``, ``transpose=True``) as this command's option."""
+    if argument == "transpose":
+        return "--transpose" if value else "no --transpose"
+    return f"--{argument} NAME"
 
 
 def _safe(name: str) -> str:

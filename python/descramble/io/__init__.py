@@ -26,7 +26,7 @@ optional dependency only when a file of its format is read, so
 naming rules of :func:`load_layer`.
 """
 
-from .layers import load_layer
+from .layers import LayerChoiceError, load_layer
 from .weights import SUFFIXES, load_weights
 
-__all__ = ["SUFFIXES", "load_layer", "load_weights"]
+__all__ = ["SUFFIXES", "LayerChoiceError", "load_layer", "load_weights"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -12,7 +12,30 @@ from .._validation import check_real_dtype
 from ._common import is_numeric
 from .weights import load_weights
 
-__all__ = ["load_layer"]
+__all__ = ["LayerChoiceError", "load_layer"]
+
+
+def keyword(argument: str, value: Any) -> str:
+    """How :func:`load_layer`'s messages spell a remedy: as its keyword argument."""
+    return f"{argument}=NAME" if value is None else f"{argument}={value!r}"
+
+
+class LayerChoiceError(ValueError):
+    """A :func:`load_layer` error whose remedy is one of its own arguments.
+
+    ``argument`` (``"layer"`` or ``"transpose"``) and ``value`` (the value to
+    pass; None for a layer's name) say which. The message spells the remedy
+    as a keyword (``layer=NAME``, ``transpose=True``); :meth:`spelled` spells
+    it another way, e.g. as a command line's option.
+    """
+
+    def __init__(self, before: str, argument: str, value: Any = None, after: str = "") -> None:
+        self.before, self.argument, self.value, self.after = before, argument, value, after
+        super().__init__(self.spelled(keyword))
+
+    def spelled(self, spell: Callable[[str, Any], str]) -> str:
+        """The message, with the remedy written as ``spell(argument, value)``."""
+        return self.before + spell(self.argument, self.value) + self.after
 
 # Separators between the parts of a name: PyTorch/ONNX dots, TensorFlow
 # slashes and colons. Underscores are not separators ("fc" is not "fc_2").
@@ -164,9 +187,8 @@ def _pick_unnamed(matrices: Dict[str, np.ndarray], where: str) -> str:
         return proper[0]
     if not matrices:
         raise ValueError(f"{where}: no 2-D weight matrix in the file")
-    raise ValueError(
-        f"{where}: several 2-D arrays, pass layer=NAME to choose one: {_weight_listing(matrices)}"
-    )
+    raise LayerChoiceError(f"{where}: several 2-D arrays, pass ", "layer",
+                           after=f" to choose one: {_weight_listing(matrices)}")
 
 
 def _parts(name: str) -> List[str]:
@@ -268,14 +290,12 @@ def _pick_bias(key: str, W: np.ndarray, arrays: Dict[str, np.ndarray],
         bias_key = found[0]
     b = arrays[bias_key]
     if not _is_vector(b) or b.size != m:
-        hint = ""
+        problem = (f"{where}: bias {bias_key!r} has shape {b.shape}, expected a vector of {m} entries "
+                   f"for weights {key!r} of shape {_shape(W)}")
         if _is_vector(b) and b.size == W.shape[1]:
             layout = "(inputs, outputs)" if not transpose else "(outputs, inputs)"
-            hint = (f" (it matches W's other dimension: the matrix is stored as {layout}; "
-                    f"pass transpose={not transpose})")
-        raise ValueError(
-            f"{where}: bias {bias_key!r} has shape {b.shape}, expected a vector of {m} entries "
-            f"for weights {key!r} of shape {_shape(W)}{hint}"
-        )
+            raise LayerChoiceError(f"{problem} (it matches W's other dimension: the matrix is stored as "
+                                   f"{layout}; pass ", "transpose", not transpose, ")")
+        raise ValueError(problem)
     check_real_dtype(b.dtype, f"{where}: {bias_key}")
     return np.array(b, dtype=np.float64).reshape(-1)
