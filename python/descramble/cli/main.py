@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, NoReturn, Optional, Tuple
+from typing import Any, Dict, List, NoReturn, Optional, Tuple
 
 import numpy as np
 
@@ -117,74 +117,109 @@ def _load_array(path: str, option: str) -> np.ndarray:
             raise _unreadable(path, option, ".npy/.npz", exc) from None
 
 
-def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tuple[Any, dict]:
-    """The data source a ``--data`` spec names, and the keywords for :func:`descramble.accumulate`.
+def _npz_member(path: Path, key: str) -> Any:
+    z = _np_load(path, "--data", ".npz")
+    if not key:
+        if len(z.files) != 1:
+            raise UserError(f"--data: {path} holds {', '.join(z.files)}; name one as {path}:KEY")
+        key = z.files[0]
+    if key not in z.files:
+        raise UserError(f"--data: {path} has no array {key!r}; it holds {', '.join(z.files)}")
+    return z[key]
 
-    ``FILE.npy`` (read by the core at file offsets); ``FILE.npz[:KEY]``;
-    ``FILE.h5:DATASET`` / ``FILE.hdf5:DATASET`` (h5py); ``DIR.zarr[:ARRAY]``
-    (zarr; ARRAY names an array in a group); any other file is raw binary and needs ``--dtype`` and
-    ``--n-features``.
+
+def _hdf5_dataset(path: Path, key: str) -> Any:
+    try:
+        import h5py
+    except ImportError:
+        raise UserError("--data: HDF5 files need h5py: pip install 'descramble[hdf5]'") from None
+    if not key:
+        raise UserError(f"--data: name the dataset, as {path}:DATASET")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise UserError(f"--data: {path}: not a readable HDF5 file ({_one_line(exc)})") from None
+    if key not in f:
+        raise UserError(f"--data: {path} has no dataset {key!r}")
+    return f[key]
+
+
+def _zarr_array(path: Path, key: str) -> Any:
+    try:
+        import zarr
+    except ImportError:
+        raise UserError("--data: zarr stores need zarr: pip install 'descramble[zarr]'") from None
+    try:
+        store = zarr.open(str(path), mode="r")
+    except Exception as exc:  # zarr raises its own error types for a non-store directory
+        raise UserError(f"--data: {path}: not a readable zarr store ({_one_line(exc)})") from None
+    if key:
+        if not hasattr(store, "array_keys") or key not in store:
+            raise UserError(f"--data: {path} has no array {key!r}")
+        store = store[key]
+    if hasattr(store, "array_keys"):  # a group, not an array
+        raise UserError(f"--data: {path} is a zarr group; name its array as {path}:ARRAY "
+                        f"(it holds {', '.join(sorted(store.array_keys())) or 'no arrays'})")
+    return store
+
+
+# Containers of several arrays: the CLI opens them and picks the array PATH:KEY names.
+_CONTAINERS = {".npz": _npz_member, ".h5": _hdf5_dataset, ".hdf5": _hdf5_dataset, ".zarr": _zarr_array}
+
+
+def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tuple[Any, Dict[str, Any]]:
+    """What a ``--data`` spec names, as ``(data, keywords)`` for :func:`descramble.sources.open_source`.
+
+    The command parses its ``PATH[:KEY]`` syntax and opens the containers
+    (``FILE.npz[:KEY]``, ``FILE.h5:DATASET`` / ``FILE.hdf5:DATASET`` with h5py,
+    ``DIR.zarr[:ARRAY]`` with zarr, ARRAY naming an array in a group); the
+    array or dataset, or the path of any other file, goes to the library's
+    sources as it is (through :func:`descramble.convergence.convergence`),
+    which read ``.npy`` headers, raw binary files and datasets. By this
+    syntax a file that is neither ``.npy`` nor a container is raw binary:
+    it needs ``--dtype`` and ``--n-features``, which nothing else takes.
     """
     path, _, key = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
     p = Path(path)
     if not p.exists():
         raise UserError(f"--data: {path}: no such file")
     suffix = p.suffix.lower()
-    raw = suffix not in (".npy", ".npz", ".h5", ".hdf5", ".zarr")
-    if (dtype is not None or n_features is not None) and not raw:
-        raise UserError(f"--dtype/--n-features: only for raw binary files, not {suffix} files")
-    if key and suffix not in (".npz", ".h5", ".hdf5", ".zarr"):
+    raw_options = dtype is not None or n_features is not None
+    container = _CONTAINERS.get(suffix)
+    if container is not None:
+        if raw_options:
+            raise UserError(f"--dtype/--n-features: only for raw binary files, not {suffix} files")
+        return container(p, key), {}
+    if key:
         raise UserError(f"--data: {path}: ':{key}' names an array, but {suffix or 'raw'} files hold only one")
     if suffix == ".npy":
+        if raw_options:
+            raise UserError("--dtype/--n-features: only for raw binary files, not .npy files")
         return str(p), {}
-    if suffix == ".npz":
-        z = _np_load(path, "--data", ".npz")
-        if not key:
-            if len(z.files) != 1:
-                raise UserError(f"--data: {path} holds {', '.join(z.files)}; name one as {path}:KEY")
-            key = z.files[0]
-        if key not in z.files:
-            raise UserError(f"--data: {path} has no array {key!r}; it holds {', '.join(z.files)}")
-        return z[key], {}
-    if suffix in (".h5", ".hdf5"):
-        try:
-            import h5py
-        except ImportError:
-            raise UserError("--data: HDF5 files need h5py: pip install 'descramble[hdf5]'") from None
-        if not key:
-            raise UserError(f"--data: name the dataset, as {path}:DATASET")
-        try:
-            f = h5py.File(p, "r")
-        except OSError as exc:
-            raise UserError(f"--data: {path}: not a readable HDF5 file ({_one_line(exc)})") from None
-        if key not in f:
-            raise UserError(f"--data: {path} has no dataset {key!r}")
-        return f[key], {}
-    if suffix == ".zarr":
-        try:
-            import zarr
-        except ImportError:
-            raise UserError("--data: zarr stores need zarr: pip install 'descramble[zarr]'") from None
-        try:
-            store = zarr.open(str(p), mode="r")
-        except Exception as exc:  # zarr raises its own error types for a non-store directory
-            raise UserError(f"--data: {path}: not a readable zarr store ({_one_line(exc)})") from None
-        if key:
-            if not hasattr(store, "array_keys") or key not in store:
-                raise UserError(f"--data: {path} has no array {key!r}")
-            store = store[key]
-        if hasattr(store, "array_keys"):  # a group, not an array
-            raise UserError(f"--data: {path} is a zarr group; name its array as {path}:ARRAY "
-                            f"(it holds {', '.join(sorted(store.array_keys())) or 'no arrays'})")
-        return store, {}
     if dtype is None or n_features is None:
         raise UserError(f"--data: {path} is not .npy/.npz/.h5/.zarr, so it is read as raw binary: "
                         "give --dtype and --n-features")
-    try:
-        np.dtype(dtype)
-    except TypeError:
-        raise UserError(f"--dtype: {dtype!r} is not a NumPy dtype (e.g. float32, float64, int16)") from None
     return str(p), {"dtype": dtype, "n_features": n_features}
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def numpy_dtype(text: str) -> str:
+    """argparse type: a name NumPy reads as a dtype."""
+    try:
+        np.dtype(text)
+    except TypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a NumPy dtype (e.g. float32, float64, int16)") from None
+    return text
 
 
 def _load_hidden(path: str, m: int) -> Any:
@@ -344,8 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--smoothness", default="fourier:2", metavar="SPEC",
                      help="fourier[:ORDER], fd[:ORDER], fd-circular[:ORDER], gram:A.npy or matrix:D.npy "
                           "(default fourier:2)")
-    run.add_argument("--dtype", help="element type of a raw --data file (e.g. float32)")
-    run.add_argument("--n-features", type=int, metavar="N", help="row width of a raw --data file")
+    run.add_argument("--dtype", type=numpy_dtype, help="element type of a raw --data file (e.g. float32)")
+    run.add_argument("--n-features", type=positive_int, metavar="N", help="row width of a raw --data file")
     run.add_argument("--out", required=True, metavar="DIR", help="report directory")
     run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     run.add_argument("--progress", action="store_true", help="show a progress bar while streaming")
