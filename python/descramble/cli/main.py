@@ -8,6 +8,7 @@ status 2; an interrupted run exits with 130. Nothing prints a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -128,11 +129,16 @@ def _npz_member(path: Path, key: str) -> Any:
     return z[key]
 
 
-def _hdf5_dataset(path: Path, key: str) -> Any:
+def _optional(module: str, files: str, extra: str) -> Any:
+    """Import the optional dependency ``module`` that reading ``files`` needs, or say which extra installs it."""
     try:
-        import h5py
+        return importlib.import_module(module)
     except ImportError:
-        raise UserError("--data: HDF5 files need h5py: pip install 'descramble[hdf5]'") from None
+        raise UserError(f"--data: {files} need {module}: pip install 'descramble[{extra}]'") from None
+
+
+def _hdf5_dataset(path: Path, key: str) -> Any:
+    h5py = _optional("h5py", "HDF5 files", "hdf5")
     if not key:
         raise UserError(f"--data: name the dataset, as {path}:DATASET")
     try:
@@ -145,10 +151,7 @@ def _hdf5_dataset(path: Path, key: str) -> Any:
 
 
 def _zarr_array(path: Path, key: str) -> Any:
-    try:
-        import zarr
-    except ImportError:
-        raise UserError("--data: zarr stores need zarr: pip install 'descramble[zarr]'") from None
+    zarr = _optional("zarr", "zarr stores", "zarr")
     try:
         store = zarr.open(str(path), mode="r")
     except Exception as exc:  # zarr raises its own error types for a non-store directory

@@ -215,29 +215,27 @@ def _pick_named(layer: str, arrays: Dict[str, np.ndarray], matrices: Dict[str, n
     # 2. NAME + separator + weight word
     suffixed = [layer + sep + word for word in _WEIGHT_NAMES for sep in _NAME_SEPARATORS]
     found = [k for k in suffixed if k in matrices]
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        raise ValueError(
-            f"{where}: layer {layer!r} is ambiguous, pass one of: "
-            f"{_listing({k: matrices[k] for k in found})}"
-        )
+    if found:
+        return _only(found, matrices, f"{where}: layer {layer!r} is ambiguous, pass one of")
     # 3. matrices whose name contains NAME as whole parts
     found = [k for k in matrices if _contains_parts(k, layer)]
     if len(found) > 1:
         proper = [k for k in found if not _is_vector(matrices[k])]
         if len(proper) == 1:
             found = proper
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        raise ValueError(
-            f"{where}: layer {layer!r} matches several 2-D arrays, pass the full name of one: "
-            f"{_listing({k: matrices[k] for k in found})}"
-        )
+    if found:
+        return _only(found, matrices, f"{where}: layer {layer!r} matches several 2-D arrays, "
+                                      "pass the full name of one")
     raise ValueError(
         f"layer {layer!r} not found in {where}; 2-D weights there: {_weight_listing(matrices)}"
     )
+
+
+def _only(found: List[str], matrices: Dict[str, np.ndarray], several: str) -> str:
+    """The one name in ``found``; several are an error, ``several`` followed by their listing."""
+    if len(found) > 1:
+        raise ValueError(f"{several}: {_listing({k: matrices[k] for k in found})}")
+    return found[0]
 
 
 def _partners(key: str) -> List[str]:
