@@ -32,9 +32,9 @@ import numpy as np
 
 import descramble
 from descramble.convergence import convergence
-from descramble.mlp import MLP, train
+from descramble.cli.mlp import MLP, train
 from descramble.reference import descramble_iterative
-from descramble.relaxometry import Relaxometry
+from descramble.cli.relaxometry import Relaxometry
 
 
 def _timed(fn: Any, repeat: int = 1) -> tuple:

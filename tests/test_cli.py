@@ -147,6 +147,8 @@ def _errors(files, tmp_path):
     corrupt_h5 = tmp_path / "corrupt.h5"
     corrupt_h5.write_bytes(b"not an HDF5 file")
     np.save(tmp_path / "D.npy", np.diff(np.eye(20), axis=0))  # acts on 20 neurons, the layer has 8
+    transposed = tmp_path / "transposed.npz"
+    np.savez(transposed, W=np.ones((20, 8)), b=np.ones(8))  # stored as (inputs, outputs)
     errors = [
         (["frobnicate"], "invalid choice"),
         (["run", "--weights", W, "--out", tmp_path / "o"], "one of the arguments --data --hidden is required"),
@@ -174,6 +176,8 @@ def _errors(files, tmp_path):
         (["run", "--weights", corrupt, "--hidden", S, "--out", tmp_path / "o"], "corrupt.npy"),
         (["run", "--weights", files["npz"], "--hidden", S, "--out", tmp_path / "o"],
          "--weights: .*pass --layer NAME to choose one"),
+        (["run", "--weights", transposed, "--layer", "W", "--hidden", S, "--out", tmp_path / "o"],
+         r"--weights: .*stored as \(inputs, outputs\); pass --transpose\)$"),
         (["run", "--weights", W, "--data", X, "--n-features", "x", "--out", tmp_path / "o"], "invalid int value"),
         (["bench", "--only", "nothing"], "invalid choice"),
         (["bench", "--repeat", "0"], "argument --repeat: expected a positive integer, got 0"),

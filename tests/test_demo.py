@@ -7,9 +7,9 @@ import pytest
 
 import descramble
 from descramble.convergence import convergence
-from descramble.demo import describe, run_demo
-from descramble.mlp import MLP, train
-from descramble.relaxometry import Relaxometry
+from descramble.cli.demo import describe, run_demo
+from descramble.cli.mlp import MLP, train
+from descramble.cli.relaxometry import Relaxometry
 
 
 # -- the relaxometry problem -----------------------------------------------------------

@@ -8,7 +8,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from descramble.io import SUFFIXES, load_layer, load_weights
+from descramble.io import SUFFIXES, LayerChoiceError, load_layer, load_weights
 
 
 def _need(module):
@@ -703,6 +703,20 @@ def test_load_layer_onnx_matmul_needs_transpose(tmp_path, rng):
     # without transpose the 8-entry vector is no bias of the 16 rows: no bias found
     W_got, b_got, _ = load_layer(tmp_path / "tf.onnx", "dense")
     assert W_got.shape == (16, 8) and b_got is None
+
+
+def test_load_layer_names_its_remedy_as_data(tmp_path, rng):
+    # Callers with other spellings (the CLI's --layer, --transpose) use the data, not the message.
+    np.savez(tmp_path / "t.npz", W=rng.standard_normal((3, 4)), b=np.ones(4))
+    with pytest.raises(LayerChoiceError) as info:
+        load_layer(tmp_path / "t.npz", "W")
+    assert (info.value.argument, info.value.value) == ("transpose", True)
+    assert info.value.spelled(lambda argument, value: f"<{argument} {value}>").endswith("pass <transpose True>)")
+    np.savez(tmp_path / "two.npz", A=np.ones((3, 4)), B=np.ones((5, 4)))
+    with pytest.raises(LayerChoiceError) as info:
+        load_layer(tmp_path / "two.npz")
+    assert (info.value.argument, info.value.value) == ("layer", None)
+    assert "pass layer=NAME to choose one" in str(info.value)
 
 
 def test_load_layer_wrong_bias_length(tmp_path, rng):

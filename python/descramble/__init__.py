@@ -30,8 +30,10 @@ dask, torch
     ``import descramble.dask`` (Dask arrays, clusters) and
     ``import descramble.torch`` (PyTorch models); never imported by
     ``import descramble``.
-relaxometry, mlp, demo, cli
-    The demo's problem, its NumPy network, the demo, the ``descramble`` command.
+cli
+    The application: the ``descramble`` command, the demo (its problem and
+    NumPy network), the report and the benchmarks; never imported by
+    ``import descramble``.
 reference
     Plain NumPy reference implementations of every kernel, and the iterative
     descrambler the closed form replaces.

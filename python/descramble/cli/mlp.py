@@ -13,7 +13,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._validation import as_positive_int
+from .._validation import as_positive_int
 
 _ACTIVATIONS = {
     "identity": (lambda z: z, lambda a: np.ones_like(a)),

@@ -17,7 +17,7 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
-from ._validation import as_positive_int
+from .._validation import as_positive_int
 
 PARAMETER_NAMES = ("T2a", "T2b", "c")
 

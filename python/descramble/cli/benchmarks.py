@@ -17,7 +17,7 @@ Cases (N = rows, n = features):
   descrambler      closed form (m = 32..256) vs reference.descramble_iterative (SciPy L-BFGS)
                    (these run in this process: their memory is not the point)
 
-Usage: descramble bench [--quick]  (or python bench/run.py, python -m descramble.benchmarks)
+Usage: descramble bench [--quick]  (or python bench/run.py, python -m descramble.cli.benchmarks)
        [--quick] [--json PATH] [--repeat N] [--only KERNEL ...] [--widths N ...]
 """
 
@@ -37,14 +37,15 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 import descramble
-from . import reference
+from .. import reference
+from .main import positive_int
 
 # NumPy must run its best OpenBLAS kernel: these variables (set on some
 # machines to work around old OpenBLAS bugs) slow it down. main() drops them
 # by re-executing itself (NumPy reads them when it loads), for this process
 # and its children only.
 _BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-_MODULE = [sys.executable, "-m", "descramble.benchmarks"]
+_MODULE = [sys.executable, "-m", "descramble.cli.benchmarks"]
 
 
 
@@ -187,11 +188,11 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions (about a minute)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--repeat", type=_positive_int, default=3, help="alternating runs per side (default 3)")
+    parser.add_argument("--repeat", type=positive_int, default=3, help="alternating runs per side (default 3)")
     parser.add_argument("--only", nargs="+",
                         choices=["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"],
                         help="run these kernels only")
-    parser.add_argument("--widths", type=_positive_int, nargs="+", help="feature counts n of the in-memory cases")
+    parser.add_argument("--widths", type=positive_int, nargs="+", help="feature counts n of the in-memory cases")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.json:  # find out now, not after the whole run, that the results cannot be saved
@@ -291,16 +292,6 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "results": results}, f, indent=2)
     return 0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _interleaved(funcs: Dict[str, Any], repeat: int) -> Dict[str, float]:

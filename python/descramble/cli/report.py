@@ -16,13 +16,28 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .convergence import Convergence
-from .descrambler import Descrambler
+from .._validation import as_matrix
+from ..convergence import Convergence
+from ..descrambler import Descrambler
+
+
+class ArgumentError(ValueError):
+    """A bad argument of the report or the demo, named as data.
+
+    ``argument`` is the Python argument's name (``"out"``) and ``detail``
+    what is wrong with it; the message is ``"<argument>: <detail>"``. The
+    command line names its own option from ``argument`` instead.
+    """
+
+    def __init__(self, argument: str, detail: str) -> None:
+        super().__init__(f"{argument}: {detail}")
+        self.argument = argument
+        self.detail = detail
 
 
 def versions() -> Dict[str, str]:
     """Versions of descramble, its BLAS, NumPy, Python and (if present) matplotlib."""
-    from . import __version__, _core
+    from .. import __version__, _core
 
     out = {
         "descramble": __version__,
@@ -54,18 +69,19 @@ def prepare(out: Any) -> Path:
 
     Raises
     ------
-    ValueError
-        When ``out`` exists and is not a directory, or cannot be created.
+    ArgumentError
+        (a ValueError naming ``out``) When ``out`` exists and is not a
+        directory, or cannot be created.
     """
     path = Path(out)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"--out: {path} exists and is not a directory")
+        raise ArgumentError("out", f"{path} exists and is not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"--out: cannot create {path}: {exc.strerror or exc}") from None
+        raise ArgumentError("out", f"cannot create {path}: {exc.strerror or exc}") from None
     if not os.access(path, os.W_OK):
-        raise ValueError(f"--out: {path} is not writable")
+        raise ArgumentError("out", f"{path} is not writable")
     return path
 
 
@@ -103,14 +119,14 @@ def layer_report(
     if not (np.isfinite(d.loss) and np.isfinite(d.bound)):
         raise ValueError(f"{name}: the loss ({d.loss}) or the bound ({d.bound}) is not finite: the hidden "
                          "autocorrelation overflows float64 under the smoothness operator; rescale the data")
-    W = np.asarray(weights, dtype=np.float64)
+    W = as_matrix(weights, "weights", rows=d.P.shape[0])
     files: List[str] = []
     for stem, array in (("P", d.P), ("PW", d.P @ W)):
         path = out / f"{stem}_{name}.npy"
         np.save(path, array)
         files.append(path.name)
     if figures:
-        from . import plot
+        from .. import plot
 
         title = f"{name}: {W.shape[0]} neurons x {W.shape[1]} inputs"
         _save_figure(plot.weights(d, W, x=x, xlabel=xlabel, title=title), out / f"weights_{name}.png", files)

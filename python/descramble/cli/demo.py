@@ -1,7 +1,7 @@
 """``descramble demo``: the whole story on an embedded default problem.
 
-1. Simulate biexponential relaxometry signals (:mod:`descramble.relaxometry`).
-2. Train a small tanh MLP to recover (T2a, T2b, c) with NumPy (:mod:`descramble.mlp`).
+1. Simulate biexponential relaxometry signals (:mod:`descramble.cli.relaxometry`).
+2. Train a small tanh MLP to recover (T2a, T2b, c) with NumPy (:mod:`descramble.cli.mlp`).
 3. Stream the training signals through the core once: the input, and every
    hidden layer's autocorrelation (:func:`descramble.hidden_autocorrelations`).
 4. Descramble the first layer in closed form from the input autocorrelation
@@ -9,22 +9,21 @@
    autocorrelation; descramble every training checkpoint from the same
    single input accumulator (no second pass over the data).
 5. Measure how the descrambler converges as N grows (MATH.md §5).
-6. Write figures, arrays and ``summary.json`` (:mod:`descramble.report`).
+6. Write figures, arrays and ``summary.json`` (:mod:`descramble.cli.report`).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
 from . import report
-from ._validation import as_positive_int
-from .convergence import convergence
-from .descrambler import descramble
-from .hidden import hidden_autocorrelations
+from .._validation import as_positive_int
+from ..convergence import convergence
+from ..descrambler import descramble
+from ..hidden import hidden_autocorrelations
 from .mlp import MLP, train
 from .relaxometry import PARAMETER_NAMES, Relaxometry
 
@@ -73,12 +72,12 @@ def run_demo(
     """
     # NumPy's "expected non-negative integer" would not say which argument (seed + 1 seeds the test set).
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        raise report.ArgumentError("seed", f"expected a non-negative integer, got {seed!r}")
     n_train, epochs = as_positive_int(n_train, "n_train"), as_positive_int(epochs, "epochs")
     out = report.prepare(out)
     if figures and not report.have_matplotlib():
         raise ImportError("the demo's figures need matplotlib: pip install 'descramble[plot]' "
-                          "(or pass --no-figures)")
+                          "(or pass figures=False)")
     timings: Dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -196,8 +195,3 @@ def describe(summary: Dict[str, Any]) -> str:
     if timings:
         lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     return "\n".join(lines)
-
-
-def report_files(out: Path) -> str:
-    """The files of a report directory, one line."""
-    return ", ".join(sorted(p.name for p in Path(out).iterdir()))

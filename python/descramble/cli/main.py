@@ -8,10 +8,11 @@ status 2; an interrupted run exits with 130. Nothing prints a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, NoReturn, Optional, Tuple
+from typing import Any, Dict, List, NoReturn, Optional, Tuple
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def parse_smoothness(spec: str, m: int) -> Any:
     Specs: ``fourier[:ORDER]``, ``fd[:ORDER]``, ``fd-circular[:ORDER]``,
     ``gram:A.npy`` (A = D^T D, m x m) and ``matrix:D.npy`` (D, k x m).
     """
-    from . import smoothness
+    from .. import smoothness
 
     name, _, arg = spec.partition(":")
     if name in ("gram", "matrix"):
@@ -117,78 +118,115 @@ def _load_array(path: str, option: str) -> np.ndarray:
             raise _unreadable(path, option, ".npy/.npz", exc) from None
 
 
-def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tuple[Any, dict]:
-    """The data source a ``--data`` spec names, and the keywords for :func:`descramble.accumulate`.
+def _npz_member(path: Path, key: str) -> Any:
+    z = _np_load(path, "--data", ".npz")
+    if not key:
+        if len(z.files) != 1:
+            raise UserError(f"--data: {path} holds {', '.join(z.files)}; name one as {path}:KEY")
+        key = z.files[0]
+    if key not in z.files:
+        raise UserError(f"--data: {path} has no array {key!r}; it holds {', '.join(z.files)}")
+    return z[key]
 
-    ``FILE.npy`` (read by the core at file offsets); ``FILE.npz[:KEY]``;
-    ``FILE.h5:DATASET`` / ``FILE.hdf5:DATASET`` (h5py); ``DIR.zarr[:ARRAY]``
-    (zarr; ARRAY names an array in a group); any other file is raw binary and needs ``--dtype`` and
-    ``--n-features``.
+
+def _optional(module: str, files: str, extra: str) -> Any:
+    """Import the optional dependency ``module`` that reading ``files`` needs, or say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"--data: {files} need {module}: pip install 'descramble[{extra}]'") from None
+
+
+def _hdf5_dataset(path: Path, key: str) -> Any:
+    h5py = _optional("h5py", "HDF5 files", "hdf5")
+    if not key:
+        raise UserError(f"--data: name the dataset, as {path}:DATASET")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise UserError(f"--data: {path}: not a readable HDF5 file ({_one_line(exc)})") from None
+    if key not in f:
+        raise UserError(f"--data: {path} has no dataset {key!r}")
+    return f[key]
+
+
+def _zarr_array(path: Path, key: str) -> Any:
+    zarr = _optional("zarr", "zarr stores", "zarr")
+    try:
+        store = zarr.open(str(path), mode="r")
+    except Exception as exc:  # zarr raises its own error types for a non-store directory
+        raise UserError(f"--data: {path}: not a readable zarr store ({_one_line(exc)})") from None
+    if key:
+        if not hasattr(store, "array_keys") or key not in store:
+            raise UserError(f"--data: {path} has no array {key!r}")
+        store = store[key]
+    if hasattr(store, "array_keys"):  # a group, not an array
+        raise UserError(f"--data: {path} is a zarr group; name its array as {path}:ARRAY "
+                        f"(it holds {', '.join(sorted(store.array_keys())) or 'no arrays'})")
+    return store
+
+
+# Containers of several arrays: the CLI opens them and picks the array PATH:KEY names.
+_CONTAINERS = {".npz": _npz_member, ".h5": _hdf5_dataset, ".hdf5": _hdf5_dataset, ".zarr": _zarr_array}
+
+
+def open_data(spec: str, dtype: Optional[str], n_features: Optional[int]) -> Tuple[Any, Dict[str, Any]]:
+    """What a ``--data`` spec names, as ``(data, keywords)`` for :func:`descramble.sources.open_source`.
+
+    The command parses its ``PATH[:KEY]`` syntax and opens the containers
+    (``FILE.npz[:KEY]``, ``FILE.h5:DATASET`` / ``FILE.hdf5:DATASET`` with h5py,
+    ``DIR.zarr[:ARRAY]`` with zarr, ARRAY naming an array in a group); the
+    array or dataset, or the path of any other file, goes to the library's
+    sources as it is (through :func:`descramble.convergence.convergence`),
+    which read ``.npy`` headers, raw binary files and datasets. By this
+    syntax a file that is neither ``.npy`` nor a container is raw binary:
+    it needs ``--dtype`` and ``--n-features``, which nothing else takes.
     """
     path, _, key = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
     p = Path(path)
     if not p.exists():
         raise UserError(f"--data: {path}: no such file")
     suffix = p.suffix.lower()
-    raw = suffix not in (".npy", ".npz", ".h5", ".hdf5", ".zarr")
-    if (dtype is not None or n_features is not None) and not raw:
-        raise UserError(f"--dtype/--n-features: only for raw binary files, not {suffix} files")
-    if key and suffix not in (".npz", ".h5", ".hdf5", ".zarr"):
+    raw_options = dtype is not None or n_features is not None
+    container = _CONTAINERS.get(suffix)
+    if container is not None:
+        if raw_options:
+            raise UserError(f"--dtype/--n-features: only for raw binary files, not {suffix} files")
+        return container(p, key), {}
+    if key:
         raise UserError(f"--data: {path}: ':{key}' names an array, but {suffix or 'raw'} files hold only one")
     if suffix == ".npy":
+        if raw_options:
+            raise UserError("--dtype/--n-features: only for raw binary files, not .npy files")
         return str(p), {}
-    if suffix == ".npz":
-        z = _np_load(path, "--data", ".npz")
-        if not key:
-            if len(z.files) != 1:
-                raise UserError(f"--data: {path} holds {', '.join(z.files)}; name one as {path}:KEY")
-            key = z.files[0]
-        if key not in z.files:
-            raise UserError(f"--data: {path} has no array {key!r}; it holds {', '.join(z.files)}")
-        return z[key], {}
-    if suffix in (".h5", ".hdf5"):
-        try:
-            import h5py
-        except ImportError:
-            raise UserError("--data: HDF5 files need h5py: pip install 'descramble[hdf5]'") from None
-        if not key:
-            raise UserError(f"--data: name the dataset, as {path}:DATASET")
-        try:
-            f = h5py.File(p, "r")
-        except OSError as exc:
-            raise UserError(f"--data: {path}: not a readable HDF5 file ({_one_line(exc)})") from None
-        if key not in f:
-            raise UserError(f"--data: {path} has no dataset {key!r}")
-        return f[key], {}
-    if suffix == ".zarr":
-        try:
-            import zarr
-        except ImportError:
-            raise UserError("--data: zarr stores need zarr: pip install 'descramble[zarr]'") from None
-        try:
-            store = zarr.open(str(p), mode="r")
-        except Exception as exc:  # zarr raises its own error types for a non-store directory
-            raise UserError(f"--data: {path}: not a readable zarr store ({_one_line(exc)})") from None
-        if key:
-            if not hasattr(store, "array_keys") or key not in store:
-                raise UserError(f"--data: {path} has no array {key!r}")
-            store = store[key]
-        if hasattr(store, "array_keys"):  # a group, not an array
-            raise UserError(f"--data: {path} is a zarr group; name its array as {path}:ARRAY "
-                            f"(it holds {', '.join(sorted(store.array_keys())) or 'no arrays'})")
-        return store, {}
     if dtype is None or n_features is None:
         raise UserError(f"--data: {path} is not .npy/.npz/.h5/.zarr, so it is read as raw binary: "
                         "give --dtype and --n-features")
-    try:
-        np.dtype(dtype)
-    except TypeError:
-        raise UserError(f"--dtype: {dtype!r} is not a NumPy dtype (e.g. float32, float64, int16)") from None
     return str(p), {"dtype": dtype, "n_features": n_features}
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def numpy_dtype(text: str) -> str:
+    """argparse type: a name NumPy reads as a dtype."""
+    try:
+        np.dtype(text)
+    except TypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a NumPy dtype (e.g. float32, float64, int16)") from None
+    return text
+
+
 def _load_hidden(path: str, m: int) -> Any:
-    from .accumulator import Autocorrelation
+    from ..accumulator import Autocorrelation
 
     p = Path(path)
     if p.suffix == ".npz" and p.is_file():
@@ -206,10 +244,19 @@ def _load_hidden(path: str, m: int) -> Any:
 # -- commands ----------------------------------------------------------------------------
 
 
+def _check_figures(args: argparse.Namespace) -> None:
+    """Refuse to start a report whose figures cannot be drawn, naming this command's option."""
+    from . import report
+
+    if not args.no_figures and not report.have_matplotlib():
+        raise UserError("figures need matplotlib: pip install 'descramble[plot]' (or pass --no-figures)")
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import describe, run_demo
 
     start = time.perf_counter()
+    _check_figures(args)
     kwargs = {"n_train": 10_000, "epochs": 15} if args.quick else {}
     summary = run_demo(args.out, seed=args.seed, figures=not args.no_figures, **kwargs)
     print(describe(summary))
@@ -224,22 +271,22 @@ def _files(summary: dict) -> List[str]:
 
 def _run(args: argparse.Namespace) -> int:
     from . import report
-    from .convergence import convergence
+    from ..convergence import convergence
     from .demo import describe
-    from .descrambler import descramble
-    from .io import load_layer
-    from .sources import progress_bar
+    from ..descrambler import descramble
+    from ..io import LayerChoiceError, load_layer
+    from ..sources import progress_bar
 
     start = time.perf_counter()
     if not Path(args.weights).is_file():
         raise UserError(f"--weights: {args.weights}: no such file")
-    if args.no_figures is False and not report.have_matplotlib():
-        raise UserError("figures need matplotlib: pip install 'descramble[plot]' (or pass --no-figures)")
+    _check_figures(args)
     try:
         W, b, key = load_layer(args.weights, args.layer, transpose=args.transpose)
-    except ValueError as exc:  # the library's keyword names, as the command's options
-        raise UserError("--weights: " + _one_line(exc).replace("layer=NAME", "--layer NAME")
-                        .replace("transpose=True", "--transpose").replace("transpose=False", "no --transpose")) from None
+    except LayerChoiceError as exc:  # the remedy is a keyword of load_layer: name this command's option
+        raise UserError("--weights: " + exc.spelled(_option)) from None
+    except ValueError as exc:
+        raise UserError(f"--weights: {_one_line(exc)}") from None
     name = args.layer or key  # the report's files are named after the layer
     if args.bias is not None:
         b = _load_array(args.bias, "--bias")
@@ -278,6 +325,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option(argument: str, value: object) -> str:
+    """load_layer's remedy (``layer=NAME``, ``transpose=True``) as this command's option."""
+    if argument == "transpose":
+        return "--transpose" if value else "no --transpose"
+    return f"--{argument} NAME"
+
+
 def _safe(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
     return cleaned or "layer"
@@ -294,7 +348,7 @@ def _bench(args: argparse.Namespace, extra: List[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``descramble`` argument parser (its subcommands: demo, run, bench)."""
-    from . import __version__
+    from .. import __version__
 
     parser = _Parser(prog="descramble", description="Closed-form descrambling of neural-network layers.")
     parser.add_argument("--version", action="version", version=f"descramble {__version__}")
@@ -328,14 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--smoothness", default="fourier:2", metavar="SPEC",
                      help="fourier[:ORDER], fd[:ORDER], fd-circular[:ORDER], gram:A.npy or matrix:D.npy "
                           "(default fourier:2)")
-    run.add_argument("--dtype", help="element type of a raw --data file (e.g. float32)")
-    run.add_argument("--n-features", type=int, metavar="N", help="row width of a raw --data file")
+    run.add_argument("--dtype", type=numpy_dtype, help="element type of a raw --data file (e.g. float32)")
+    run.add_argument("--n-features", type=positive_int, metavar="N", help="row width of a raw --data file")
     run.add_argument("--out", required=True, metavar="DIR", help="report directory")
     run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     run.add_argument("--progress", action="store_true", help="show a progress bar while streaming")
 
     bench = sub.add_parser("bench", help="run the benchmark suite against NumPy and print its table",
-                           description="Benchmarks against the NumPy reference (see descramble.benchmarks); "
+                           description="Benchmarks against the NumPy reference (see descramble.cli.benchmarks); "
                                        "other options are passed to it (--json, --only, --repeat, --widths).")
     bench.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     return parser
@@ -376,8 +430,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         return INTERRUPTED
     except (UserError, ValueError, TypeError, OSError, ImportError, KeyError, OverflowError) as exc:
         command = getattr(exc, "prog", None) or command
-        print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(_as_option(exc))}", file=sys.stderr)
         return USAGE_ERROR
+
+
+def _as_option(exc: BaseException) -> BaseException:
+    """An error about a report or demo argument (``out``), as one about this command's option (``--out``)."""
+    from .report import ArgumentError
+
+    if isinstance(exc, ArgumentError):
+        return UserError(f"--{exc.argument.replace('_', '-')}: {exc.detail}")
+    return exc
 
 
 if __name__ == "__main__":  # pragma: no cover
