@@ -24,7 +24,6 @@ Run ``python examples/isotropic_svd.py [--seed S] [--samples N] [--out DIR]``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -32,6 +31,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 import descramble
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import example_cli  # noqa: E402  (the examples' shared command line)
 
 
 def make_layer(m: int, n: int, decay: float,
@@ -196,12 +198,8 @@ def run(seed: int = 0, n_samples: int = 200_000, m: int = 32, n: int = 64, decay
 
 
 def _figure(result: Dict[str, Any], out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    plt, fig, axes = example_cli.figure(4, (16, 3.6))
+    from matplotlib.ticker import NullFormatter
     x = np.random.default_rng(result["seed"]).standard_normal((result["n"], 3))
     for ax, key, title in ((axes[0], "W", "hidden signals W x (scrambled)"),
                            (axes[1], "PW", "P W x (descrambled)")):
@@ -217,27 +215,15 @@ def _figure(result: Dict[str, Any], out: Path) -> Path:
     axes[3].loglog(N, result["errors"], "o-", label="||P W - T Sigma V^T|| / ||W||")
     axes[3].loglog(N, result["errors"][-1] * np.sqrt(N[-1] / N), "k--", label="N^-1/2")
     axes[3].set(title="convergence", xlabel="samples N")
-    axes[3].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[3].xaxis.set_minor_formatter(NullFormatter())
     axes[3].legend()
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "isotropic_svd.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return example_cli.save(plt, fig, out, "isotropic_svd.png")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line: print the report (and save a figure with --out)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=200_000, help="largest sample size N (default 200000)")
-    parser.add_argument("--out", type=Path, default=None, help="directory for isotropic_svd.png (needs matplotlib)")
-    args = parser.parse_args(argv)
-    try:
-        r = run(seed=args.seed, n_samples=args.samples)
-    except ValueError as exc:
-        parser.error(str(exc))
+    args = example_cli.command_line(__doc__, 200_000, "isotropic_svd.png", argv)
+    r = example_cli.run(run, args)
 
     print(f"Layer m={r['m']} x n={r['n']}, singular values decay**j, isotropic Gaussian inputs, "
           f"Fourier smoothness order {r['order']}, seed {r['seed']}")
@@ -256,13 +242,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"    descrambled power non-increasing in k: {bool(np.all(np.diff(r['power']) <= 0))}")
     print(f"(c) loss {r['loss'][-1]:.10g}, bound {r['bound'][-1]:.10g}, "
           f"max relative gap over checkpoints {r['gap'].max():.2e}")
-    if args.out is not None:
-        try:
-            path = _figure(r, args.out)
-        except ImportError:
-            print("no figure: matplotlib is missing (pip install 'descramble[plot]')")
-        else:
-            print(f"figure: {path}")
+    example_cli.report_figure(_figure, r, args.out)
     return 0
 
 

@@ -23,7 +23,6 @@ Run ``python examples/linear_network.py [--seed S] [--samples N] [--out DIR]``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -31,6 +30,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 import descramble
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import example_cli  # noqa: E402  (the examples' shared command line)
 
 
 class LinearTask:
@@ -227,12 +229,7 @@ def run(seed: int = 0, n_samples: int = 50_000, n: int = 20, out: int = 10, m: i
 
 
 def _figure(result: Dict[str, Any], out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    plt, fig, axes = example_cli.figure(3, (14, 3.8))
     steps, strength = result["steps"], result["strength"]
     for k in range(strength.shape[1]):
         line, = axes[0].plot(steps, strength[:, k], label=f"s = {result['singular_values'][k]:g}")
@@ -247,25 +244,13 @@ def _figure(result: Dict[str, Any], out: Path) -> Path:
     V = result["V_yx"]
     axes[2].imshow(result["PW1"] @ V, cmap="RdBu_r", aspect="auto")
     axes[2].set(title="final P W1 V_yx", xlabel="task mode", ylabel="descrambled hidden unit")
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "linear_network.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return example_cli.save(plt, fig, out, "linear_network.png")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line: print the report (and save a figure with --out)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=50_000, help="number of samples N (default 50000)")
-    parser.add_argument("--out", type=Path, default=None, help="directory for linear_network.png (needs matplotlib)")
-    args = parser.parse_args(argv)
-    try:
-        r = run(seed=args.seed, n_samples=args.samples)
-    except ValueError as exc:
-        parser.error(str(exc))
+    args = example_cli.command_line(__doc__, 50_000, "linear_network.png", argv)
+    r = example_cli.run(run, args)
 
     print(f"Task y = M x + noise: n={r['n']} inputs, {r['out']} outputs, singular values "
           f"{', '.join(f'{v:g}' for v in r['singular_values'])}; hidden m={r['m']}; "
@@ -284,13 +269,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"step {steps[i]:5d}: distance of P W1 to T a^1/2 V_yx^T {r['alignment'][i]:.4f}   "
               f"(W1 itself {r['control_raw'][i]:.3f}, random rotation {r['control_rotation'][i]:.3f})")
     print(f"loss == bound at every checkpoint: max relative gap {r['gap']:.2e}; final training loss {r['loss']:.5f}")
-    if args.out is not None:
-        try:
-            path = _figure(r, args.out)
-        except ImportError:
-            print("no figure: matplotlib is missing (pip install 'descramble[plot]')")
-        else:
-            print(f"figure: {path}")
+    example_cli.report_figure(_figure, r, args.out)
     return 0
 
 
