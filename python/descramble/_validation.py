@@ -34,14 +34,14 @@ def as_ddof(ddof: Any, name: str = "ddof") -> float:
     return float(ddof)
 
 
-def check_finite(arr: np.ndarray, name: str) -> None:
-    """Raise ValueError naming ``name`` when ``arr`` holds NaN or infinity."""
+def check_finite(arr: np.ndarray, name: str, *, error: type[ValueError] = ValueError) -> None:
+    """Raise ``error`` (ValueError) naming ``name`` when ``arr`` holds NaN or infinity."""
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: contains NaN or infinity")
+        raise error(f"{name}: contains NaN or infinity")
 
 
 def as_matrix(a: Any, name: str, *, finite: bool = True, rows: int | None = None,
-              columns: int | None = None) -> np.ndarray:
+              columns: int | None = None, error: type[ValueError] = ValueError) -> np.ndarray:
     """Return ``a`` as a real 2-D float64 array (no copy when it already is one).
 
     Parameters
@@ -53,14 +53,17 @@ def as_matrix(a: Any, name: str, *, finite: bool = True, rows: int | None = None
         Refuse NaN and infinity.
     rows, columns : int, optional
         Required number of rows / columns.
+    error : type, default ValueError
+        The ValueError subclass raised for the wrong shape or content
+        (``numpy.linalg.LinAlgError`` where numpy.linalg raises it).
 
     Raises
     ------
     TypeError
         For complex or non-numeric input.
     ValueError
-        For a shape other than 2-D (or than ``rows`` x ``columns``), or
-        non-finite entries when ``finite``.
+        (``error``) For a shape other than 2-D (or than ``rows`` x
+        ``columns``), or non-finite entries when ``finite``.
     """
     if isinstance(a, (str, bytes)):
         raise TypeError(f"{name}: expected a real matrix, got {type(a).__name__}")
@@ -69,24 +72,28 @@ def as_matrix(a: Any, name: str, *, finite: bool = True, rows: int | None = None
         qualifier = "complex " if arr.dtype.kind == "c" else ""
         raise TypeError(f"{name}: expected a real matrix, got {qualifier}dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D matrix, got shape {arr.shape}")
+        raise error(f"{name}: expected a 2-D matrix, got shape {arr.shape}")
     if rows is not None and arr.shape[0] != rows:
-        raise ValueError(f"{name}: expected {rows} rows, got shape {arr.shape}")
+        raise error(f"{name}: expected {rows} rows, got shape {arr.shape}")
     if columns is not None and arr.shape[1] != columns:
-        raise ValueError(f"{name}: expected {columns} columns, got shape {arr.shape}")
+        raise error(f"{name}: expected {columns} columns, got shape {arr.shape}")
     arr = arr.astype(np.float64, copy=False)
     if finite:
-        check_finite(arr, name)
+        check_finite(arr, name, error=error)
     return arr
 
 
-def as_square(a: Any, name: str, size: int | None = None) -> np.ndarray:
-    """Return ``a`` as a finite, square, real float64 matrix (of ``size`` x ``size`` when given)."""
-    arr = as_matrix(a, name)
+def as_square(a: Any, name: str, size: int | None = None, *,
+              error: type[ValueError] = ValueError) -> np.ndarray:
+    """Return ``a`` as a finite, square, real float64 matrix (of ``size`` x ``size`` when given).
+
+    Shape and content errors raise ``error`` (a ValueError subclass), as in :func:`as_matrix`.
+    """
+    arr = as_matrix(a, name, error=error)
     if arr.shape[0] != arr.shape[1]:
-        raise ValueError(f"{name}: expected a square matrix, got shape {arr.shape}")
+        raise error(f"{name}: expected a square matrix, got shape {arr.shape}")
     if size is not None and arr.shape[0] != size:
-        raise ValueError(f"{name}: expected shape ({size}, {size}), got {arr.shape}")
+        raise error(f"{name}: expected shape ({size}, {size}), got {arr.shape}")
     return arr
 
 

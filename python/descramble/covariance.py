@@ -107,6 +107,9 @@ def cov(
     array([[ 1., -1.],
            [-1.,  1.]])
     """
+    # numpy.cov's own ddof check, kept verbatim rather than _validation.as_ddof:
+    # cov promises NumPy's exception types and messages, and NumPy lets int()
+    # raise for strings, NaN or complex ("invalid literal for int()", ...).
     if ddof is not None and ddof != int(ddof):
         raise ValueError("ddof must be integer")
 

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from . import _core
-from ._validation import as_threads
+from ._validation import as_matrix, as_square, as_threads
 
 
 class EighResult(NamedTuple):
@@ -34,22 +34,8 @@ class SVDResult(NamedTuple):
     Vh: np.ndarray
 
 
-def _as_matrix(a: Any) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.dtype.kind == "c":
-        raise TypeError("a: complex matrices are not supported; descramble's spectral kernels are real")
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"a: expected a real matrix, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise np.linalg.LinAlgError(
-            f"a: expected a 2-D matrix, got {arr.ndim} dimension(s) (stacks of matrices are not supported)"
-        )
-    if not np.isfinite(arr).all():
-        raise np.linalg.LinAlgError("a: the matrix contains NaN or infinity")
-    return arr
-
-
 def _result_dtype(arr: np.ndarray) -> np.dtype:
+    """float32 results for float32 input, float64 otherwise (as numpy.linalg)."""
     return np.dtype(np.float32) if arr.dtype == np.float32 else np.dtype(np.float64)
 
 
@@ -79,12 +65,12 @@ def eigh(a: Any, UPLO: str = "L", *, threads: Optional[int] = None) -> EighResul
     TypeError
         For complex or non-numeric input.
     """
-    arr = _as_matrix(a)
-    if arr.shape[0] != arr.shape[1]:
-        raise np.linalg.LinAlgError(f"a: expected a square matrix, got shape {arr.shape}")
+    # numpy.linalg raises LinAlgError (a ValueError) for the shape and for NaN/inf.
+    arr = np.asarray(a)
+    dtype = _result_dtype(arr)
+    arr = as_square(arr, "a", error=np.linalg.LinAlgError)
     if UPLO not in ("L", "U"):
         raise ValueError(f"UPLO: expected 'L' or 'U', got {UPLO!r}")
-    dtype = _result_dtype(arr)
     m = np.array(arr, dtype=np.float64, order="F")
     if UPLO == "U":  # the core reads the lower triangle
         m = np.asfortranarray(m.T)
@@ -141,8 +127,9 @@ def svd(
     ValueError
         For ``k`` out of range, or ``full_matrices`` with ``k``.
     """
-    arr = _as_matrix(a)
+    arr = np.asarray(a)
     dtype = _result_dtype(arr)
+    arr = as_matrix(arr, "a", error=np.linalg.LinAlgError)
     m = np.array(arr, dtype=np.float64, order="F")
     if k is None:
         if seed is not None:

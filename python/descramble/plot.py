@@ -7,27 +7,21 @@ Figure displays itself there). Save one with ``fig.savefig("name.png")``.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
+from ._validation import as_matrix
 from .convergence import Convergence
 from .descrambler import Descrambler
 
 
-def _figure(figsize: Sequence[float]) -> Any:
+def _figure(figsize: tuple[float, float]) -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError:  # pragma: no cover - exercised only without matplotlib
         raise ImportError("descramble.plot needs matplotlib: pip install 'descramble[plot]'") from None
     return Figure(figsize=figsize, layout="constrained")
-
-
-def _matrix(a: Any, name: str) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D matrix, got shape {a.shape}")
-    return a
 
 
 def _edges(first: float, last: float, count: int, step: float) -> "tuple[float, float]":
@@ -39,7 +33,8 @@ def _edges(first: float, last: float, count: int, step: float) -> "tuple[float, 
 
 def _weights_of(d: Descrambler, weights: Any) -> np.ndarray:
     if weights is not None:
-        return _matrix(weights, "weights")
+        # P W: one row per hidden neuron.
+        return as_matrix(weights, "weights", rows=d.P.shape[1])
     if d.weights is None:
         raise ValueError("weights: this Descrambler has no weights; pass the layer's W")
     return d.P.T @ d.weights  # W = P^T (P W)
