@@ -274,9 +274,9 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
         print(header)
         print("-" * len(header))
         for r in in_process:
-            target = f"{r['target']:.0f}" if r.get("target") else "-"
+            goal = f"{r['target']:.0f}" if r.get("target") else "-"
             print(f"{r['kernel']:<28}{r['n']:>8}{r['descramble_s']:>14.5f}{r['reference_s']:>13.5f}"
-                  f"{r['ratio']:>10.1f}{target:>8}  {r['note']}")
+                  f"{r['ratio']:>10.1f}{goal:>8}  {r['note']}")
         results += in_process
     machine = {
         "python": platform.python_version(),
@@ -312,7 +312,7 @@ def _spectral(quick: bool, repeat: int) -> List[Dict[str, Any]]:
     n = 512 if quick else 1024
     a = rng.normal(size=(n, n))
     sym = a @ a.T / n
-    rows = []
+    rows: List[Dict[str, Any]] = []
     t = _interleaved({"d": lambda: descramble.eigh(sym), "np": lambda: np.linalg.eigh(sym)}, repeat)
     rows.append({"kernel": "eigh", "n": n, "descramble_s": t["d"], "reference_s": t["np"], "target": 1.0,
                  "note": "vs numpy.linalg.eigh"})

@@ -117,8 +117,8 @@ def run_demo(
     first = descramble(W1, autocorrelation=stats.input, bias=b1, smoothness="fourier")
     second = descramble(W2, hidden=stats.pre[1], smoothness="fourier")
     trajectory = []
-    for k, layers in enumerate(model.checkpoints):
-        Wk, bk, _ = layers[0]
+    for k, checkpoint in enumerate(model.checkpoints):
+        Wk, bk, _ = checkpoint[0]
         dk = descramble(Wk, autocorrelation=stats.input, bias=bk, smoothness="fourier")
         trajectory.append({"epoch": k * DEFAULTS["checkpoint_every"], "loss": dk.loss, "bound": dk.bound})
     step("descramble")

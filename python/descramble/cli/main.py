@@ -257,7 +257,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     _check_figures(args)
-    kwargs = {"n_train": 10_000, "epochs": 15} if args.quick else {}
+    kwargs: Dict[str, Any] = {"n_train": 10_000, "epochs": 15} if args.quick else {}
     summary = run_demo(args.out, seed=args.seed, figures=not args.no_figures, **kwargs)
     print(describe(summary))
     print(f"report: {Path(args.out).resolve()} ({len(_files(summary))} files) in "

@@ -9,13 +9,15 @@ takes, so the trained network goes straight into the descrambler.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .._validation import as_positive_int
 
-_ACTIVATIONS = {
+_Function = Callable[[np.ndarray], np.ndarray]
+# name -> (activation, its derivative as a function of the activation's output)
+_ACTIVATIONS: Dict[str, Tuple[_Function, _Function]] = {
     "identity": (lambda z: z, lambda a: np.ones_like(a)),
     "tanh": (np.tanh, lambda a: 1.0 - a * a),
     "relu": (lambda z: np.maximum(z, 0.0), lambda a: (a > 0).astype(a.dtype)),

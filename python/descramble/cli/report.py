@@ -18,7 +18,7 @@ import numpy as np
 
 from .._validation import as_matrix
 from ..convergence import Convergence
-from ..descrambler import Descrambler
+from ..descrambler import Descrambler, smoothness_loss
 
 
 class ArgumentError(ValueError):
@@ -142,7 +142,9 @@ def layer_report(
         "loss": d.loss,
         "bound": d.bound,
         "relative_gap": (d.loss - d.bound) / abs(d.bound) if d.bound else d.loss - d.bound,
-        "raw_loss": float(np.sum(d.smoothness.gram * d.hidden)) if d.hidden is not None else None,
+        # eta(I): the loss of the layer in its trained order.
+        "raw_loss": (None if d.hidden is None or d.smoothness is None
+                     else smoothness_loss(np.eye(d.P.shape[0]), d.hidden, d.smoothness)),
         "hidden_std": np.sqrt(np.clip(d.spectrum, 0, None)).tolist(),
         "degenerate": [{"kind": g.kind, "indices": g.indices.tolist()} for g in d.degenerate],
         "files": files,

@@ -49,8 +49,8 @@ def check_path(path: Any) -> Tuple[str, str]:
 
 
 def invalid(path: str, fmt: str, err: BaseException) -> ValueError:
-    detail = str(err).strip().splitlines()
-    detail = detail[0] if detail else ""
+    lines = str(err).strip().splitlines()
+    detail = lines[0] if lines else ""
     what = type(err).__name__ + (f": {detail}" if detail else "")
     return ValueError(f"{path}: not a valid {fmt} file ({what})")
 

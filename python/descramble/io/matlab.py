@@ -90,7 +90,7 @@ _MAT_NUMERIC_CLASSES = {
     "double", "single", "logical",
     "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
 }
-_MAT_DTYPES = {"double": np.float64, "single": np.float32, "logical": np.bool_}
+_MAT_DTYPES: Dict[Optional[str], Any] = {"double": np.float64, "single": np.float32, "logical": np.bool_}
 
 
 def _attr_str(obj: Any, name: str) -> Optional[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterable, Iterator, Tuple
 
 import numpy as np
 
@@ -63,6 +63,7 @@ def read_torch(path: str) -> Dict[str, np.ndarray]:
 
 
 def _flatten_torch(obj: Any, prefix: str) -> Iterator[Tuple[str, Any]]:
+    items: Iterable[Tuple[Any, Any]]
     if isinstance(obj, dict):
         items = obj.items()
     elif isinstance(obj, (list, tuple)):
