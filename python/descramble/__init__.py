@@ -41,7 +41,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _blas  # noqa: F401  (loads the core's OpenBLAS before the core)
 from . import io, plot, reference, smoothness, sources
-from ._core import NonFiniteError
+from ._core import InvalidWeightError, NonFiniteError
 from .accumulator import Autocorrelation, accumulate, autocorrelation
 from .convergence import Convergence, convergence
 from .covariance import cov
@@ -83,6 +83,7 @@ __all__ = [
     "stability",
     "svd",
     "NonFiniteError",
+    "InvalidWeightError",
     "accumulate",
     "autocorrelation",
     "cov",

@@ -9,7 +9,7 @@ import numpy as np
 from ._validation import as_positive_int
 from .accumulator import Autocorrelation
 from .descrambler import descramble
-from .sources import in_stream, open_source
+from .sources import open_source
 
 
 class Convergence(NamedTuple):
@@ -91,6 +91,12 @@ def convergence(
     Returns
     -------
     Convergence
+
+    Raises
+    ------
+    TypeError, ValueError
+        For malformed arguments or data. A NaN or infinity raises
+        :class:`descramble.NonFiniteError` whose ``.row`` is the row of ``data``.
     """
     W = np.asarray(weights, dtype=np.float64)
     if W.ndim != 2:
@@ -123,20 +129,21 @@ def convergence(
 
     last = None  # the descrambler of the latest snapshot
     target = next(targets, None)
-    for chunk, w in source.chunks():
+
+    def update(chunk: np.ndarray, w: Optional[np.ndarray], first_row: int, name: str) -> None:
+        # Split the chunk at the target sizes; errors name the row of the stream.
+        nonlocal last, target
         start = 0
         while start < chunk.shape[0]:
             stop = chunk.shape[0] if target is None else min(chunk.shape[0], start + target - acc.count)
-            try:
-                acc.update(chunk[start:stop], None if w is None else w[start:stop])
-            except ValueError as exc:  # name the row of the stream, not of the piece
-                raise in_stream(exc, acc.count) from None
+            acc.update(chunk[start:stop], None if w is None else w[start:stop], first_row=first_row + start,
+                       source=name)
             start = stop
             if target is not None and acc.count == target:
                 last = snapshot()
                 target = next(targets, None)
-        if progress is not None:
-            progress(chunk.shape[0])
+
+    source.feed(update, progress)
     if acc.count == 0:
         raise ValueError("data: no samples")
     # The whole stream is the last point; its descrambler is the reference.
