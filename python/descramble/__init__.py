@@ -43,7 +43,8 @@ from . import _blas  # noqa: F401  (loads the core's OpenBLAS before the core)
 from . import io, plot, reference, smoothness, sources
 from ._core import InvalidWeightError, NonFiniteError
 from .accumulator import Autocorrelation, accumulate, autocorrelation
-from .convergence import Convergence, convergence
+from . import convergence  # the module, callable: descramble.convergence(W, data)
+from .convergence import Convergence
 from .covariance import cov
 from .descrambler import Degeneracy, Descrambler, Stability, descramble, stability
 from .hidden import HiddenAutocorrelations, hidden_autocorrelations

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any, Iterator, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from ._validation import as_positive_int
 from .accumulator import Autocorrelation
-from .descrambler import descramble
+from .descrambler import Descrambler, descramble, smoothness_loss
 from .sources import open_source
 
 
@@ -32,6 +34,10 @@ class Convergence(NamedTuple):
         The bound of the whole stream: ``loss`` approaches it as N grows.
     accumulator : Autocorrelation
         The input accumulator of the whole stream.
+    descrambler : Descrambler
+        The descrambler of the whole stream (the last point), the reference
+        every P_N is scored against: no need to build it again from
+        ``accumulator``.
     """
 
     n_samples: np.ndarray
@@ -40,6 +46,7 @@ class Convergence(NamedTuple):
     own_bound: np.ndarray
     bound: float
     accumulator: Autocorrelation
+    descrambler: Descrambler
 
 
 def _geometric_sizes(start: int, factor: float = 2.0, stop: int = 1 << 62) -> Iterator[int]:
@@ -149,7 +156,16 @@ def convergence(
     # The whole stream is the last point; its descrambler is the reference.
     # (Samples <= n leave S_N rank deficient; that is fine for the closed form.)
     whole = last if n_samples and n_samples[-1] == acc.count else snapshot()
-    A, S = whole.smoothness.gram, whole.hidden
-    loss = [float(np.sum(A * (P @ S @ P.T))) for P in rotations]  # tr(A P S P^T), MATH.md §2
+    loss = [smoothness_loss(P, whole.hidden, whole.smoothness) for P in rotations]  # tr(A P S P^T), MATH.md §2
     return Convergence(np.array(n_samples), np.array(loss), np.array(own_loss), np.array(own_bound),
-                       whole.bound, acc)
+                       whole.bound, acc, whole)
+
+
+class _CallableModule(types.ModuleType):
+    """``descramble.convergence`` is this module, and ``descramble.convergence(W, data)`` still works."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Convergence:
+        return convergence(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
