@@ -286,9 +286,9 @@ def test_bad_ddof():
 @pytest.mark.parametrize(
     "row, value, message",
     [
-        (0, np.nan, r"x: row 0 contains NaN \(column 2\).*\(row 0 of row block 0\)"),
-        (503, np.nan, r"x: row 503 contains NaN \(column 2\).*\(row 3 of row block 5\)"),
-        (999, -np.inf, r"x: row 999 contains infinity \(column 2\).*\(row 99 of row block 9\)"),
+        (0, np.nan, r"^x: row 0 contains NaN \(column 2\)"),
+        (503, np.nan, r"^x: row 503 contains NaN \(column 2\)"),
+        (999, -np.inf, r"^x: row 999 contains infinity \(column 2\)"),
     ],
 )
 def test_non_finite_values_raise_naming_the_global_row(row, value, message):
@@ -302,7 +302,7 @@ def test_non_finite_values_raise_naming_the_global_row(row, value, message):
 def test_bad_weights_found_when_computed_name_the_global_entry():
     w = np.ones(100)
     w[57] = -1.0
-    with pytest.raises(ValueError, match=r"weights: entry 57 is -1.*\(entry 7 of row block 5\)"):
+    with pytest.raises(ValueError, match=r"^weights: entry 57 is -1"):
         ddask.accumulate(da.ones((100, 2), chunks=10), weights=da.from_array(w, chunks=10), scheduler="sync")
 
 
@@ -310,9 +310,9 @@ def test_non_finite_value_in_unknown_chunks_names_the_block():
     x = np.ones((100, 2))
     x[57, 1] = np.nan
     dx = da.from_array(x, chunks=10)
-    with pytest.raises(descramble.NonFiniteError, match=r"^x: row 7 of row block 5 contains NaN \(column 1\)"):
+    with pytest.raises(descramble.NonFiniteError, match=r"^x \(row block 5\): row 7 contains NaN \(column 1\)"):
         ddask.accumulate(dx[dx[:, 0] > 0], scheduler="sync")
-    # A block whose shape is not the one its array declares: the core's "chunk:" is not shown.
+    # A block whose shape is not the one its array declares: checked in Python, naming x and the block.
     wrong = da.from_delayed(dask.delayed(np.ones)((4, 5)), shape=(4, 3), dtype=float)
     with pytest.raises(ValueError, match=r"^x: row block 0: expected 3 columns \(n_features\), got 5$"):
         ddask.accumulate(wrong, scheduler="sync")
@@ -379,5 +379,7 @@ def test_cluster_compute_false_and_futures(client):
 def test_cluster_non_finite_error_reaches_the_caller(client):
     x = np.ones((2000, 3))
     x[1234, 0] = np.inf
-    with pytest.raises(descramble.NonFiniteError, match=r"x: row 1234 contains infinity \(column 0\)"):
+    with pytest.raises(descramble.NonFiniteError, match=r"x: row 1234 contains infinity \(column 0\)") as info:
         ddask.accumulate(da.from_array(x, chunks=300))
+    # The fields survive the trip from the worker process.
+    assert (info.value.row, info.value.column, info.value.source) == (1234, 0, "x")

@@ -180,9 +180,9 @@ def test_cpu_outputs_and_inputs_reach_the_core_without_copies(x, monkeypatch):
                model.register_forward_pre_hook(lambda m, i: seen_inputs.append(i[0]))]
     original = descramble.Autocorrelation.update
 
-    def spy(self, chunk, weights=None):
+    def spy(self, chunk, weights=None, **where):
         fed.append(chunk)
-        return original(self, chunk, weights)
+        return original(self, chunk, weights, **where)
 
     monkeypatch.setattr(descramble.Autocorrelation, "update", spy)
     dtorch.collect(model, ["2"], x, chunk_rows=CHUNK)
@@ -235,9 +235,9 @@ def test_hooks_removed_and_mode_restored_after_errors(x):
     bad = x.copy()
     bad[517, 3] = np.nan
     # The row of all the layer's outputs (here the sample), not row 5 of the fifth chunk.
-    with pytest.raises(descramble.NonFiniteError, match=r"layer '0': output row 517 contains NaN \(column \d+\)"):
+    with pytest.raises(descramble.NonFiniteError, match=r"layer '0' output: row 517 contains NaN \(column \d+\)"):
         dtorch.collect(model, ["0"], bad, chunk_rows=CHUNK)
-    with pytest.raises(descramble.NonFiniteError, match=r"layer '2': output row 517 contains NaN"):
+    with pytest.raises(descramble.NonFiniteError, match=r"layer '2' output: row 517 contains NaN"):
         dtorch.collect(model, ["2"], DataLoader(TensorDataset(torch.from_numpy(bad)), batch_size=100))
     assert no_hooks(model)
     assert all(m.training for m in model.modules())

@@ -43,9 +43,10 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _blas  # noqa: F401  (loads the core's OpenBLAS before the core)
 from . import io, plot, reference, smoothness, sources
-from ._core import NonFiniteError
+from ._core import InvalidWeightError, NonFiniteError
 from .accumulator import Autocorrelation, accumulate, autocorrelation
-from .convergence import Convergence, convergence
+from . import convergence  # the module, callable: descramble.convergence(W, data)
+from .convergence import Convergence
 from .covariance import cov
 from .descrambler import Degeneracy, Descrambler, Stability, descramble, stability
 from .hidden import HiddenAutocorrelations, hidden_autocorrelations
@@ -85,6 +86,7 @@ __all__ = [
     "stability",
     "svd",
     "NonFiniteError",
+    "InvalidWeightError",
     "accumulate",
     "autocorrelation",
     "cov",

@@ -10,7 +10,7 @@ from typing import Any, Dict, Union
 import numpy as np
 
 from . import _core
-from ._validation import as_chunk, as_positive_int, as_threads, as_weights
+from ._validation import as_chunk, as_ddof, as_positive_int, as_threads, as_weights
 from .sources import Source, open_source, progress_bar
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -94,7 +94,8 @@ class Autocorrelation:
 
     # -- accumulation ---------------------------------------------------------------
 
-    def update(self, chunk: Any, weights: Any = None) -> "Autocorrelation":
+    def update(self, chunk: Any, weights: Any = None, *, first_row: int = 0,
+               source: str = "chunk") -> "Autocorrelation":
         """Add the rows of ``chunk`` to the accumulator.
 
         Parameters
@@ -105,6 +106,13 @@ class Autocorrelation:
             may be 0.
         weights : array_like of shape (k,), optional
             Non-negative finite weight of every row (frequency weights).
+        first_row : int, default 0
+            The row of a larger stream at which ``chunk`` starts: errors name
+            the row of the stream (``NonFiniteError.row``,
+            ``InvalidWeightError.index``), not of the chunk.
+        source : str, default "chunk"
+            The name of the stream in errors (``NonFiniteError.source`` and
+            the start of every message).
 
         Returns
         -------
@@ -116,14 +124,20 @@ class Autocorrelation:
         TypeError
             If ``chunk`` or ``weights`` is complex or not numeric.
         ValueError
-            If ``chunk`` is not 2-D with ``n_features`` columns, holds NaN or
-            infinity (the message names the row), or ``weights`` has the wrong
-            length or a negative or non-finite entry. The accumulator is then
-            unchanged.
+            If ``chunk`` is not 2-D with ``n_features`` columns or ``weights``
+            has the wrong length.
+        descramble.NonFiniteError
+            (a ValueError) If ``chunk`` holds NaN or infinity; ``.row`` and
+            ``.column`` locate the first such value.
+        descramble.InvalidWeightError
+            (a ValueError) If a weight is negative or not finite; ``.index``
+            and ``.value`` name it.
+
+        The accumulator is unchanged by a chunk it rejects.
         """
-        arr = as_chunk(chunk, self._core.n_features)
+        arr = as_chunk(chunk, self._core.n_features, name=source)
         w = None if weights is None else as_weights(weights, arr.shape[0])
-        self._core.update(arr, w)
+        self._core.update(arr, w, first_row, source)
         return self
 
     def update_from(
@@ -163,9 +177,12 @@ class Autocorrelation:
 
         Raises
         ------
-        TypeError, ValueError, FileNotFoundError
-            For a source that cannot be read. Every chunk before a bad chunk
-            (or before Ctrl-C) stays accumulated; the bad one is not added.
+        TypeError, ValueError, OSError
+            For a source that cannot be read (a missing file: FileNotFoundError
+            with ``.filename``). A NaN or infinity raises
+            :class:`descramble.NonFiniteError` whose ``.row`` is the row of the
+            whole source. Every chunk before a bad chunk (or before Ctrl-C)
+            stays accumulated; the bad one is not added.
         """
         src = open_source(source, weights=weights, chunk_rows=chunk_rows, dtype=dtype, n_features=n_features)
         if src.n_features != self.n_features:
@@ -174,7 +191,7 @@ class Autocorrelation:
 
     def _feed(self, src: Source, progress: bool) -> "Autocorrelation":
         with progress_bar(progress, src.rows) as report:
-            src.feed(self._core, report)
+            src.feed_accumulator(self._core, report)
         return self
 
     def merge(self, other: "Autocorrelation") -> "Autocorrelation":
@@ -267,9 +284,7 @@ class Autocorrelation:
         ValueError
             If ``weight_sum - ddof <= 0`` (too few samples for this ddof).
         """
-        if isinstance(ddof, (bool, np.bool_)) or not np.isscalar(ddof) or not np.isreal(ddof):
-            raise TypeError(f"ddof: expected a real number, got {ddof!r}")
-        return self._core.covariance(float(ddof))
+        return self._core.covariance(as_ddof(ddof))
 
     def copy(self) -> "Autocorrelation":
         """An independent copy of the accumulator."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any, Iterator, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from ._validation import as_positive_int
 from .accumulator import Autocorrelation
-from .descrambler import descramble
-from .sources import in_stream, open_source
+from .descrambler import Descrambler, descramble, smoothness_loss
+from .sources import open_source
 
 
 class Convergence(NamedTuple):
@@ -32,6 +34,10 @@ class Convergence(NamedTuple):
         The bound of the whole stream: ``loss`` approaches it as N grows.
     accumulator : Autocorrelation
         The input accumulator of the whole stream.
+    descrambler : Descrambler
+        The descrambler of the whole stream (the last point), the reference
+        every P_N is scored against: no need to build it again from
+        ``accumulator``.
     """
 
     n_samples: np.ndarray
@@ -40,6 +46,7 @@ class Convergence(NamedTuple):
     own_bound: np.ndarray
     bound: float
     accumulator: Autocorrelation
+    descrambler: Descrambler
 
 
 def _geometric_sizes(start: int, factor: float = 2.0, stop: int = 1 << 62) -> Iterator[int]:
@@ -91,6 +98,12 @@ def convergence(
     Returns
     -------
     Convergence
+
+    Raises
+    ------
+    TypeError, ValueError
+        For malformed arguments or data. A NaN or infinity raises
+        :class:`descramble.NonFiniteError` whose ``.row`` is the row of ``data``.
     """
     W = np.asarray(weights, dtype=np.float64)
     if W.ndim != 2:
@@ -123,26 +136,36 @@ def convergence(
 
     last = None  # the descrambler of the latest snapshot
     target = next(targets, None)
-    for chunk, w in source.chunks():
+
+    def update(chunk: np.ndarray, w: Optional[np.ndarray], first_row: int, name: str) -> None:
+        # Split the chunk at the target sizes; errors name the row of the stream.
+        nonlocal last, target
         start = 0
         while start < chunk.shape[0]:
             stop = chunk.shape[0] if target is None else min(chunk.shape[0], start + target - acc.count)
-            try:
-                acc.update(chunk[start:stop], None if w is None else w[start:stop])
-            except ValueError as exc:  # name the row of the stream, not of the piece
-                raise in_stream(exc, acc.count) from None
+            acc.update(chunk[start:stop], None if w is None else w[start:stop], first_row=first_row + start,
+                       source=name)
             start = stop
             if target is not None and acc.count == target:
                 last = snapshot()
                 target = next(targets, None)
-        if progress is not None:
-            progress(chunk.shape[0])
+
+    source.feed(update, progress)
     if acc.count == 0:
         raise ValueError("data: no samples")
     # The whole stream is the last point; its descrambler is the reference.
     # (Samples <= n leave S_N rank deficient; that is fine for the closed form.)
     whole = last if n_samples and n_samples[-1] == acc.count else snapshot()
-    A, S = whole.smoothness.gram, whole.hidden
-    loss = [float(np.sum(A * (P @ S @ P.T))) for P in rotations]  # tr(A P S P^T), MATH.md §2
+    loss = [smoothness_loss(P, whole.hidden, whole.smoothness) for P in rotations]  # tr(A P S P^T), MATH.md §2
     return Convergence(np.array(n_samples), np.array(loss), np.array(own_loss), np.array(own_bound),
-                       whole.bound, acc)
+                       whole.bound, acc, whole)
+
+
+class _CallableModule(types.ModuleType):
+    """``descramble.convergence`` is this module, and ``descramble.convergence(W, data)`` still works."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Convergence:
+        return convergence(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

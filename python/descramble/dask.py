@@ -38,14 +38,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
-from ._validation import as_positive_int, check_real_dtype
+from ._validation import as_ddof, as_positive_int, check_real_dtype
 from .accumulator import Autocorrelation, _as_precision
-from .sources import chunk_index
 
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     import dask.array
@@ -79,32 +77,28 @@ def _block_accumulator(
     threads: Optional[int],
     block_info: Optional[Dict[Any, Any]] = None,
 ) -> np.ndarray:
-    """One row block -> one accumulator (in a 1-element object array); errors name global rows."""
+    """One row block -> one accumulator (in a 1-element object array).
+
+    The core names the row of ``x``: it is told the block's first global row
+    (``NonFiniteError.row``, ``InvalidWeightError.index``, ``.source == "x"``).
+    With unknown chunk sizes the block's start is unknown: the source is then
+    ``"x (row block 5)"`` and the row is counted within the block.
+    """
+    index, first_row, source = 0, 0, "x"
+    if block_info:
+        index = block_info[None]["chunk-location"][0]
+        start = block_info[0]["array-location"][0][0]
+        if math.isnan(start):  # unknown chunk sizes
+            source = f"x (row block {index})"
+        else:
+            first_row = int(start)
+    if np.ndim(block) == 2 and block.shape[1] != n:  # a block that is not what its array declares
+        raise ValueError(f"x: row block {index}: expected {n} columns (n_features), got {block.shape[1]}")
     acc = Autocorrelation(n, precision=precision, threads=threads)
-    try:
-        acc.update(block, None if weights is None else weights[:, 0])
-    except ValueError as exc:  # NonFiniteError is a ValueError: keep the type
-        index, start = 0, None
-        if block_info:
-            index = block_info[None]["chunk-location"][0]
-            first = block_info[0]["array-location"][0][0]
-            start = None if math.isnan(first) else int(first)  # NaN: unknown chunk sizes
-        raise type(exc)(_in_block(str(exc), index, start)) from None
+    acc.update(block, None if weights is None else weights[:, 0], first_row=first_row, source=source)
     out = np.empty(1, dtype=object)
     out[0] = acc
     return out
-
-
-def _in_block(message: str, index: int, start: Optional[int]) -> str:
-    """Rewrite the core's "chunk: row 3 ..." as "x: row 1003 ... (row 3 of row block 2)"."""
-    found = chunk_index(message)
-    if found is None:  # e.g. "chunk: expected 3 columns ...": "chunk" is the core's name for the block
-        return f"x: row block {index}: {re.sub(r'^chunk: ', '', message)}"
-    name = "x" if found.name == "chunk" else found.name
-    what, local, rest = found.what, found.index, found.rest
-    if start is None:  # unknown chunk sizes: no global row
-        return f"{name}: {what} {local} of row block {index} {rest}"
-    return f"{name}: {what} {start + local} {rest} ({what} {local} of row block {index})"
 
 
 def _merge(parts: List[Any], n: int, precision: str, threads: Optional[int]) -> Autocorrelation:
@@ -254,8 +248,11 @@ def accumulate(
         If ``x`` is not 2-D or has no columns, ``weights`` has the wrong
         shape, or an argument is out of range. When the graph is computed,
         a block holding NaN or infinity raises
-        :class:`descramble.NonFiniteError` (a ValueError) naming the block,
-        its first global row and the row within the block.
+        :class:`descramble.NonFiniteError` (a ValueError) whose ``.row`` is
+        the global row of ``x`` and ``.source`` is ``"x"`` (with unknown
+        chunk sizes: ``"x (row block 5)"`` and the row within that block); a
+        bad weight raises :class:`descramble.InvalidWeightError` whose
+        ``.index`` is the global row.
 
     Examples
     --------
@@ -396,8 +393,7 @@ def covariance(
     >>> np.allclose(descramble.dask.covariance(da.from_array(x, chunks=300)), np.cov(x, rowvar=False))
     True
     """
-    if isinstance(ddof, (bool, np.bool_)) or not np.isscalar(ddof) or not np.isreal(ddof):
-        raise TypeError(f"ddof: expected a real number, got {ddof!r}")
+    ddof = as_ddof(ddof)
     return accumulate(
         x, weights=weights, precision=precision, threads=threads, split_every=split_every, **compute_kwargs
     ).covariance(ddof)

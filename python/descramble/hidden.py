@@ -9,7 +9,7 @@ import numpy as np
 from . import _core
 from ._validation import as_threads
 from .accumulator import Autocorrelation
-from .sources import in_stream, open_source, progress_bar
+from .sources import open_source, progress_bar
 
 ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid")
 
@@ -86,8 +86,10 @@ def hidden_autocorrelations(
     Raises
     ------
     TypeError, ValueError
-        For malformed layers (naming the layer) or data. A chunk that fails
-        anywhere in the pass adds nothing to any accumulator.
+        For malformed layers (naming the layer) or data. A NaN or infinity in
+        the data raises :class:`descramble.NonFiniteError` whose ``.row`` is the
+        row of ``data``. A chunk that fails anywhere in the pass adds nothing
+        to any accumulator.
     """
     if isinstance(layers, tuple) and len(layers) == 3 and not isinstance(layers[0], (tuple, list)):
         raise TypeError("layers: expected a sequence of (weights, bias, activation) triples; wrap one layer in a list")
@@ -101,14 +103,7 @@ def hidden_autocorrelations(
             f"data: expected {parsed[0][0].shape[1]} columns (the first layer's inputs), got {src.n_features}"
         )
     with progress_bar(progress, src.rows) as report:
-        done = 0
-        for chunk, _ in src.chunks():
-            try:
-                core.update(chunk)
-            except ValueError as exc:  # name the row of the stream, not of the chunk
-                raise in_stream(exc, done) from None
-            done += chunk.shape[0]
-            report(chunk.shape[0])
+        src.feed(lambda chunk, _, first_row, name: core.update(chunk, first_row, name), report)
     return HiddenAutocorrelations(
         Autocorrelation._wrap(core.input()),
         [Autocorrelation._wrap(core.pre(i)) for i in range(len(parsed))],

@@ -25,10 +25,9 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import re
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
@@ -139,42 +138,11 @@ def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-# The core names the row (or weight entry) of the chunk it was handed:
-# "chunk: row 5 contains NaN ...", "weights: entry 5 is -1; ...".
-_CHUNK_INDEX = re.compile(r"(chunk|weights): (row|entry) (\d+) (.*)", flags=re.S)
-
-
-class ChunkIndex(NamedTuple):
-    """The parts of a core error about one row or weight of a chunk (see :func:`chunk_index`)."""
-
-    name: str  # "chunk" or "weights"
-    what: str  # "row" or "entry"
-    index: int  # counted from the start of the chunk
-    rest: str  # what is wrong, e.g. "contains NaN (column 1); ..."
-
-
-def chunk_index(message: str) -> Optional[ChunkIndex]:
-    """Parse the core's ``"chunk: row 5 contains ..."`` error, or None for any other message.
-
-    Callers that hand the core pieces of a larger stream use it to name the
-    row of the stream instead (:func:`in_stream`, descramble.dask, descramble.torch).
-    """
-    found = _CHUNK_INDEX.match(message)
-    return None if found is None else ChunkIndex(found[1], found[2], int(found[3]), found[4])
-
-
-def in_stream(error: ValueError, first_row: int) -> ValueError:
-    """The core's error about row r of a chunk starting at ``first_row``, naming row ``first_row + r``.
-
-    ``"chunk: row 500 contains NaN ..."`` becomes ``"data: row 2500 contains
-    NaN ..."`` (the row of the whole stream); the exception type is kept.
-    Other errors are returned unchanged.
-    """
-    found = chunk_index(str(error))
-    if found is None:
-        return error
-    name = "data" if found.name == "chunk" else "weights"
-    return type(error)(f"{name}: {found.what} {first_row + found.index} {found.rest}")
+#: ``update(chunk, weights, first_row, source)``: what :meth:`Source.feed` hands every chunk to.
+#: ``first_row`` is the row of the stream at which the chunk starts and ``source``
+#: the stream's name; the core's errors name the row of the stream from them
+#: (:class:`descramble.NonFiniteError` ``.row``, ``InvalidWeightError.index``).
+Update = Callable[[np.ndarray, Optional[np.ndarray], int, str], Any]
 
 
 class Source:
@@ -184,28 +152,46 @@ class Source:
     n_features: int
     #: Number of rows, when known in advance (for progress bars).
     rows: Optional[int] = None
+    #: The stream's name in errors (``.source`` of a NonFiniteError).
+    name: str = "data"
 
     def chunks(self) -> Iterator[Chunk]:
         """Yield ``(chunk, weights)`` pairs of validated arrays."""
         raise NotImplementedError
 
-    def feed(self, core: Any, progress: Progress) -> None:
-        """Add every chunk to the core accumulator ``core``, reporting rows done."""
-        done = 0
-        for chunk, w in self.chunks():
-            try:
-                core.update(chunk, w)
-            except ValueError as exc:  # NonFiniteError too: name the row of the stream
-                raise in_stream(exc, done) from None
-            done += chunk.shape[0]
-            progress(chunk.shape[0])
+    def feed(self, update: Update, progress: Optional[Progress] = None) -> int:
+        """The streaming loop: hand every chunk to ``update(chunk, weights, first_row, self.name)``.
+
+        ``progress(rows)`` (optional) is called after each chunk. The rows of a
+        chunk that ``update`` rejects, and of every later chunk, are not
+        counted; on an error or Ctrl-C the chunk iterator is closed at once, so
+        that background readers (:func:`prefetch`) stop.
+
+        Returns
+        -------
+        int
+            The number of rows fed.
+        """
+        first_row = 0
+        with contextlib.closing(self.chunks()) as chunks:
+            for chunk, w in chunks:
+                update(chunk, w, first_row, self.name)
+                first_row += chunk.shape[0]
+                if progress is not None:
+                    progress(chunk.shape[0])
+        return first_row
+
+    def feed_accumulator(self, core: Any, progress: Optional[Progress] = None) -> None:
+        """Add every row to the core accumulator ``core`` (a ``_core.Autocorrelation``)."""
+        self.feed(core.update, progress)
 
 
 class ArraySource(Source):
     """One in-memory array (or memory map), fed in views of ``chunk_rows`` rows."""
 
-    def __init__(self, data: Any, weights: Any, chunk_rows: int | None) -> None:
-        self.array = as_chunk(data, name="data")
+    def __init__(self, data: Any, weights: Any, chunk_rows: int | None, name: str = "data") -> None:
+        self.name = name
+        self.array = as_chunk(data, name=name)
         self.weights = None if weights is None else as_weights(weights, self.array.shape[0])
         self.n_features = self.array.shape[1]
         self.rows = self.array.shape[0]
@@ -289,6 +275,7 @@ class FileSource(Source):
         self.rows, self.n_features = shape
         self.fortran_order = fortran_order
         self.chunk_rows = chunk_rows
+        self.name = _file_name(path)
 
     def chunks(self) -> Iterator[Chunk]:
         """The file's rows through a memory map, for consumers other than the
@@ -297,13 +284,15 @@ class FileSource(Source):
             data = np.load(self.path, mmap_mode="r")
         else:
             data = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.rows, self.n_features))
-        yield from ArraySource(data, None, self.chunk_rows).chunks()
+        yield from ArraySource(data, None, self.chunk_rows, self.name).chunks()
 
-    def feed(self, core: Any, progress: Progress) -> None:
+    def feed_accumulator(self, core: Any, progress: Optional[Progress] = None) -> None:
+        """The core reads the file itself, at file offsets; its errors name the file and its row."""
         last = [0]
 
         def report(done: int, total: int) -> None:
-            progress(done - last[0])
+            if progress is not None:
+                progress(done - last[0])
             last[0] = done
 
         core.update_from_file(
@@ -312,7 +301,12 @@ class FileSource(Source):
         )
 
 
-def _npy_source(path: str, chunk_rows: int | None, mmap_fallback: bool = True) -> Source:
+def _file_name(path: str) -> str:
+    """A file source's name in errors, as the core's file reader gives it: ``'path'``."""
+    return f"'{path}'"
+
+
+def _npy_source(path: str, chunk_rows: int | None) -> Source:
     """Parse a .npy header; the data stay in the file."""
     with open(path, "rb") as handle:
         try:
@@ -337,7 +331,7 @@ def _npy_source(path: str, chunk_rows: int | None, mmap_fallback: bool = True) -
         return FileSource(path, offset, dtype, shape, bool(fortran_order), chunk_rows)
     # Byte-swapped, float16 or extended precision: read through a memory map,
     # converting chunk by chunk (the core does not read these formats itself).
-    return ArraySource(np.load(path, mmap_mode="r"), None, chunk_rows)
+    return ArraySource(np.load(path, mmap_mode="r"), None, chunk_rows, _file_name(path))
 
 
 def _raw_source(path: str, dtype: Any, n_features: Any, chunk_rows: int | None) -> Source:
@@ -354,7 +348,8 @@ def _raw_source(path: str, dtype: Any, n_features: Any, chunk_rows: int | None) 
             f"({row_bytes} bytes each): truncated, or wrong dtype/n_features"
         )
     if not _core_reads(dtype):
-        return ArraySource(np.memmap(path, dtype=dtype, mode="r", shape=(size // row_bytes, n)), None, chunk_rows)
+        data = np.memmap(path, dtype=dtype, mode="r", shape=(size // row_bytes, n))
+        return ArraySource(data, None, chunk_rows, _file_name(path))
     return FileSource(path, 0, dtype, (size // row_bytes, n), False, chunk_rows)
 
 

@@ -76,7 +76,6 @@ import numpy as np
 from ._validation import as_positive_int, check_real_dtype
 from .accumulator import Autocorrelation, _as_precision
 from .descrambler import Descrambler, descramble
-from .sources import chunk_index
 
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     import torch
@@ -326,16 +325,9 @@ class _Recorder:
         rows = _rows(self.torch, output, self.name)
         if self.acc is None:
             self.acc = Autocorrelation(rows.shape[1], precision=self.precision, threads=self.threads)
-        try:
-            self.acc.update(rows)
-        except (TypeError, ValueError) as exc:  # NonFiniteError is a ValueError; keep its type
-            # The core names the row of this batch ("chunk: row 5 ..."): name the row of
-            # all the outputs recorded so far (the sample, for 2-D outputs), as sources.in_stream does.
-            message = str(exc)
-            found = chunk_index(message)
-            if found is not None and found.name == "chunk":
-                message = f"output row {self.rows + found.index} {found.rest}"
-            raise type(exc)(f"layer {self.name!r}: {message}") from None
+        # The core names the row of all the layer's outputs recorded so far (the
+        # sample, for 2-D outputs), not of this batch: NonFiniteError.row.
+        self.acc.update(rows, first_row=self.rows, source=f"layer {self.name!r} output")
         self.rows += rows.shape[0]
 
     def _record_output(self, module: Any, inputs: Any, output: Any) -> None:
