@@ -47,9 +47,22 @@ def assert_located(error, row=ROW, column=COLUMN, source="data"):
     lambda X: descramble.Autocorrelation(4).update_from(X, chunk_rows=1000),
     lambda X: descramble.hidden_autocorrelations([(np.ones((2, 4)), None, "tanh")], X, chunk_rows=700),
     lambda X: descramble.convergence(np.ones((2, 4)), X, sizes=[100, 2400], chunk_rows=700),
-], ids=["array", "array-small-chunks", "iterable", "list-split-further", "update_from", "hidden", "convergence"])
+    lambda X: descramble.stability(np.ones((2, 4)), X),
+    lambda X: descramble.stability(np.ones((2, 4)), iter([X[:999], X[999:2501], X[2501:]])),
+], ids=["array", "array-small-chunks", "iterable", "list-split-further", "update_from", "hidden", "convergence",
+        "stability", "stability-odd-chunks"])
 def test_non_finite_error_fields_name_the_row_of_the_stream(make):
     assert_located(raises_at(descramble.NonFiniteError, lambda: make(nan_at_2500())))
+
+
+def test_stability_halves_are_the_even_and_odd_rows_of_the_stream_whatever_the_chunking(rng):
+    X = rng.normal(size=(1001, 5))
+    W = rng.normal(size=(3, 5))
+    whole = descramble.stability(W, X)
+    chunked = descramble.stability(W, iter([X[:333], X[333:334], X[334:]]))
+    for mine, theirs, rows in ((whole.first, chunked.first, X[0::2]), (whole.second, chunked.second, X[1::2])):
+        np.testing.assert_allclose(mine.hidden, theirs.hidden, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(mine.hidden, W @ (rows.T @ rows / len(rows)) @ W.T, rtol=1e-10)
 
 
 def test_npy_file_read_by_the_core_names_the_file_and_its_row(tmp_path):

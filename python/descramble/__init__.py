@@ -39,13 +39,17 @@ reference
     descrambler the closed form replaces.
 """
 
+from typing import TYPE_CHECKING
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _blas  # noqa: F401  (loads the core's OpenBLAS before the core)
 from . import io, plot, reference, smoothness, sources
 from ._core import InvalidWeightError, NonFiniteError
 from .accumulator import Autocorrelation, accumulate, autocorrelation
-from . import convergence  # the module, callable: descramble.convergence(W, data)
+if TYPE_CHECKING:  # type checkers see the function that calls on the module run
+    from .convergence import convergence
+else:
+    from . import convergence  # the module, callable: descramble.convergence(W, data)
 from .convergence import Convergence
 from .covariance import cov
 from .descrambler import Degeneracy, Descrambler, Stability, descramble, stability

@@ -109,16 +109,17 @@ auto overflow_as_value_error(F&& f) -> decltype(f()) {
   }
 }
 
-// Updates through the binding name the row of the caller's stream: `source`
-// and `first_row` say where the chunk sits in it (descramble.sources).
+// Updates through the binding name the row of the caller's stream: `source`,
+// `first_row` and `row_step` say where the chunk sits in it (row r of the
+// chunk is row first_row + row_step * r of the stream; descramble.sources).
 template <class F>
-void in_stream(F&& update, Index first_row, const std::string& source) {
+void in_stream(F&& update, Index first_row, Index row_step, const std::string& source) {
   try {
     update();
   } catch (const descramble::NonFiniteError& e) {
-    throw e.shifted(source, first_row);
+    throw e.shifted(source, first_row, row_step);
   } catch (const descramble::InvalidWeightError& e) {
-    throw e.shifted(first_row);
+    throw e.shifted(first_row, row_step);
   }
 }
 
@@ -194,12 +195,13 @@ PYBIND11_MODULE(_core, m) {
            py::arg("layers"), py::arg("threads") = 0)
       .def(
           "update",
-          [](descramble::HiddenStatistics& self, const py::array& chunk, Index first_row, const std::string& source) {
+          [](descramble::HiddenStatistics& self, const py::array& chunk, Index first_row, const std::string& source,
+             Index row_step) {
             const ChunkView view = view_of(chunk);
             py::gil_scoped_release release;
-            in_stream([&] { self.update(view); }, first_row, source);
+            in_stream([&] { self.update(view); }, first_row, row_step, source);
           },
-          py::arg("chunk"), py::arg("first_row") = 0, py::arg("source") = "chunk")
+          py::arg("chunk"), py::arg("first_row") = 0, py::arg("source") = "chunk", py::arg("row_step") = 1)
       .def("input", [](const descramble::HiddenStatistics& self) { return Autocorrelation(self.input()); })
       .def(
           "pre", [](const descramble::HiddenStatistics& self, std::size_t i) { return Autocorrelation(self.pre(i)); },
@@ -246,7 +248,7 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "update",
           [](Autocorrelation& self, const py::array& chunk, const Weights& weights, Index first_row,
-             const std::string& source) {
+             const std::string& source, Index row_step) {
             const ChunkView view = view_of(chunk);
             const double* w = nullptr;
             if (weights) {
@@ -256,9 +258,9 @@ PYBIND11_MODULE(_core, m) {
               w = weights->data();
             }
             py::gil_scoped_release release;
-            in_stream([&] { self.update(view, w); }, first_row, source);
+            in_stream([&] { self.update(view, w); }, first_row, row_step, source);
           },
-          py::arg("chunk"), py::arg("weights") = py::none(), py::arg("first_row") = 0, py::arg("source") = "chunk")
+          py::arg("chunk"), py::arg("weights") = py::none(), py::arg("first_row") = 0, py::arg("source") = "chunk", py::arg("row_step") = 1)
       .def(
           "update_from_file",
           [](Autocorrelation& self, const std::string& path, std::uint64_t offset, const py::dtype& dtype, Index rows,

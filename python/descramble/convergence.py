@@ -124,7 +124,7 @@ def convergence(
     own_loss: List[float] = []
     own_bound: List[float] = []
 
-    def snapshot() -> Any:
+    def snapshot() -> Descrambler:
         nonlocal smoothness, order
         d = descramble(W, autocorrelation=acc, bias=bias, smoothness=smoothness, order=order)
         smoothness, order = d.smoothness, None  # resolved once, shared by every N
@@ -134,7 +134,7 @@ def convergence(
         own_bound.append(d.bound)
         return d
 
-    last = None  # the descrambler of the latest snapshot
+    last: Optional[Descrambler] = None  # the descrambler of the latest snapshot
     target = next(targets, None)
 
     def update(chunk: np.ndarray, w: Optional[np.ndarray], first_row: int, name: str) -> None:
@@ -155,8 +155,10 @@ def convergence(
         raise ValueError("data: no samples")
     # The whole stream is the last point; its descrambler is the reference.
     # (Samples <= n leave S_N rank deficient; that is fine for the closed form.)
-    whole = last if n_samples and n_samples[-1] == acc.count else snapshot()
-    loss = [smoothness_loss(P, whole.hidden, whole.smoothness) for P in rotations]  # tr(A P S P^T), MATH.md §2
+    whole = last if last is not None and n_samples[-1] == acc.count else snapshot()
+    smooth, S = whole.smoothness, whole.hidden
+    assert smooth is not None and S is not None  # criterion "smooth" always has both
+    loss = [smoothness_loss(P, S, smooth) for P in rotations]  # tr(A P S P^T), MATH.md §2
     return Convergence(np.array(n_samples), np.array(loss), np.array(own_loss), np.array(own_bound),
                        whole.bound, acc, whole)
 

@@ -272,7 +272,7 @@ class Stability(NamedTuple):
 
 def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "fourier",
               order: Optional[int] = None) -> Stability:
-    """Descramble two halves of the data (alternate rows) and compare (MATH.md §5).
+    """Descramble two halves of the data (even and odd rows) and compare (MATH.md §5).
 
     Parameters
     ----------
@@ -290,9 +290,15 @@ def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "f
     W = as_matrix(weights, "weights")
     src = open_source(data)
     halves = [Autocorrelation(src.n_features), Autocorrelation(src.n_features)]
-    for chunk, _ in src.chunks():
-        halves[0].update(chunk[0::2])
-        halves[1].update(chunk[1::2])
+
+    def split(chunk: np.ndarray, weights: Optional[np.ndarray], first_row: int, name: str) -> None:
+        # Even rows of the stream to the first half, odd rows to the second,
+        # whatever the chunking; errors name the row of the stream.
+        for k, half in enumerate(halves):
+            start = (k - first_row) % 2
+            half._core.update(chunk[start::2], None, first_row + start, name, 2)
+
+    src.feed(split)
     if min(h.count for h in halves) == 0:
         raise ValueError("data: need at least two rows to split in halves")
     first, second = (descramble(W, autocorrelation=h, bias=bias, smoothness=smoothness, order=order)

@@ -173,12 +173,17 @@ class Source:
             The number of rows fed.
         """
         first_row = 0
-        with contextlib.closing(self.chunks()) as chunks:
+        chunks = self.chunks()
+        try:
             for chunk, w in chunks:
                 update(chunk, w, first_row, self.name)
                 first_row += chunk.shape[0]
                 if progress is not None:
                     progress(chunk.shape[0])
+        finally:
+            close = getattr(chunks, "close", None)  # generators stop their readers (prefetch) at once
+            if close is not None:
+                close()
         return first_row
 
     def feed_accumulator(self, core: Any, progress: Optional[Progress] = None) -> None:
@@ -246,6 +251,8 @@ def _chain_first(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 class DatasetSource(Source):
     """An h5py dataset or zarr array, read in slices of rows ahead of the core."""
 
+    rows: int  # known for datasets and files
+
     def __init__(self, dataset: Any, chunk_rows: int | None) -> None:
         shape = tuple(dataset.shape)
         dtype = np.dtype(dataset.dtype)
@@ -266,6 +273,8 @@ class DatasetSource(Source):
 
 class FileSource(Source):
     """A .npy or raw binary file, read by the C++ core at file offsets."""
+
+    rows: int  # known for datasets and files
 
     def __init__(self, path: str, offset: int, dtype: np.dtype, shape: Tuple[int, int], fortran_order: bool,
                  chunk_rows: int | None) -> None:

@@ -159,7 +159,7 @@ def _resolve_layers(torch: Any, model: Any, layers: Layers, pre_activation: bool
             raise ValueError(f"layers: the model has no {what}; name the layers to record "
                              f"(available: {_available(modules)})")
     else:
-        names = [layers] if isinstance(layers, str) else layers
+        names = [layers] if isinstance(layers, str) else layers  # type: ignore[assignment]
         if not isinstance(names, Iterable):
             raise TypeError(f"layers: expected a layer name or a sequence of names, got {type(layers).__name__}")
         names = list(names)
@@ -481,7 +481,7 @@ def collect(
         if recorder.acc is None:
             raise ValueError(f"layers: layer {recorder.name!r} never ran during the forward passes "
                              "(it is not part of the model's forward computation)")
-    return {recorder.name: recorder.acc for recorder in recorders}
+    return {recorder.name: recorder.acc for recorder in recorders if recorder.acc is not None}
 
 
 def descramble_model(

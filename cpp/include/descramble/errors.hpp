@@ -33,10 +33,11 @@ class NonFiniteError : public std::invalid_argument {
   /// What is wrong, e.g. "contains NaN (column 2); every value must be finite".
   const std::string& detail() const noexcept { return detail_; }
 
-  /// The same error for a chunk that starts at row `first_row` of `source`
-  /// (a file or a stream): the row there, not in the chunk.
-  NonFiniteError shifted(std::string source, Index first_row) const {
-    return NonFiniteError(std::move(source), first_row + row_, column_, detail_);
+  /// The same error for a chunk whose row r is row `first_row + row_step * r`
+  /// of `source` (a file or a stream; `row_step` 2 for every other row): the
+  /// row there, not in the chunk.
+  NonFiniteError shifted(std::string source, Index first_row, Index row_step = 1) const {
+    return NonFiniteError(std::move(source), first_row + row_step * row_, column_, detail_);
   }
 
  private:
@@ -55,8 +56,10 @@ class InvalidWeightError : public std::invalid_argument {
   /// The offending entry, counted from the start of the weights of the stream.
   Index index() const noexcept { return index_; }
   double value() const noexcept { return value_; }
-  /// The same error for weights that start at entry `first_row` of a stream.
-  InvalidWeightError shifted(Index first_row) const { return InvalidWeightError(first_row + index_, value_); }
+  /// The same error for weights whose entry r is entry `first_row + row_step * r` of a stream.
+  InvalidWeightError shifted(Index first_row, Index row_step = 1) const {
+    return InvalidWeightError(first_row + row_step * index_, value_);
+  }
 
  private:
   Index index_;

@@ -307,7 +307,7 @@ def _run(args: argparse.Namespace) -> int:
         data, keywords = open_data(args.data, args.dtype, args.n_features)
         with progress_bar(args.progress, None) as progress:
             conv = convergence(W, data, bias=b, smoothness=smooth, progress=progress, **keywords)
-        d = descramble(W, autocorrelation=conv.accumulator, bias=b, smoothness=smooth)
+        d = conv.descrambler  # the whole stream's descrambler, computed once by convergence()
         inputs["data"] = str(args.data)
         n_samples = conv.accumulator.count
     layer = report.layer_report(out, _safe(name), d, W, convergence=conv, figures=not args.no_figures)
