@@ -157,23 +157,11 @@ def cov(
     w = None
     if fweights is not None:
         fweights = np.asarray(fweights, dtype=float)
-        if not np.all(fweights == np.around(fweights)):
+        if not np.all(fweights == np.around(fweights)):  # numpy.cov checks this first
             raise TypeError("fweights must be integer")
-        if fweights.ndim > 1:
-            raise RuntimeError("cannot handle multidimensional fweights")
-        if fweights.shape[0] != X.shape[1]:
-            raise RuntimeError("incompatible numbers of samples and fweights")
-        if any(fweights < 0):
-            raise ValueError("fweights cannot be negative")
-        w = fweights
+        w = fweights = _sample_weights(fweights, "fweights", X.shape[1])
     if aweights is not None:
-        aweights = np.asarray(aweights, dtype=float)
-        if aweights.ndim > 1:
-            raise RuntimeError("cannot handle multidimensional aweights")
-        if aweights.shape[0] != X.shape[1]:
-            raise RuntimeError("incompatible numbers of samples and aweights")
-        if any(aweights < 0):
-            raise ValueError("aweights cannot be negative")
+        aweights = _sample_weights(aweights, "aweights", X.shape[1])
         w = aweights if w is None else w * aweights
 
     n_obs = X.shape[1]
@@ -209,6 +197,18 @@ def cov(
         _check_result_dtype(dtype)
         return _finish(_scatter_numpy(X, avg, w), fact, dtype)
     return _finish(scatter, _normalisation(X, w, aweights, ddof, w_sum), dtype)
+
+
+def _sample_weights(values: Any, name: str, samples: int) -> np.ndarray:
+    """numpy.cov's checks of fweights/aweights, with its exception types and messages."""
+    weights = np.asarray(values, dtype=float)
+    if weights.ndim > 1:
+        raise RuntimeError(f"cannot handle multidimensional {name}")
+    if weights.shape[0] != samples:
+        raise RuntimeError(f"incompatible numbers of samples and {name}")
+    if any(weights < 0):
+        raise ValueError(f"{name} cannot be negative")
+    return weights
 
 
 def _normalisation(X: np.ndarray, w: np.ndarray | None, aweights: Any, ddof: int, w_sum: float) -> float:
