@@ -113,3 +113,42 @@ def test_numpy_integer_n_features_is_fine():
 def test_autocorrelation_function_rejects_bad_sources(data, kwargs, error, message):
     with pytest.raises(error, match=message):
         descramble.autocorrelation(data, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"first_row": -5}, ValueError, r"first_row: expected a non-negative integer"),
+        ({"first_row": 2**64}, ValueError, r"first_row: expected a non-negative integer below 2\*\*62"),
+        ({"first_row": 1.5}, TypeError, r"first_row: expected a non-negative integer"),
+        ({"first_row": "3"}, TypeError, r"first_row: expected a non-negative integer"),
+        ({"first_row": True}, TypeError, r"first_row: expected a non-negative integer"),
+        ({"source": 5}, TypeError, r"source: expected a str"),
+        ({"source": None}, TypeError, r"source: expected a str"),
+    ],
+)
+def test_update_checks_first_row_and_source(acc, kwargs, error, message):
+    """A bad first_row/source is named, not pybind11's 'incompatible function arguments' or a negative row."""
+    before = state_of(acc)
+    with pytest.raises(error, match=message):
+        acc.update(nan_at(1), **kwargs)
+    assert_same_state(state_of(acc), before)
+    with pytest.raises(descramble.NonFiniteError) as info:
+        acc.update(nan_at(1), first_row=np.int64(7), source="mine")
+    assert (info.value.row, info.value.source) == (8, "mine")
+
+
+def test_smoothness_loss_needs_a_smoothness_object():
+    from descramble.descrambler import smoothness_loss
+
+    with pytest.raises(TypeError, match=r"smoothness: expected a descramble.smoothness.Smoothness.*got str"):
+        smoothness_loss(np.eye(4), np.eye(4), "fourier")
+    assert smoothness_loss(np.eye(4), np.eye(4), descramble.smoothness.fourier(4)) == pytest.approx(
+        np.trace(descramble.smoothness.fourier(4).gram))
+
+
+def test_convergence_checks_the_weights_like_descramble():
+    with pytest.raises(TypeError, match=r"weights: expected a real matrix, got complex"):
+        descramble.convergence(np.ones((3, 2)) + 1j, np.ones((10, 2)))
+    with pytest.raises(ValueError, match=r"weights: contains NaN or infinity"):
+        descramble.convergence(np.full((3, 2), np.nan), np.ones((10, 2)))

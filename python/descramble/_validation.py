@@ -27,6 +27,15 @@ def as_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def as_row(value: Any, name: str) -> int:
+    """Return ``value`` (a row number of a stream) as an ``int`` >= 0, or raise naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a non-negative integer (a row number), got {value!r}")
+    if value < 0 or value >= 2**62:
+        raise ValueError(f"{name}: expected a non-negative integer below 2**62 (a row number), got {value!r}")
+    return int(value)
+
+
 def as_ddof(ddof: Any, name: str = "ddof") -> float:
     """Return ``ddof`` (a real number, not a bool) as a float, or raise TypeError naming ``name``."""
     if isinstance(ddof, (bool, np.bool_)) or not isinstance(ddof, numbers.Real):

@@ -10,7 +10,7 @@ from typing import Any, Dict, Union
 import numpy as np
 
 from . import _core
-from ._validation import as_chunk, as_ddof, as_positive_int, as_threads, as_weights
+from ._validation import as_chunk, as_ddof, as_positive_int, as_row, as_threads, as_weights
 from .sources import Source, open_source, progress_bar
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -122,10 +122,11 @@ class Autocorrelation:
         Raises
         ------
         TypeError
-            If ``chunk`` or ``weights`` is complex or not numeric.
+            If ``chunk`` or ``weights`` is complex or not numeric, ``first_row``
+            is not an integer or ``source`` not a str.
         ValueError
-            If ``chunk`` is not 2-D with ``n_features`` columns or ``weights``
-            has the wrong length.
+            If ``chunk`` is not 2-D with ``n_features`` columns, ``weights``
+            has the wrong length, or ``first_row`` is negative.
         descramble.NonFiniteError
             (a ValueError) If ``chunk`` holds NaN or infinity; ``.row`` and
             ``.column`` locate the first such value.
@@ -135,6 +136,9 @@ class Autocorrelation:
 
         The accumulator is unchanged by a chunk it rejects.
         """
+        if not isinstance(source, str):
+            raise TypeError(f"source: expected a str (the stream's name in errors), got {type(source).__name__}")
+        first_row = as_row(first_row, "first_row")
         arr = as_chunk(chunk, self._core.n_features, name=source)
         w = None if weights is None else as_weights(weights, arr.shape[0])
         self._core.update(arr, w, first_row, source)

@@ -8,7 +8,7 @@ from typing import Any, Iterator, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from ._validation import as_positive_int
+from ._validation import as_matrix, as_positive_int
 from .accumulator import Autocorrelation
 from .descrambler import Descrambler, descramble, smoothness_loss
 from .sources import open_source
@@ -105,9 +105,7 @@ def convergence(
         For malformed arguments or data. A NaN or infinity raises
         :class:`descramble.NonFiniteError` whose ``.row`` is the row of ``data``.
     """
-    W = np.asarray(weights, dtype=np.float64)
-    if W.ndim != 2:
-        raise ValueError(f"weights: expected a 2-D matrix (m, n), got shape {W.shape}")
+    W = as_matrix(weights, "weights")
     if sizes is None:
         targets: Iterator[int] = _geometric_sizes(64)
     else:

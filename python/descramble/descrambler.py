@@ -243,6 +243,9 @@ def smoothness_loss(P: Any, hidden: Any, smoothness: Smoothness) -> float:
     -------
     float
     """
+    if not isinstance(smoothness, Smoothness):
+        raise TypeError(f"smoothness: expected a descramble.smoothness.Smoothness (e.g. smoothness.fourier(m)), "
+                        f"got {type(smoothness).__name__}")
     m = smoothness.size
     return float(_core.smoothness_loss(smoothness.gram, as_symmetric(hidden, "hidden", m), as_square(P, "P", m)))
 
