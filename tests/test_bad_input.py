@@ -152,3 +152,13 @@ def test_convergence_checks_the_weights_like_descramble():
         descramble.convergence(np.ones((3, 2)) + 1j, np.ones((10, 2)))
     with pytest.raises(ValueError, match=r"weights: contains NaN or infinity"):
         descramble.convergence(np.full((3, 2), np.nan), np.ones((10, 2)))
+
+
+@pytest.mark.parametrize("bad_rows, first", [((5, 6), 5), ((5, 8), 5), ((6, 7), 6), ((7,), 7)])
+def test_stability_names_the_first_bad_row_whichever_half_holds_it(rng, bad_rows, first):
+    x = rng.normal(size=(40, 3))
+    x[list(bad_rows), 1] = np.nan
+    for data in (x, [x[:3], x[3:]]):
+        with pytest.raises(descramble.NonFiniteError) as info:
+            descramble.stability(rng.normal(size=(4, 3)), data)
+        assert (info.value.row, info.value.column) == (first, 1)

@@ -296,10 +296,17 @@ def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "f
 
     def split(chunk: np.ndarray, weights: Optional[np.ndarray], first_row: int, name: str) -> None:
         # Even rows of the stream to the first half, odd rows to the second,
-        # whatever the chunking; errors name the row of the stream.
+        # whatever the chunking; errors name the row of the stream, the first
+        # bad one of the chunk whichever half holds it.
+        errors = []
         for k, half in enumerate(halves):
             start = (k - first_row) % 2
-            half._core.update(chunk[start::2], None, first_row + start, name, 2)
+            try:
+                half._core.update(chunk[start::2], None, first_row + start, name, 2)
+            except _core.NonFiniteError as exc:
+                errors.append(exc)
+        if errors:
+            raise min(errors, key=lambda exc: exc.row if exc.row is not None else -1)
 
     src.feed(split)
     if min(h.count for h in halves) == 0:
