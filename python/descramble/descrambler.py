@@ -298,7 +298,7 @@ def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "f
         # Even rows of the stream to the first half, odd rows to the second,
         # whatever the chunking; errors name the row of the stream, the first
         # bad one of the chunk whichever half holds it.
-        errors = []
+        errors: List[_core.NonFiniteError] = []
         for k, half in enumerate(halves):
             start = (k - first_row) % 2
             try:
