@@ -154,6 +154,19 @@ def test_convergence_checks_the_weights_like_descramble():
         descramble.convergence(np.full((3, 2), np.nan), np.ones((10, 2)))
 
 
+@pytest.mark.parametrize("chunk_rows", [8000, None])
+def test_a_layer_that_overflows_names_the_row_of_the_data_and_the_layer(chunk_rows):
+    """Row 5000 is finite but overflows in the layer: .row is 5000 (not its row in a 4096-row block)
+    and no column of the data is blamed."""
+    from descramble.hidden import hidden_autocorrelations
+
+    x = np.ones((10000, 2))
+    x[5000] = 1e150
+    with pytest.raises(descramble.NonFiniteError, match=r"data: row 5000 overflows float64 in layers\[0\]") as info:
+        hidden_autocorrelations([(np.full((3, 2), 1e200), None, "identity")], x, chunk_rows=chunk_rows)
+    assert (info.value.row, info.value.column, info.value.source) == (5000, None, "data")
+
+
 @pytest.mark.parametrize("bad_rows, first", [((5, 6), 5), ((5, 8), 5), ((6, 7), 6), ((7,), 7)])
 def test_stability_names_the_first_bad_row_whichever_half_holds_it(rng, bad_rows, first):
     x = rng.normal(size=(40, 3))

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "blas.hpp"
+#include "descramble/errors.hpp"
 
 namespace descramble {
 namespace {
@@ -26,6 +27,28 @@ std::vector<Autocorrelation> accumulators(const std::vector<DenseLayer>& layers,
   out.reserve(layers.size());
   for (const auto& layer : layers) out.emplace_back(layer.weights.rows(), options);
   return out;
+}
+
+// Adds a layer's pre-activations or outputs for rows r0, r0 + 1, ... of the
+// chunk. Their errors name the row of the chunk (not of the 4096-row block)
+// and the layer: the data row itself is finite (it passed the input
+// accumulator), so no column of it is at fault.
+void add_layer_rows(Autocorrelation& acc, const RowMatrix& z, Index r0, std::size_t layer, const char* what) {
+  const std::string where = "layers[" + std::to_string(layer) + "] " + what;
+  try {
+    acc.update(ChunkView::row_major(z.data(), z.rows(), z.cols()));
+  } catch (const NonFiniteError& e) {
+    const std::string unit = e.column() >= 0 ? " of unit " + std::to_string(e.column()) : "";
+    throw NonFiniteError("chunk", r0 + e.row(), -1,
+                         "overflows float64 in " + where + ": the value" + unit +
+                             (e.column() >= 0 ? " is not finite" : " overflows once centred") +
+                             "; rescale the weights or the data");
+  } catch (const std::overflow_error& e) {
+    std::string message = e.what();
+    const std::string prefix = "chunk: ";
+    if (message.compare(0, prefix.size(), prefix) == 0) message.erase(0, prefix.size());
+    throw std::overflow_error("chunk: " + where + ": " + message);
+  }
 }
 
 }  // namespace
@@ -91,9 +114,9 @@ void HiddenStatistics::update(const ChunkView& chunk) {
         detail::gemm(false, false, layer.weights, xt, zt);
       }
       z.rowwise() += layer.bias.transpose();
-      pre[l].update(ChunkView::row_major(z.data(), z.rows(), z.cols()));
+      add_layer_rows(pre[l], z, r0, l, "pre-activation");
       activate(z, layer.activation);
-      post[l].update(ChunkView::row_major(z.data(), z.rows(), z.cols()));
+      add_layer_rows(post[l], z, r0, l, "output");
       x = std::move(z);
     }
   }

@@ -248,3 +248,32 @@ TEST(forward_an_overflowing_layer_changes_nothing) {
                     "overflow float64");
   CHECK(same_state(big, big_untouched));
 }
+
+TEST(forward_a_layer_that_overflows_names_the_row_of_the_chunk_and_the_layer) {
+  // A finite input row (4500, in the second 4096-row block) whose
+  // pre-activation in layers[1] is beyond float64: the error names row 4500
+  // of the chunk (not row 404 of the block), no column of the (finite) data,
+  // and the layer.
+  std::vector<DenseLayer> layers = two_layers(Activation::identity, Activation::identity);
+  layers[0].weights.setConstant(1.0);
+  layers[0].bias.setZero();
+  layers[1].weights.setConstant(1e200);
+  HiddenStatistics stats(layers);
+  HiddenStatistics untouched(layers);
+  // Equal rows centre to zero (their squares do not overflow), but for row
+  // 4500 W x is infinite.
+  RowMatrix x = RowMatrix::Ones(5000, 5);
+  x.row(4500).setConstant(1e150);
+  bool thrown = false;
+  try {
+    stats.update(ChunkView::row_major(x.data(), x.rows(), x.cols()));
+  } catch (const NonFiniteError& e) {
+    thrown = true;
+    CHECK(e.row() == 4500);
+    CHECK(e.column() == -1);
+    CHECK(e.source() == "chunk");
+    CHECK(std::string(e.what()).find("layers[1] pre-activation") != std::string::npos);
+  }
+  CHECK(thrown);
+  CHECK(same_state(stats, untouched));
+}

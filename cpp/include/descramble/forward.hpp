@@ -35,6 +35,10 @@ class HiddenStatistics {
   /// Throws std::invalid_argument naming the layer whose shapes do not chain.
   explicit HiddenStatistics(std::vector<DenseLayer> layers, ReduceOptions options = {});
 
+  /// Throws NonFiniteError naming the row of `chunk`: for a non-finite input
+  /// its column; for a finite row that overflows in a layer (W x + b beyond
+  /// float64) column -1 and a detail naming the layer. Sums that overflow
+  /// are a std::overflow_error naming the layer.
   void update(const ChunkView& chunk);
 
   std::size_t layers() const noexcept { return layers_.size(); }
