@@ -147,11 +147,31 @@ def test_smoothness_loss_needs_a_smoothness_object():
         np.trace(descramble.smoothness.fourier(4).gram))
 
 
+def test_an_autocorrelation_near_the_float64_limit_is_not_called_non_finite():
+    """Symmetrising entries near 1.8e308 must not overflow into a false 'contains NaN or infinity'."""
+    W = np.eye(3)
+    with pytest.raises(ValueError, match="overflows float64") as info:
+        descramble.descramble(W, autocorrelation=np.eye(3) * 1e308)
+    assert "NaN or infinity" not in str(info.value)
+    d = descramble.descramble(W * 1e-160, autocorrelation=np.diag([1e308, 5e307, 1e307]))
+    assert np.isfinite(d.loss)
+
+
 def test_convergence_checks_the_weights_like_descramble():
     with pytest.raises(TypeError, match=r"weights: expected a real matrix, got complex"):
         descramble.convergence(np.ones((3, 2)) + 1j, np.ones((10, 2)))
     with pytest.raises(ValueError, match=r"weights: contains NaN or infinity"):
         descramble.convergence(np.full((3, 2), np.nan), np.ones((10, 2)))
+
+
+def test_diagonal_criterion_overflow_is_an_error_not_inf():
+    with pytest.raises(ValueError, match="overflows float64"):
+        descramble.descramble(np.eye(2) * 1e308, criterion="diagonal")
+
+
+def test_a_differentiation_matrix_whose_gram_overflows_is_named():
+    with pytest.raises(ValueError, match=r"D: D\^T D overflows float64"):
+        descramble.smoothness.from_matrix(np.ones((3, 3)) * 1e200)
 
 
 @pytest.mark.parametrize("chunk_rows", [8000, None])

@@ -42,7 +42,7 @@ Eigen::MatrixXd as_symmetric(const Eigen::Ref<const Eigen::MatrixXd>& a, const c
   if (max_abs(a - a.transpose()) > rtol * scale) {
     throw std::invalid_argument(std::string(name) + ": expected a symmetric matrix");
   }
-  return (a + a.transpose()) / 2.0;
+  return 0.5 * a + 0.5 * a.transpose();  // not (a + a^T) / 2, which overflows near the float64 limit
 }
 
 void check_order(Index m, int order) {
@@ -362,6 +362,7 @@ Smoothness smoothness_from_matrix(const Eigen::Ref<const Eigen::MatrixXd>& D, in
   s.name = "matrix(" + std::to_string(D.rows()) + "x" + std::to_string(D.cols()) + ")";
   s.matrix = D;
   s.gram = D.transpose() * D;
+  if (!s.gram.allFinite()) throw std::invalid_argument("D: D^T D overflows float64; rescale D");
   eigen_basis(s, threads);
   return s;
 }
@@ -462,6 +463,10 @@ ClosedForm descramble_diagonal(const Eigen::Ref<const Eigen::MatrixXd>& weights,
   }
   r.loss = -(r.P * weights).trace();
   r.bound = -f.s.sum();
+  if (!std::isfinite(r.loss) || !std::isfinite(r.bound)) {  // as descramble_closed_form
+    throw std::overflow_error("the diagonality loss overflows float64 (loss " + std::to_string(r.loss) +
+                              ", bound " + std::to_string(r.bound) + "): rescale the weights");
+  }
   r.basis = std::move(V);
   r.basis_values.resize(0);
   r.components = std::move(f.u);

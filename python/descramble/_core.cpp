@@ -355,8 +355,12 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("weights"), py::arg("bias"), py::arg("input"), py::arg("smoothness"), py::arg("threads") = 0,
       py::call_guard<py::gil_scoped_release>());
-  m.def("descramble_diagonal", &descramble::descramble_diagonal, py::arg("weights"), py::arg("threads") = 0,
-        py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "descramble_diagonal",
+      [](FMatrix weights, int threads) {
+        return overflow_as_value_error([&] { return descramble::descramble_diagonal(weights, threads); });
+      },
+      py::arg("weights"), py::arg("threads") = 0, py::call_guard<py::gil_scoped_release>());
   m.def("smoothness_loss", &descramble::smoothness_loss, py::arg("gram"), py::arg("hidden"), py::arg("P"),
         py::arg("threads") = 0, py::call_guard<py::gil_scoped_release>());
   m.def("descramble_rows", &descramble::descramble_rows, py::arg("P"), py::arg("W"),

@@ -112,7 +112,7 @@ def as_symmetric(a: Any, name: str, size: int | None = None, rtol: float = 1e-10
     scale = max(float(np.abs(arr).max(initial=0.0)), np.finfo(float).tiny)
     if arr.size and np.abs(arr - arr.T).max() > rtol * scale:
         raise ValueError(f"{name}: expected a symmetric matrix")
-    return (arr + arr.T) / 2
+    return arr / 2 + arr.T / 2  # not (arr + arr.T) / 2: that overflows for entries near the float64 limit
 
 
 def as_vector(a: Any, name: str, size: int | None = None) -> np.ndarray:

@@ -65,7 +65,7 @@ Smoothness fourier_smoothness(Index m, int order = 2);
 ///    eigenvalues (2 sin(pi k / m))^(2 order), real Fourier modes as T.
 Smoothness finite_difference_smoothness(Index m, int order = 1, bool circular = false);
 
-/// Any differentiation matrix D (k x m, m >= 1, finite); T from eigh(D^T D).
+/// Any differentiation matrix D (k x m, m >= 1, finite, D^T D finite); T from eigh(D^T D).
 Smoothness smoothness_from_matrix(const Eigen::Ref<const Eigen::MatrixXd>& D, int threads = 0);
 
 /// An operator from its Gram matrix A = D^T D: square, finite, symmetric
@@ -142,6 +142,7 @@ ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights,
 /// loss is -tr(P W), its bound -sum(sigma) (reached unless the Kabsch flip
 /// was needed), basis V, components U, spectrum sigma (descending),
 /// basis_values and hidden empty; degenerate lists equal singular values.
+/// Throws std::overflow_error when the loss or the bound is not finite.
 ClosedForm descramble_diagonal(const Eigen::Ref<const Eigen::MatrixXd>& weights, int threads = 0);
 
 /// eta(P) = tr(A P S P^T) (MATH.md §2): the smoothness loss of the
