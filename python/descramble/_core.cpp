@@ -136,7 +136,8 @@ PYBIND11_MODULE(_core, m) {
     type.attr("__doc__") =
         "A sample holds NaN or infinity, or overflows float64 once centred (a ValueError).\n\n"
         "Attributes\n----------\nrow : int\n    The offending row of the stream, file or array.\n"
-        "column : int or None\n    Its first non-finite column (None when the row overflows once centred).\n"
+        "column : int or None\n    Its first non-finite column (None when the row overflows once centred, or in a "
+        "layer's forward pass).\n"
         "source : str\n    What was read: 'data', a quoted file path, 'x' (Dask), a layer's output (PyTorch).";
     type.attr("row") = py::none();
     type.attr("column") = py::none();

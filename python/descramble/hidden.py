@@ -88,8 +88,10 @@ def hidden_autocorrelations(
     TypeError, ValueError
         For malformed layers (naming the layer) or data. A NaN or infinity in
         the data raises :class:`descramble.NonFiniteError` whose ``.row`` is the
-        row of ``data``. A chunk that fails anywhere in the pass adds nothing
-        to any accumulator.
+        row of ``data``; so does a finite row whose pre-activation overflows
+        float64 in a layer (``.column`` None, the message naming the layer).
+        A chunk that fails anywhere in the pass adds nothing to any
+        accumulator.
     """
     if isinstance(layers, tuple) and len(layers) == 3 and not isinstance(layers[0], (tuple, list)):
         raise TypeError("layers: expected a sequence of (weights, bias, activation) triples; wrap one layer in a list")
