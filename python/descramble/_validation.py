@@ -31,9 +31,10 @@ def as_row(value: Any, name: str) -> int:
     """Return ``value`` (a row number of a stream) as an ``int`` >= 0, or raise naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected a non-negative integer (a row number), got {value!r}")
-    if value < 0 or value >= 2**62:
+    row = int(value)
+    if row < 0 or row >= 2**62:
         raise ValueError(f"{name}: expected a non-negative integer below 2**62 (a row number), got {value!r}")
-    return int(value)
+    return row
 
 
 def as_ddof(ddof: Any, name: str = "ddof") -> float:
