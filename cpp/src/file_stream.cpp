@@ -21,7 +21,10 @@ namespace {
 class File {
  public:
   explicit File(const std::string& path) : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
-    if (fd_ < 0) throw FileError(errno, path, "cannot open");
+    if (fd_ < 0) {
+      const int code = errno;  // before anything else can set it
+      throw FileError(code, path, "cannot open");
+    }
   }
   ~File() { ::close(fd_); }
   File(const File&) = delete;
@@ -29,7 +32,10 @@ class File {
 
   std::uint64_t size() const {
     struct stat st {};
-    if (::fstat(fd_, &st) != 0) throw FileError(errno, path_, "cannot stat");
+    if (::fstat(fd_, &st) != 0) {
+      const int code = errno;
+      throw FileError(code, path_, "cannot stat");
+    }
     return static_cast<std::uint64_t>(st.st_size);
   }
 
@@ -40,7 +46,8 @@ class File {
       const ssize_t got = ::pread(fd_, p, bytes, static_cast<off_t>(offset));
       if (got < 0) {
         if (errno == EINTR) continue;
-        throw FileError(errno, path, "cannot read");
+        const int code = errno;
+        throw FileError(code, path, "cannot read");
       }
       if (got == 0) throw std::invalid_argument("'" + path + "' ended early: the file is truncated");
       p += got;
