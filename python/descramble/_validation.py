@@ -9,7 +9,10 @@ copied unless the core cannot read the data in place.
 
 from __future__ import annotations
 
+import errno
 import numbers
+import os
+import stat
 from typing import Any
 
 import numpy as np
@@ -128,6 +131,30 @@ def as_vector(a: Any, name: str, size: int | None = None) -> np.ndarray:
     arr = arr.astype(np.float64, copy=False)
     check_finite(arr, name)
     return arr
+
+
+def as_regular_file(path: Any, name: str) -> str:
+    """Return ``os.fspath(path)`` after checking that it names a regular file.
+
+    A FIFO, a device (``/dev/zero``) or a socket would hang or never end a
+    reader, so they are refused before anything opens them.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError, PermissionError
+        As ``open()`` would, with ``filename`` set.
+    ValueError
+        For anything that is not a regular file, naming ``name`` and the path.
+    """
+    p = os.fspath(path)
+    mode = os.stat(p).st_mode  # FileNotFoundError / PermissionError name the path
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), p)
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise ValueError(f"{name}: {p!r} is {kind}; expected a regular file")
+    return p
 
 
 def as_threads(threads: Any) -> int:
