@@ -8,6 +8,8 @@ from typing import Any, Tuple
 
 import numpy as np
 
+from .._validation import as_regular_file
+
 #: The suffixes :func:`load_weights` reads, and the format each one means.
 SUFFIXES = {
     ".npy": "NumPy .npy",
@@ -42,6 +44,8 @@ def check_path(path: Any) -> Tuple[str, str]:
         raise FileNotFoundError(errno.ENOENT, message, path)
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a directory, expected a {SUFFIXES[suffix]} file")
+    # A FIFO or a device would block or never end a reader: refused before anything opens it.
+    as_regular_file(path, "path")
     # Opening it now surfaces PermissionError as itself, before any parser wraps it.
     with open(path, "rb"):
         pass

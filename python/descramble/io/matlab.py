@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -112,16 +112,41 @@ def read_mat73_(path: str) -> Dict[str, np.ndarray]:
     out: Dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as f:
+            seen: Set[Any] = set()
             for name, item in f.items():
                 if name.startswith("#"):  # #refs#, #subsystem#: MATLAB's internals
                     continue
-                _walk_h5(f, name, item, out, h5py)
+                _walk_h5(f, name, item, out, h5py, seen, 0)
+    except _TooDeep as err:
+        raise ValueError(f"{path}: not a valid MATLAB v7.3 file ({err})") from None
     except Exception as err:
         raise invalid(path, "MATLAB v7.3", err) from err
     return out
 
 
-def _walk_h5(f: Any, name: str, item: Any, out: Dict[str, np.ndarray], h5py: Any) -> None:
+# Deeper nesting of structs and cells than this is refused (MATLAB files nest a few levels).
+_MAX_DEPTH = 100
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _walk_h5(f: Any, name: str, item: Any, out: Dict[str, np.ndarray], h5py: Any,
+             seen: Set[Any], depth: int) -> None:
+    """Add the numeric arrays under ``item`` to ``out``, named from ``name``.
+
+    Every HDF5 object is walked once (``seen``): an object reached again
+    through another reference or hard link (a DAG of shared cells, or a
+    cycle) is skipped, its arrays having been read under the first name
+    that reached it. So a file is read in time linear in its objects.
+    """
+    if item in seen:  # h5py objects compare and hash by file and address
+        return
+    seen.add(item)
+    if depth > _MAX_DEPTH:
+        shown = name if len(name) <= 60 else name[:60] + "..."
+        raise _TooDeep(f"{shown}: structs and cells nested deeper than {_MAX_DEPTH} levels")
     cls = _attr_str(item, "MATLAB_class")
     if isinstance(item, h5py.Group):
         if cls == "function_handle":
@@ -139,9 +164,10 @@ def _walk_h5(f: Any, name: str, item: Any, out: Dict[str, np.ndarray], h5py: Any
                 for index in np.ndindex(refs.shape):
                     target = _deref(f, refs[index])
                     if target is not None:
-                        _walk_h5(f, f"{name}({_subscripts(index)}).{field}", target, out, h5py)
+                        _walk_h5(f, f"{name}({_subscripts(index)}).{field}", target, out, h5py, seen,
+                                 depth + 1)
             else:
-                _walk_h5(f, f"{name}.{field}", member, out, h5py)
+                _walk_h5(f, f"{name}.{field}", member, out, h5py, seen, depth + 1)
         return
     if not isinstance(item, h5py.Dataset):
         return
@@ -154,7 +180,7 @@ def _walk_h5(f: Any, name: str, item: Any, out: Dict[str, np.ndarray], h5py: Any
         for index in np.ndindex(refs.shape):
             target = _deref(f, refs[index])
             if target is not None:
-                _walk_h5(f, f"{name}{{{_subscripts(index)}}}", target, out, h5py)
+                _walk_h5(f, f"{name}{{{_subscripts(index)}}}", target, out, h5py, seen, depth + 1)
         return
     if cls is not None and cls not in _MAT_NUMERIC_CLASSES:
         return  # char, function_handle, class objects
