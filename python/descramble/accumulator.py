@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
-import tempfile
+import secrets
+import zipfile
 from typing import Any, Dict, Union
 
 import numpy as np
 
 from . import _core
-from ._validation import as_chunk, as_ddof, as_positive_int, as_row, as_threads, as_weights
+from ._validation import as_chunk, as_ddof, as_positive_int, as_regular_file, as_row, as_threads, as_weights
 from .sources import Source, open_source, progress_bar
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -18,6 +20,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 _FORMAT = "descramble.Autocorrelation"
 _FORMAT_VERSION = 1
 _PRECISIONS = ("float64", "mixed")
+_TEMP_SUFFIX = ".descramble-tmp"
+# Bounds on what a checkpoint may declare: a pickled or saved ``threads`` above this is refused,
+# and ``n_features`` above this (a 2**40-byte scatter) is not a checkpoint of this machine.
+_MAX_THREADS = 1024
+_MAX_FEATURES = 2**19
+_STORED: Any = object()  # _from_state: use the threads stored in the state
 
 
 def _as_precision(precision: Any) -> bool:
@@ -314,31 +322,47 @@ class Autocorrelation:
         }
 
     @classmethod
-    def _from_state(cls, state: Dict[str, Any], source: str = "state") -> "Autocorrelation":
+    def _from_state(cls, state: Dict[str, Any], source: str = "state", threads: Any = _STORED) -> "Autocorrelation":
+        """An accumulator from :meth:`_state`'s dict, every field checked.
+
+        ``threads``: the worker threads of the result; by default the stored
+        value (pickles), which must then be an integer in 0..``_MAX_THREADS``.
+        """
         try:
-            if str(state["format"]) != _FORMAT:
+            if str(_scalar(state, "format", "U")) != _FORMAT:
                 raise ValueError(f"format is {state['format']!r}")
-            if int(state["version"]) != _FORMAT_VERSION:
-                raise ValueError(f"unsupported version {int(state['version'])}")
-            n = int(state["n_features"])
-            if n < 1:
+            version = int(_scalar(state, "version", "iu"))
+            if version != _FORMAT_VERSION:
+                raise ValueError(f"unsupported version {version}")
+            n = int(_scalar(state, "n_features", "iu"))
+            if not 1 <= n <= _MAX_FEATURES:
                 raise ValueError(f"n_features is {n}")
-            tril = np.asarray(state["scatter_tril"], dtype=np.float64)
-            if tril.shape != (n * (n + 1) // 2,):
-                raise ValueError("scatter_tril has the wrong size")
+            count = int(_scalar(state, "count", "iu"))
+            if not 0 <= count < 2**62:
+                raise ValueError(f"count is {count}, expected a non-negative integer below 2**62")
+            weight = float(_scalar(state, "weight_sum", "iuf"))
+            if not (np.isfinite(weight) and weight >= 0):
+                raise ValueError(f"weight_sum is {weight}, expected a finite non-negative number")
+            shift = _vector(state, "shift", n)
+            mean = _vector(state, "mean_minus_shift", n)
+            tril = _vector(state, "scatter_tril", n * (n + 1) // 2)
+            if count == 0 and (weight != 0 or mean.any() or tril.any()):
+                raise ValueError("count is 0 but the weight_sum, mean or scatter are not")
+            if threads is _STORED:
+                stored = int(_scalar(state, "threads", "iu")) if "threads" in state else 0
+                if not 0 <= stored <= _MAX_THREADS:
+                    raise ValueError(f"threads is {stored}, expected 0 (every core) to {_MAX_THREADS}")
+                threads = stored or None
+            elif "threads" in state:
+                _scalar(state, "threads", "iu")  # checked, not used
+            precision = str(_scalar(state, "precision", "U")) if "precision" in state else "float64"
             scatter = np.zeros((n, n))
             scatter[np.tril_indices(n)] = tril
             scatter = scatter + np.tril(scatter, -1).T
             core = _core.Autocorrelation.from_state(
-                np.asarray(state["shift"], dtype=np.float64),
-                int(state["count"]),
-                float(state["weight_sum"]),
-                np.asarray(state["mean_minus_shift"], dtype=np.float64),
-                scatter,
-                as_threads(int(state["threads"]) or None) if "threads" in state else 0,
-                _as_precision(str(state["precision"])) if "precision" in state else False,
+                shift, count, weight, mean, scatter, as_threads(threads), _as_precision(precision)
             )
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise ValueError(f"{source}: not a valid {_FORMAT} checkpoint ({exc})") from None
         return cls._wrap(core)
 
@@ -348,9 +372,14 @@ class Autocorrelation:
     def save(self, path: PathLike) -> None:
         """Write the accumulator to ``path`` (an ``.npz`` archive), atomically.
 
-        The state is written to a temporary file in the same directory, synced
-        to disk and renamed over ``path``: an interrupted save never corrupts
-        an earlier checkpoint at ``path``.
+        The state is written to a temporary file in the same directory
+        (``.<name>.<pid>.<random>.descramble-tmp``), synced to disk and
+        renamed over ``path``, and the directory is synced: an interrupted
+        save never corrupts an earlier checkpoint at ``path``. The temporary
+        file is removed on any error; one left behind by a process that was
+        killed is removed by the next ``save`` to the same ``path`` (on this
+        machine: the process id in its name is no longer alive). The file
+        gets the permissions of a new file (``0o666`` less the umask).
 
         Parameters
         ----------
@@ -359,7 +388,11 @@ class Autocorrelation:
         """
         path = os.fspath(path)
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".descramble-", suffix=".tmp", dir=directory)
+        stem = _temp_stem(path)
+        _remove_stale_temps(directory, stem)
+        tmp = os.path.join(directory, f"{stem}{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
+        # O_EXCL: never through a planted symlink; mode 0o666 less the umask, like any new file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(handle, **self._state())
@@ -367,17 +400,27 @@ class Autocorrelation:
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        _sync_directory(directory)
 
     @classmethod
-    def load(cls, path: PathLike) -> "Autocorrelation":
+    def load(cls, path: PathLike, *, threads: int | None = None) -> "Autocorrelation":
         """Read an accumulator written by :meth:`save`.
+
+        Only the archive's expected members are read, each after its header
+        (dtype and shape) has been checked against the sizes the checkpoint
+        declares, so a damaged or hostile file costs no more memory than a
+        genuine checkpoint of its ``n_features``. Every field is validated.
 
         Parameters
         ----------
         path : str or os.PathLike
+        threads : int, optional
+            Worker threads of the loaded accumulator (default: every core).
+            The value stored in the file is not used: a checkpoint cannot
+            decide how many threads this machine starts.
 
         Returns
         -------
@@ -388,17 +431,23 @@ class Autocorrelation:
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If ``path`` is not a checkpoint written by :meth:`save`.
+            If ``path`` is not a checkpoint written by :meth:`save` (a
+            damaged archive, unexpected or oversized members, wrong shapes,
+            dtypes or values), or is not a regular file (a FIFO, a device).
         """
-        path = os.fspath(path)
+        as_threads(threads)
+        path = as_regular_file(path, "path")
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                state = {key: archive[key] for key in archive.files}
-        except FileNotFoundError:
+            state = _read_checkpoint(path)
+        except (FileNotFoundError, PermissionError, IsADirectoryError):
             raise
-        except Exception as exc:  # not an npz archive at all
+        except ValueError as exc:
             raise ValueError(f"path: {path!r} is not a valid {_FORMAT} checkpoint ({exc})") from None
-        return cls._from_state(state, source=f"path: {path!r}")
+        except Exception as exc:  # not a zip archive, a damaged member, ...
+            raise ValueError(
+                f"path: {path!r} is not a valid {_FORMAT} checkpoint ({type(exc).__name__}: {exc})"
+            ) from None
+        return cls._from_state(state, source=f"path: {path!r}", threads=threads)
 
     def __repr__(self) -> str:
         settings = "" if self.precision == "float64" else f", precision={self.precision!r}"
@@ -410,6 +459,154 @@ class Autocorrelation:
 
 def _restore(state: Dict[str, Any]) -> Autocorrelation:
     return Autocorrelation._from_state(state)
+
+
+# -- checkpoint files ------------------------------------------------------------------------
+
+# Scalar members: (dtype kinds accepted); array members are float64 vectors.
+_SCALARS = {"format": "U", "version": "iu", "n_features": "iu", "count": "iu", "weight_sum": "iuf",
+            "precision": "U", "threads": "iu"}
+_VECTORS = ("shift", "mean_minus_shift", "scatter_tril")
+_OPTIONAL = ("precision", "threads")  # absent from the first checkpoints
+# A scalar member: a .npy header (at most a few hundred bytes) and one value.
+_SCALAR_MEMBER_BYTES = 4096
+# A vector member: its header, then its data.
+_HEADER_BYTES = 4096
+
+
+def _scalar(state: Dict[str, Any], key: str, kinds: str) -> Any:
+    value = np.asarray(state[key])
+    if value.shape != () or value.dtype.kind not in kinds:
+        raise ValueError(f"{key} is a {value.dtype} array of shape {value.shape}, expected a scalar")
+    return value[()]
+
+
+def _vector(state: Dict[str, Any], key: str, size: int) -> np.ndarray:
+    value = np.asarray(state[key])
+    if value.dtype.kind not in "iuf":
+        raise ValueError(f"{key} has dtype {value.dtype}, expected float64")
+    if value.shape != (size,):
+        raise ValueError(f"{key} has the wrong size (shape {value.shape}, expected ({size},))")
+    value = value.astype(np.float64, copy=False)
+    if not np.isfinite(value).all():
+        raise ValueError(f"{key} is not finite")
+    return value
+
+
+def _read_checkpoint(path: str) -> Dict[str, Any]:
+    """The members of the checkpoint archive at ``path``, each checked before its data is read."""
+    with open(path, "rb") as handle, zipfile.ZipFile(handle) as archive:
+        infos: Dict[str, zipfile.ZipInfo] = {}
+        unexpected = []
+        for info in archive.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else ""
+            if key not in _SCALARS and key not in _VECTORS:
+                unexpected.append(info.filename)
+            elif key in infos:
+                raise ValueError(f"member {info.filename!r} appears twice")
+            else:
+                infos[key] = info
+        missing = [k for k in (*_SCALARS, *_VECTORS) if k not in infos and k not in _OPTIONAL]
+        if missing:
+            raise ValueError(f"missing member {missing[0]!r}")
+        if unexpected:
+            raise ValueError(f"unexpected member {unexpected[0]!r}")
+        state: Dict[str, Any] = {}
+        for key in _SCALARS:
+            if key in infos:
+                state[key] = _read_member(archive, infos[key], (), _SCALAR_MEMBER_BYTES)
+        n = int(_scalar(state, "n_features", "iu"))
+        if not 1 <= n <= _MAX_FEATURES:
+            raise ValueError(f"n_features is {n}")
+        for key in _VECTORS:
+            size = n * (n + 1) // 2 if key == "scatter_tril" else n
+            state[key] = _read_member(archive, infos[key], (size,), _HEADER_BYTES + 8 * size)
+    return state
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple, limit: int) -> np.ndarray:
+    """One ``.npy`` member of shape ``shape``, refused (ValueError) before its data is read when
+    its header or its size says otherwise."""
+    name = info.filename
+    if info.file_size > limit:
+        raise ValueError(f"member {name!r} holds {info.file_size} bytes, expected at most {limit}")
+    with archive.open(info) as member:
+        # read(limit + 1): never more than the member's declared size, whatever it decompresses to;
+        # reaching its end makes zipfile check the CRC.
+        raw = member.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"member {name!r} is larger than {limit} bytes")
+    stream = io.BytesIO(raw)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        header = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        header = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"member {name!r}: unsupported .npy version {version}")
+    stored, _, dtype = header
+    if dtype.hasobject or dtype.kind not in "iufU" or dtype.itemsize > 1024:
+        raise ValueError(f"member {name!r} has dtype {dtype}")
+    if tuple(stored) != tuple(shape):
+        what = "the wrong size" if shape and len(stored) == 1 else "the wrong shape"
+        raise ValueError(f"{name[:-4]} has {what} (member {name!r} has shape {tuple(stored)}, "
+                         f"expected {tuple(shape)})")
+    data = stream.read()
+    expected = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    if len(data) != expected:
+        raise ValueError(f"member {name!r} holds {len(data)} data bytes, expected {expected}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def _temp_stem(path: str) -> str:
+    """The start of the names of ``save``'s temporary files for ``path``: ``.<name>.``."""
+    return f".{os.path.basename(path)[:120]}."
+
+
+def _remove_stale_temps(directory: str, stem: str) -> None:
+    """Remove temporary files of earlier saves to the same path whose process is gone."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(stem) and name.endswith(_TEMP_SUFFIX)):
+            continue
+        pid_text = name[len(stem):-len(_TEMP_SUFFIX)].split(".")[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, name))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another thread of this process may be saving
+    if pid <= 0 or os.name != "posix":
+        return True  # cannot tell: keep it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def _sync_directory(directory: str) -> None:
+    """fsync ``directory`` so the rename survives a power cut (POSIX; a no-op elsewhere)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory
+    finally:
+        os.close(fd)
 
 
 def accumulate(
