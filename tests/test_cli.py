@@ -314,3 +314,92 @@ def test_overflowing_inputs_are_one_line_errors_not_nan_reports(files, tmp_path,
         assert code == 2, err
         assert len(err.strip().splitlines()) == 1 and match in err, err
         assert not (out / "summary.json").exists()  # no summary with NaN/Infinity (invalid JSON)
+
+
+# -- the report never replaces what it did not write ---------------------------------------------
+
+
+def layer_in(tmp_path, files):
+    """A work directory holding the layer's own files, named like report outputs."""
+    work = tmp_path / "work"
+    work.mkdir()
+    np.save(work / "W.npy", files["Wm"])
+    np.save(work / "P_W.npy", files["Xm"])  # the data, named like the report's P matrix
+    np.save(work / "PW_W.npy", files["bm"])  # the bias, likewise
+    return work
+
+
+def test_run_never_overwrites_its_own_inputs_even_with_force(files, tmp_path, capsys):
+    work = layer_in(tmp_path, files)
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    for force in ([], ["--force"]):
+        code, _, err = run_cli(capsys, "run", "--weights", work / "W.npy", "--bias", work / "PW_W.npy",
+                               "--data", work / "P_W.npy", "--out", work, "--no-figures", *force)
+        assert code == 2, err
+        assert err.count("\n") == 1 and "descramble run: error: --out:" in err
+        assert "P_W.npy is the --data input" in err or "PW_W.npy is the --bias input" in err, err
+    assert {p.name: p.read_bytes() for p in work.iterdir()} == before  # nothing written, nothing replaced
+
+
+def test_run_protects_inputs_reached_through_links(files, tmp_path, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    data = tmp_path / "X.npy"
+    np.save(data, files["Xm"])
+    (work / "P_W.npy").symlink_to(data)
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--data", data, "--out", work,
+                           "--no-figures", "--force")
+    assert code == 2 and "is the --data input" in err, err
+    np.testing.assert_array_equal(np.load(data), files["Xm"])
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    A = np.eye(8)
+    np.save(spec_dir / "summary.json", A)  # np.save appends .npy
+    gram = spec_dir / "summary.json.npy"
+    (spec_dir / "summary.json").symlink_to(gram)
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--hidden", files["S"],
+                           "--smoothness", f"gram:{gram}", "--out", spec_dir, "--no-figures", "--force")
+    assert code == 2 and "is the --smoothness input" in err, err
+
+
+def test_run_refuses_to_replace_other_files_unless_forced(files, tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "summary.json").write_text("mine")
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--hidden", files["S"], "--out", out,
+                           "--no-figures")
+    assert code == 2
+    assert err.strip() == (f"descramble run: error: --out: {out / 'summary.json'} already exists and would be "
+                           "overwritten; choose another directory or pass --force")
+    assert (out / "summary.json").read_text() == "mine" and not (out / "P_W.npy").exists()
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--hidden", files["S"], "--out", out,
+                           "--no-figures", "--force")
+    assert code == 0, err
+    assert json.loads((out / "summary.json").read_text())["command"] == "run"
+    # a second run into the same directory is refused: those files are not this run's
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--hidden", files["S"], "--out", out,
+                           "--no-figures")
+    assert code == 2 and "P_W.npy already exists" in err, err
+
+
+def test_run_without_figures_ignores_existing_figures(files, tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "weights_W.png").write_bytes(b"not ours")
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--hidden", files["S"], "--out", out,
+                           "--no-figures")
+    assert code == 0, err
+    assert (out / "weights_W.png").read_bytes() == b"not ours"
+
+
+def test_demo_refuses_to_replace_files_unless_forced(tmp_path, capsys):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "P_layer2.npy").write_bytes(b"precious")
+    code, stdout, err = run_cli(capsys, "demo", "--quick", "--no-figures", "--out", out)
+    assert code == 2 and "P_layer2.npy already exists" in err and "--force" in err, err
+    assert "[1/6]" not in stdout  # refused before any work
+    assert (out / "P_layer2.npy").read_bytes() == b"precious"
+    code, _, err = run_cli(capsys, "demo", "--quick", "--no-figures", "--out", out, "--force")
+    assert code == 0, err
+    assert np.load(out / "P_layer2.npy").ndim == 2

@@ -255,8 +255,14 @@ def _check_figures(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import describe, run_demo
 
+    from . import report
+
     start = time.perf_counter()
     _check_figures(args)
+    figures = not args.no_figures
+    planned = (report.layer_files("layer1", figures=figures, convergence=True)
+               + report.layer_files("layer2", figures=figures, convergence=False) + ["summary.json"])
+    report.check_outputs(args.out, planned, {}, args.force)
     kwargs: Dict[str, Any] = {"n_train": 10_000, "epochs": 15} if args.quick else {}
     summary = run_demo(args.out, seed=args.seed, figures=not args.no_figures, **kwargs)
     print(describe(summary))
@@ -288,6 +294,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"--weights: {_one_line(exc)}") from None
     name = args.layer or key  # the report's files are named after the layer
+    # Before any work: never replace a file this run did not write, nor any of its inputs.
+    planned = report.layer_files(_safe(name), figures=not args.no_figures, convergence=args.hidden is None)
+    report.check_outputs(args.out, planned + ["summary.json"], _inputs(args), args.force)
     if args.bias is not None:
         b = _load_array(args.bias, "--bias")
         if b.shape != (W.shape[0],):
@@ -323,6 +332,17 @@ def _run(args: argparse.Namespace) -> int:
     print(describe(summary))
     print(f"report: {out.resolve()} ({len(_files(summary))} files)")
     return 0
+
+
+def _inputs(args: argparse.Namespace) -> Dict[str, Optional[str]]:
+    """The files a ``run`` reads, by option: its report must never overwrite them."""
+    inputs: Dict[str, Optional[str]] = {"--weights": args.weights, "--bias": args.bias, "--hidden": args.hidden}
+    if args.data is not None:
+        inputs["--data"] = args.data if Path(args.data).exists() else args.data.partition(":")[0]
+    kind, _, arg = args.smoothness.partition(":")
+    if kind in ("gram", "matrix") and arg:
+        inputs["--smoothness"] = arg
+    return inputs
 
 
 def _option(argument: str, value: object) -> str:
@@ -363,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seed (>= 0) of the data, the network and its training")
     demo.add_argument("--quick", action="store_true", help="a smaller network run (a few seconds)")
     demo.add_argument("--no-figures", action="store_true", help="skip the PNG figures (no matplotlib needed)")
+    demo.add_argument("--force", action="store_true",
+                      help="overwrite report files already in --out (never files it reads)")
 
     run = sub.add_parser("run", help="descramble a layer of your own network",
                          description="Descramble one layer of a trained network and write the same report "
@@ -386,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-features", type=positive_int, metavar="N", help="row width of a raw --data file")
     run.add_argument("--out", required=True, metavar="DIR", help="report directory")
     run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    run.add_argument("--force", action="store_true",
+                     help="overwrite report files already in --out (never this run's own input files)")
     run.add_argument("--progress", action="store_true", help="show a progress bar while streaming")
 
     bench = sub.add_parser("bench", help="run the benchmark suite against NumPy and print its table",

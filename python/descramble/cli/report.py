@@ -85,6 +85,49 @@ def prepare(out: Any) -> Path:
     return path
 
 
+def layer_files(name: str, *, figures: bool, convergence: bool) -> List[str]:
+    """The names of the files :func:`layer_report` writes for layer ``name``."""
+    files = [f"P_{name}.npy", f"PW_{name}.npy"]
+    if figures:
+        files += [f"weights_{name}.png", f"spectrum_{name}.png", f"fourier_{name}.png"]
+        if convergence:
+            files.append(f"convergence_{name}.png")
+    return files
+
+
+def check_outputs(out: Any, files: List[str], inputs: Dict[str, Any], force: bool) -> None:
+    """Refuse to write a report whose files would replace existing ones.
+
+    ``files`` (names in ``out``) that already exist are refused unless
+    ``force``; one that is the same file as any of ``inputs`` (option ->
+    path: the run's own weights, data, ...) is refused even with ``force``.
+    Called before any work starts.
+
+    Raises
+    ------
+    ArgumentError
+        (naming ``out``) For the first file that would be replaced.
+    """
+    directory = Path(out)
+    if not directory.is_dir():
+        return  # nothing there yet (or prepare() refuses it)
+    sources = []
+    for option, path in inputs.items():
+        if path is not None and os.path.isfile(path):
+            sources.append((option, os.path.realpath(path)))
+    for name in files:
+        target = directory / name
+        if not os.path.lexists(target):
+            continue
+        for option, source in sources:
+            if os.path.exists(target) and (os.path.realpath(target) == source or os.path.samefile(target, source)):
+                raise ArgumentError("out", f"{target} is the {option} input; the report would overwrite it: "
+                                           "choose another directory")
+        if not force:
+            raise ArgumentError("out", f"{target} already exists and would be overwritten; "
+                                       "choose another directory or pass --force")
+
+
 def _save_figure(fig: Any, path: Path, files: List[str]) -> None:
     fig.savefig(path, dpi=80)
     files.append(path.name)
