@@ -237,3 +237,22 @@ def test_npy_version_3_is_read(tmp_path, rng):
         np.lib.format.write_array(handle, x, version=(3, 0))
     np.testing.assert_allclose(descramble.autocorrelation(path), reference.autocorrelation(x), rtol=1e-12)
     assert isinstance(sources.open_source(path), sources.FileSource)
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_bool_files_read_any_nonzero_byte_as_true_like_numpy(tmp_path, raw):
+    """Found by the fuzzer: the core read a bool byte of 64 as 64; NumPy reads it as True."""
+    x = np.zeros((30, 3), dtype=np.uint8)
+    x[::2, 0], x[1::3, 1], x[5, 2] = 64, 2, 255
+    path = tmp_path / ("x.bool" if raw else "x.npy")
+    if raw:
+        x.tofile(path)
+        kwargs = {"dtype": bool, "n_features": 3}
+    else:
+        np.save(path, x.view(bool))
+        kwargs = {}
+    ones = (x != 0).astype(np.float64)
+    np.testing.assert_allclose(descramble.autocorrelation(path, chunk_rows=7, **kwargs), ones.T @ ones / 30,
+                               rtol=1e-14, atol=1e-15)
+    chunks = [c for c, _ in sources.open_source(path, chunk_rows=7, **kwargs).chunks()]
+    np.testing.assert_array_equal(np.concatenate(chunks), x != 0)

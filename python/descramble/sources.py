@@ -47,13 +47,15 @@ Progress = Callable[[int], None]
 #: Chunks are cut to about this many bytes when the caller does not say.
 DEFAULT_CHUNK_BYTES = 32 << 20
 
-# dtypes the C++ core reads from files as they are (native byte order).
-_CORE_FILE_KINDS = "biuf"
+# dtypes the C++ core reads from files as they are (native byte order; bool aside, see _core_reads).
+_CORE_FILE_KINDS = "iuf"
 
 
 def _core_reads(dtype: np.dtype) -> bool:
     """True when the C++ core reads ``dtype`` from a file itself: native byte
-    order, bool/int/float of 1, 2, 4 or 8 bytes, but not float16."""
+    order, int/float of 1, 2, 4 or 8 bytes, but not float16. Not bool: the core
+    would read a byte other than 0 or 1 as its value, NumPy reads it as True
+    (the Python reader normalises it)."""
     return (dtype.isnative and dtype.kind in _CORE_FILE_KINDS and dtype.itemsize in (1, 2, 4, 8)
             and not (dtype.kind == "f" and dtype.itemsize < 4))
 
@@ -324,7 +326,7 @@ def _file_name(path: str) -> str:
 
 class ConvertedFileSource(Source):
     """A .npy or raw file in a format the core does not read itself (byte-swapped,
-    float16, extended precision): read by :func:`read_file_chunks` in bounded
+    float16, extended precision, bool): read by :func:`read_file_chunks` in bounded
     chunks, each converted to a format the core reads."""
 
     rows: int  # known for files
@@ -395,8 +397,9 @@ def read_file_chunks(path: str, offset: int, dtype: np.dtype, rows: int, n_featu
     out = _native_dtype(dtype)
     itemsize = dtype.itemsize
     # Same size and kind: byte-swap in place, in a fresh buffer per chunk (the
-    # chunk is yielded). Otherwise convert from one reused read buffer.
-    in_place = out.itemsize == itemsize and out.kind == dtype.kind
+    # chunk is yielded). Otherwise convert from one reused read buffer (bool:
+    # any nonzero byte is True, as NumPy reads it).
+    in_place = out.itemsize == itemsize and out.kind == dtype.kind and dtype.kind != "b"
     if chunk_rows is None:
         chunk_rows = default_chunk_rows(n_features, max(itemsize, out.itemsize))
     chunk_rows = max(1, min(chunk_rows, rows))
@@ -436,6 +439,8 @@ def read_file_chunks(path: str, offset: int, dtype: np.dtype, rows: int, n_featu
             if in_place:
                 if not dtype.isnative:
                     chunk = chunk.byteswap(inplace=True).view(out)
+            elif dtype.kind == "b":
+                chunk = chunk.view(np.uint8) != 0
             else:
                 chunk = chunk.astype(out)
             yield chunk
