@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -282,9 +283,10 @@ def run_case(seed: int, index: int, folder: str) -> Tuple[str, str]:
     return ("refused" if refused else "ok"), ", ".join(outcomes)
 
 
-def worker(seed: int, start: int, stop: int, verbose: bool) -> None:
-    """Run cases ``start..stop-1``, printing ``START i`` before and ``DONE i outcome`` after each."""
-    with tempfile.TemporaryDirectory(prefix="descramble-fuzz-") as folder:
+def worker(seed: int, start: int, stop: int, verbose: bool, folder: Optional[str] = None) -> None:
+    """Run cases ``start..stop-1`` in ``folder``, printing ``START i`` before and ``DONE i outcome`` after each."""
+    with (contextlib.nullcontext(folder) if folder else tempfile.TemporaryDirectory(prefix="descramble-fuzz-")) \
+            as folder:
         # Self-test of the driver: "crash:I" or "hang:I" makes case I kill or stall the worker.
         selftest = os.environ.get("DESCRAMBLE_FUZZ_SELFTEST", ":").split(":")
         for index in range(start, stop):
@@ -311,39 +313,46 @@ def run(seed: int, cases: int, start: int = 0, batch: int = 200, timeout: float 
     counts: Dict[str, int] = {"ok": 0, "refused": 0}
     findings: List[Tuple[int, str]] = []
     next_case, stop = start, start + cases
-    while next_case < stop:
-        last = min(stop, next_case + batch)
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--seed", str(seed),
-               "--start", str(next_case), "--cases", str(last - next_case)] + (["--verbose"] if verbose else [])
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        try:
-            out, err = proc.communicate(timeout=timeout + per_case * (last - next_case))
-            hung = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            hung = True
-        running = None
-        for line in out.splitlines():
-            parts = line.split(" ", 3)
-            if parts[0] == "START":
-                running = int(parts[1])
-            elif parts[0] == "DONE":
-                running = None
-                index, outcome = int(parts[1]), parts[2]
-                counts[outcome] = counts.get(outcome, 0) + 1
-                next_case = index + 1
-                if outcome == "FINDING":
-                    findings.append((index, parts[3] if len(parts) > 3 else ""))
-                if verbose:
-                    print(line)
-        if running is not None or hung or proc.returncode != 0:
-            culprit = running if running is not None else next_case
-            what = ("hang" if hung else f"crash (exit status {proc.returncode})")
-            findings.append((culprit, f"{what}: {err.strip().splitlines()[-1] if err.strip() else ''}"))
-            counts["FINDING"] = counts.get("FINDING", 0) + 1
-            next_case = culprit + 1
+    with tempfile.TemporaryDirectory(prefix="descramble-fuzz-") as folder:  # removed even if a worker dies
+        while next_case < stop:
+            next_case = _run_batch(seed, next_case, min(stop, next_case + batch), folder, timeout, per_case,
+                                   verbose, env, counts, findings)
     return {"counts": counts, "findings": findings}
+
+
+def _run_batch(seed, next_case, last, folder, timeout, per_case, verbose, env, counts, findings) -> int:
+    """One worker subprocess for cases ``next_case..last-1``; returns the next case to run."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--folder", folder, "--seed", str(seed),
+           "--start", str(next_case), "--cases", str(last - next_case)] + (["--verbose"] if verbose else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout + per_case * (last - next_case))
+        hung = False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        hung = True
+    running = None
+    for line in out.splitlines():
+        parts = line.split(" ", 3)
+        if parts[0] == "START":
+            running = int(parts[1])
+        elif parts[0] == "DONE":
+            running = None
+            index, outcome = int(parts[1]), parts[2]
+            counts[outcome] = counts.get(outcome, 0) + 1
+            next_case = index + 1
+            if outcome == "FINDING":
+                findings.append((index, parts[3] if len(parts) > 3 else ""))
+            if verbose:
+                print(line)
+    if running is not None or hung or proc.returncode != 0:
+        culprit = running if running is not None else next_case
+        what = ("hang" if hung else f"crash (exit status {proc.returncode})")
+        findings.append((culprit, f"{what}: {err.strip().splitlines()[-1] if err.strip() else ''}"))
+        counts["FINDING"] = counts.get("FINDING", 0) + 1
+        next_case = culprit + 1
+    return next_case
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -355,9 +364,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per worker, plus 0.5 s per case")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.seed, args.start, args.start + args.cases, args.verbose)
+        worker(args.seed, args.start, args.start + args.cases, args.verbose, args.folder)
         return 0
     began = time.time()
     result = run(args.seed, args.cases, args.start, args.batch, args.timeout, args.verbose)
