@@ -49,13 +49,56 @@ def test_npy_files_are_streamed_by_the_core(tmp_path, data, order, dtype, chunk_
     )
 
 
-@pytest.mark.parametrize("dtype", [">f8", np.float16, np.longdouble])
-def test_npy_files_the_core_cannot_read_directly_go_through_a_memory_map(tmp_path, data, dtype):
-    x = data.astype(dtype)
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">i2", np.float16, ">f2", np.longdouble])
+@pytest.mark.parametrize("chunk_rows", [None, 1, 777])
+def test_npy_files_the_core_cannot_read_directly_are_read_in_converted_chunks(tmp_path, data, dtype, order,
+                                                                              chunk_rows):
+    x = np.asarray(data[: 50 if chunk_rows == 1 else None].astype(dtype), order=order)
     path = tmp_path / "odd.npy"
     np.save(path, x)
-    assert isinstance(descramble.sources.open_source(path), descramble.sources.ArraySource)
-    assert_matches(descramble.accumulate(path, chunk_rows=777), x)
+    src = descramble.sources.open_source(path, chunk_rows=chunk_rows)
+    assert isinstance(src, descramble.sources.ConvertedFileSource)  # not np.load, not a memory map
+    assert_matches(descramble.accumulate(path, chunk_rows=chunk_rows), x)
+    chunks = [c for c, _ in src.chunks()]
+    assert all(c.dtype.isnative and (c.dtype.kind != "f" or c.dtype.itemsize in (4, 8)) for c in chunks)
+    np.testing.assert_array_equal(np.concatenate(chunks), x.astype(chunks[0].dtype))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", ["<f8", ">f8", "<f2"])
+def test_file_chunks_for_other_consumers_are_read_not_mapped(tmp_path, data, dtype, order, monkeypatch):
+    """FileSource.chunks() (convergence, hidden_autocorrelations, the CLI) reads bounded chunks."""
+    x = np.asarray(data.astype(dtype), order=order)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+
+    def no_maps(*args, **kwargs):
+        raise AssertionError("a library read path memory-mapped the file")
+
+    monkeypatch.setattr(np, "memmap", no_maps)
+    monkeypatch.setattr(np, "load", no_maps)
+    src = descramble.sources.open_source(path, chunk_rows=1000)
+    chunks = [c for c, _ in src.chunks()]
+    assert [len(c) for c in chunks] == [1000] * 5 + [3]
+    np.testing.assert_array_equal(np.concatenate(chunks), x)
+    raw = tmp_path / "x.raw"
+    np.ascontiguousarray(x).tofile(raw)
+    src = descramble.sources.open_source(raw, dtype=dtype, n_features=9, chunk_rows=1000)
+    np.testing.assert_array_equal(np.concatenate([c for c, _ in src.chunks()]), x)
+    result = descramble.convergence(np.ones((2, 9)), str(path), sizes=[1000, 5003])
+    assert list(result.n_samples) == [1000, 5003]
+
+
+def test_no_memory_maps_in_library_read_paths():
+    """A mapped file that shrinks kills the process with SIGBUS; the readers read (the CLI's openers aside)."""
+    root = os.path.dirname(descramble.__file__)
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in ("cli", "__pycache__")]
+        for name in (f for f in files if f.endswith(".py")):
+            text = open(os.path.join(folder, name), encoding="utf-8").read()
+            for pattern in ("mmap_mode=", "np.memmap(", "mmap.mmap(", "open_memmap("):
+                assert pattern not in text, f"{name}: {pattern}"
 
 
 def test_raw_binary_files_with_dtype_and_width(tmp_path, data):

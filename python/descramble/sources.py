@@ -7,9 +7,16 @@ A *source* is anything :meth:`descramble.Autocorrelation.update_from` and
 * a path to a ``.npy`` file: its header is parsed with ``numpy.lib.format``
   and the C++ core reads the data at file offsets, one chunk at a time, in a
   background thread while the previous chunk is reduced (the file is never
-  mapped or loaded whole);
+  mapped or loaded whole); formats the core does not read (byte-swapped,
+  float16, extended precision) are read by :func:`read_file_chunks`, one
+  bounded chunk at a time, and converted chunk by chunk;
 * a path to a raw binary file of C-ordered samples, with ``dtype=`` and
   ``n_features=``;
+
+Paths must name regular files: FIFOs and devices are refused before anything
+opens them, and a file that shrinks while it is read raises ValueError. No
+file is ever memory-mapped (a mapped file that shrinks kills the process with
+SIGBUS).
 * a sliceable dataset such as an ``h5py.Dataset`` or a ``zarr`` array (any
   object with ``shape``, ``dtype`` and ``dataset[a:b]``), read in slices of
   rows in a background thread;
@@ -25,13 +32,14 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
-from ._validation import as_chunk, as_positive_int, as_weights, check_real_dtype
+from ._validation import as_chunk, as_positive_int, as_regular_file, as_weights, check_real_dtype
 
 Chunk = Tuple[np.ndarray, Optional[np.ndarray]]
 Progress = Callable[[int], None]
@@ -39,13 +47,15 @@ Progress = Callable[[int], None]
 #: Chunks are cut to about this many bytes when the caller does not say.
 DEFAULT_CHUNK_BYTES = 32 << 20
 
-# dtypes the C++ core reads from files as they are (native byte order).
-_CORE_FILE_KINDS = "biuf"
+# dtypes the C++ core reads from files as they are (native byte order; bool aside, see _core_reads).
+_CORE_FILE_KINDS = "iuf"
 
 
 def _core_reads(dtype: np.dtype) -> bool:
     """True when the C++ core reads ``dtype`` from a file itself: native byte
-    order, bool/int/float of 1, 2, 4 or 8 bytes, but not float16."""
+    order, int/float of 1, 2, 4 or 8 bytes, but not float16. Not bool: the core
+    would read a byte other than 0 or 1 as its value, NumPy reads it as True
+    (the Python reader normalises it)."""
     return (dtype.isnative and dtype.kind in _CORE_FILE_KINDS and dtype.itemsize in (1, 2, 4, 8)
             and not (dtype.kind == "f" and dtype.itemsize < 4))
 
@@ -287,13 +297,12 @@ class FileSource(Source):
         self.name = _file_name(path)
 
     def chunks(self) -> Iterator[Chunk]:
-        """The file's rows through a memory map, for consumers other than the
-        accumulator (which reads the file itself, see :meth:`feed`)."""
-        if self.offset:
-            data = np.load(self.path, mmap_mode="r")
-        else:
-            data = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.rows, self.n_features))
-        yield from ArraySource(data, None, self.chunk_rows, self.name).chunks()
+        """The file's rows, read in bounded chunks by :func:`read_file_chunks`,
+        for consumers other than the accumulator (which has the core read the
+        file itself, see :meth:`feed_accumulator`)."""
+        for chunk in prefetch(read_file_chunks(self.path, self.offset, self.dtype, self.rows, self.n_features,
+                                               self.fortran_order, self.chunk_rows), depth=1):
+            yield chunk, None
 
     def feed_accumulator(self, core: Any, progress: Optional[Progress] = None) -> None:
         """The core reads the file itself, at file offsets; its errors name the file and its row."""
@@ -315,32 +324,200 @@ def _file_name(path: str) -> str:
     return f"'{path}'"
 
 
-def _npy_source(path: str, chunk_rows: int | None) -> Source:
-    """Parse a .npy header; the data stay in the file."""
-    with open(path, "rb") as handle:
+class ConvertedFileSource(Source):
+    """A .npy or raw file in a format the core does not read itself (byte-swapped,
+    float16, extended precision, bool): read by :func:`read_file_chunks` in bounded
+    chunks, each converted to a format the core reads."""
+
+    rows: int  # known for files
+
+    def __init__(self, path: str, offset: int, dtype: np.dtype, shape: Tuple[int, int], fortran_order: bool,
+                 chunk_rows: int | None) -> None:
+        self.path = path
+        self.offset = offset
+        self.dtype = dtype
+        self.rows, self.n_features = shape
+        self.fortran_order = fortran_order
+        self.chunk_rows = chunk_rows
+        self.name = _file_name(path)
+
+    def chunks(self) -> Iterator[Chunk]:
+        for chunk in prefetch(read_file_chunks(self.path, self.offset, self.dtype, self.rows, self.n_features,
+                                               self.fortran_order, self.chunk_rows), depth=1):
+            yield chunk, None
+
+
+def _native_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a chunk of ``dtype`` is converted to for the core: native byte
+    order; float16 widened (exactly) to float32, extended precision rounded to float64."""
+    if dtype.kind == "f" and dtype.itemsize < 4:
+        return np.dtype(np.float32)
+    if dtype.kind == "f" and dtype.itemsize > 8:
+        return np.dtype(np.float64)
+    return dtype.newbyteorder("=")
+
+
+def open_regular_file(path: str, name: str = "data") -> int:
+    """Open ``path`` for reading and return the descriptor, refusing anything but
+    a regular file (checked on the open descriptor: the open cannot block on a
+    FIFO, and the file checked is the file read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = path
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            as_regular_file(path, name)  # raises, naming what it is
+            raise ValueError(f"{name}: {path!r} is not a regular file")  # it changed under us
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_file_chunks(path: str, offset: int, dtype: np.dtype, rows: int, n_features: int,
+                     fortran_order: bool = False, chunk_rows: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the (rows, n_features) array stored in ``path`` at ``offset`` as chunks of rows.
+
+    The file is opened once and read with ``readinto`` into a buffer of
+    ``chunk_rows`` rows (default: about :data:`DEFAULT_CHUNK_BYTES`); each chunk
+    is converted to a native format the core reads (byte-swapped in place,
+    float16 widened to float32, extended precision rounded to float64) and
+    yielded as a new array. A Fortran-ordered array is read one column segment
+    at a time. Memory stays bounded by a chunk or two whatever the file's size;
+    nothing is memory-mapped, so a file that shrinks while it is read raises
+    ``ValueError("'path' ended early: the file is truncated ...")`` instead of
+    killing the process with SIGBUS.
+    """
+    name = _file_name(path)
+    dtype = np.dtype(dtype)
+    out = _native_dtype(dtype)
+    itemsize = dtype.itemsize
+    # Same size and kind: byte-swap in place, in a fresh buffer per chunk (the
+    # chunk is yielded). Otherwise convert from one reused read buffer (bool:
+    # any nonzero byte is True, as NumPy reads it).
+    in_place = out.itemsize == itemsize and out.kind == dtype.kind and dtype.kind != "b"
+    if chunk_rows is None:
+        chunk_rows = default_chunk_rows(n_features, max(itemsize, out.itemsize))
+    chunk_rows = max(1, min(chunk_rows, rows))
+    need = offset + rows * n_features * itemsize
+    fd = open_regular_file(path)
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+
+        def read_exactly(position: int, view: memoryview) -> None:
+            try:
+                handle.seek(position)
+                while len(view):
+                    got = handle.readinto(view)
+                    if not got:
+                        size = os.fstat(handle.fileno()).st_size
+                        raise ValueError(
+                            f"{name} ended early: the file is truncated (it has {size} bytes; a ({rows}, "
+                            f"{n_features}) {dtype} array at offset {offset} needs {need})"
+                        )
+                    view = view[got:]
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot read: {exc.strerror}", path) from None
+
+        scratch = None if in_place else np.empty(chunk_rows * n_features * itemsize, dtype=np.uint8)
+        for start in range(0, rows, chunk_rows):
+            k = min(chunk_rows, rows - start)
+            nbytes = k * n_features * itemsize
+            raw = np.empty(nbytes, dtype=np.uint8) if scratch is None else scratch[:nbytes]
+            view = memoryview(raw)
+            if fortran_order:
+                segment = k * itemsize
+                for j in range(n_features):
+                    read_exactly(offset + (j * rows + start) * itemsize, view[j * segment : (j + 1) * segment])
+                chunk = raw.view(dtype).reshape(n_features, k).T
+            else:
+                read_exactly(offset + start * n_features * itemsize, view)
+                chunk = raw.view(dtype).reshape(k, n_features)
+            if in_place:
+                if not dtype.isnative:
+                    chunk = chunk.byteswap(inplace=True).view(out)
+            elif dtype.kind == "b":
+                chunk = chunk.view(np.uint8) != 0
+            else:
+                chunk = chunk.astype(out)
+            yield chunk
+
+
+#: The .npy format versions numpy writes (and this reader accepts).
+_NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
+
+
+def _machine_memory() -> Optional[int]:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_file_width(path: str, n_features: int) -> None:
+    """Refuse a width whose n x n state cannot fit in the machine's memory
+    (a corrupt header), before anything allocates it."""
+    memory = _machine_memory()
+    state = 2 * 8 * n_features * n_features  # the n x n state and a result
+    if memory is not None and state > memory:
+        raise ValueError(
+            f"data: {path!r} has {n_features} features: their {n_features} x {n_features} state needs "
+            f"{state} bytes, more than this machine's memory ({memory} bytes); a corrupt header?"
+        )
+
+
+def _read_npy_header(path: str) -> Tuple[Tuple[int, ...], bool, np.dtype, int]:
+    """``(shape, fortran_order, dtype, data offset)`` of a .npy file, or ValueError naming it."""
+    fd = open_regular_file(path)
+    with os.fdopen(fd, "rb") as handle:
         try:
             version = np.lib.format.read_magic(handle)
+        except Exception as exc:  # numpy raises ValueError; anything else is a corrupt file too
+            raise ValueError(f"data: {path!r} is not a valid .npy file ({exc})") from None
+        if version not in _NPY_VERSIONS:
+            raise ValueError(
+                f"data: {path!r} is not a valid .npy file (format version {version[0]}.{version[1]}; "
+                "expected 1.0, 2.0 or 3.0)"
+            )
+        try:
             if version == (1, 0):
                 shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(handle)
-            else:
+            else:  # 3.0 differs from 2.0 in the header's encoding only (UTF-8, for structured field names)
                 shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(handle)
-        except ValueError as exc:
-            raise ValueError(f"data: {path!r} is not a valid .npy file ({exc})") from None
+        except Exception as exc:  # ValueError, SyntaxError, tokenize.TokenError, ... from numpy's parser
+            raise ValueError(f"data: {path!r} is not a valid .npy file ({type(exc).__name__}: {exc})") from None
         offset = handle.tell()
+    if not isinstance(fortran_order, bool) or not isinstance(shape, tuple) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ValueError(f"data: {path!r} is not a valid .npy file (header shape {shape!r}, "
+                         f"fortran_order {fortran_order!r})")
+    return shape, fortran_order, np.dtype(dtype), offset
+
+
+def _npy_source(path: str, chunk_rows: int | None) -> Source:
+    """Parse a .npy header; the data stay in the file."""
+    shape, fortran_order, dtype, offset = _read_npy_header(path)
     check_real_dtype(dtype, f"data: {path!r}")
     if len(shape) != 2:
         raise ValueError(f"data: {path!r} holds an array of shape {shape}; expected (rows, n_features)")
-    need = offset + int(np.prod(shape)) * dtype.itemsize
+    if shape[0] >= 2**62 or shape[1] >= 2**62:
+        raise ValueError(f"data: {path!r} is too large: a header shape of {shape} (a corrupt header?)")
+    # Python ints: a corrupt shape such as (2**61, 4) must not wrap around.
+    need = offset + shape[0] * shape[1] * dtype.itemsize
     have = os.path.getsize(path)
     if have < need:
         raise ValueError(
             f"data: {path!r} is truncated: a {shape} {dtype} array needs {need} bytes, the file has {have}"
         )
+    _check_file_width(path, shape[1])
     if _core_reads(dtype):
         return FileSource(path, offset, dtype, shape, bool(fortran_order), chunk_rows)
-    # Byte-swapped, float16 or extended precision: read through a memory map,
-    # converting chunk by chunk (the core does not read these formats itself).
-    return ArraySource(np.load(path, mmap_mode="r"), None, chunk_rows, _file_name(path))
+    # Byte-swapped, float16 or extended precision: read in bounded chunks,
+    # converted chunk by chunk (the core does not read these formats itself).
+    return ConvertedFileSource(path, offset, dtype, shape, bool(fortran_order), chunk_rows)
 
 
 def _raw_source(path: str, dtype: Any, n_features: Any, chunk_rows: int | None) -> Source:
@@ -356,9 +533,9 @@ def _raw_source(path: str, dtype: Any, n_features: Any, chunk_rows: int | None) 
             f"data: {path!r} has {size} bytes, not a whole number of rows of {n} {dtype} values "
             f"({row_bytes} bytes each): truncated, or wrong dtype/n_features"
         )
+    _check_file_width(path, n)
     if not _core_reads(dtype):
-        data = np.memmap(path, dtype=dtype, mode="r", shape=(size // row_bytes, n))
-        return ArraySource(data, None, chunk_rows, _file_name(path))
+        return ConvertedFileSource(path, 0, dtype, (size // row_bytes, n), False, chunk_rows)
     return FileSource(path, 0, dtype, (size // row_bytes, n), False, chunk_rows)
 
 
@@ -391,8 +568,9 @@ def open_source(
 
     Raises
     ------
-    TypeError, ValueError, FileNotFoundError
-        For sources that cannot be read, with a message naming the problem.
+    TypeError, ValueError, OSError (FileNotFoundError, IsADirectoryError, ...)
+        For sources that cannot be read, with a message naming the problem
+        (and the path: FIFOs and devices are refused with ValueError).
     """
     if chunk_rows is not None:
         chunk_rows = as_positive_int(chunk_rows, "chunk_rows")
@@ -403,8 +581,9 @@ def open_source(
         path = os.fspath(data)
         if weights is not None:
             raise TypeError("weights: not supported for file sources")
+        as_regular_file(path, "data")  # a FIFO or a device would hang or never end the reader
         if dtype is None and n_features is None:
-            with open(path, "rb") as handle:  # FileNotFoundError names the path
+            with os.fdopen(open_regular_file(path), "rb") as handle:  # FileNotFoundError names the path
                 is_npy = handle.read(6) == b"\x93NUMPY"
             if not is_npy:
                 raise ValueError(
