@@ -427,7 +427,7 @@ def read_file_chunks(path: str, offset: int, dtype: np.dtype, rows: int, n_featu
             k = min(chunk_rows, rows - start)
             nbytes = k * n_features * itemsize
             raw = np.empty(nbytes, dtype=np.uint8) if scratch is None else scratch[:nbytes]
-            view = memoryview(raw)
+            view = raw.data  # a memoryview of the bytes, filled in place
             if fortran_order:
                 segment = k * itemsize
                 for j in range(n_features):
