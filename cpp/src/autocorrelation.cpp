@@ -33,6 +33,7 @@ Autocorrelation::Autocorrelation(Index n_features, ReduceOptions options)
     throw std::invalid_argument("n_features: expected a positive integer, got " +
                                 std::to_string(n_features));
   }
+  check_feature_count(n_features);  // before allocating anything of size n x n
   state_ = Moments(n_features);
 }
 
@@ -42,17 +43,28 @@ Autocorrelation::Autocorrelation(Moments moments, ReduceOptions options)
   state_ = std::move(moments);
 }
 
-Autocorrelation::Autocorrelation(const Autocorrelation& other)
-    : n_features_(other.n_features_), options_(other.options()), state_(other.moments()) {}
+Autocorrelation::Autocorrelation(const Autocorrelation& other) : n_features_(other.n_features_) {
+  // Options and state are read together under the source's lock (set_options
+  // and commit write them under it).
+  std::lock_guard<std::mutex> lock(other.mutex_);
+  options_ = other.options_;
+  state_ = other.state_;
+}
 
 Autocorrelation& Autocorrelation::operator=(const Autocorrelation& other) {
   if (this == &other) return *this;
-  Moments snapshot = other.moments();
-  std::lock_guard<std::mutex> lock(mutex_);
+  // Both locks at once, in an order std::scoped_lock makes deadlock-free (a = b
+  // and b = a may run concurrently).
+  std::scoped_lock lock(mutex_, other.mutex_);
   n_features_ = other.n_features_;
   options_ = other.options_;
-  state_ = std::move(snapshot);
+  state_ = other.state_;
   return *this;
+}
+
+ReduceOptions Autocorrelation::options() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return options_;
 }
 
 std::int64_t Autocorrelation::count() const {

@@ -25,6 +25,19 @@ inline double load(const char* p) noexcept {
   return static_cast<double>(value);
 }
 
+// A NumPy bool is one byte that reads True whenever it is not zero (a legal
+// array may hold 2 or 255 there, e.g. a uint8 array viewed as bool): the
+// value is byte != 0, never the byte itself.
+struct BoolByte {
+  std::uint8_t byte;
+};
+static_assert(sizeof(BoolByte) == 1, "a bool element is one byte");
+
+template <>
+inline double load<BoolByte>(const char* p) noexcept {
+  return *reinterpret_cast<const unsigned char*>(p) != 0 ? 1.0 : 0.0;
+}
+
 // One worker's scratch space for a block of rows, laid out like the source
 // (row-major for C-ordered chunks, column-major otherwise) so that reading the
 // chunk walks memory contiguously.
@@ -37,6 +50,8 @@ struct Block {
   std::vector<float> product32;  // n x n float32 block product (mixed precision)
   std::vector<double> sums;      // weighted column sums of x - origin
   std::vector<double> root_weights;
+  double max_abs = 0.0;  // mixed precision: max |x - origin| over the block (pass 1)
+  int exponent = 0;      // mixed precision: the float32 values are the centred ones times 2^-exponent
 
   Block(Index rows, Index cols, bool rm, Precision precision)
       : capacity(rows), n(cols), row_major(rm), values(static_cast<std::size_t>(rows * cols)),
@@ -112,7 +127,7 @@ void dispatch(ScalarType type, F&& f) {
     case ScalarType::uint16: return f(std::uint16_t{});
     case ScalarType::uint32: return f(std::uint32_t{});
     case ScalarType::uint64: return f(std::uint64_t{});
-    case ScalarType::boolean: return f(std::uint8_t{});
+    case ScalarType::boolean: return f(BoolByte{});
   }
   throw std::invalid_argument("chunk: unsupported scalar type");
 }
@@ -123,10 +138,12 @@ void load_block_any(const ChunkView& chunk, Index r0, Index i0, Index count, con
 }
 
 // Mixed precision, pass 1: the (weighted) column sums of x - origin over
-// buffer rows [i0, i0 + count), read straight from the chunk (nothing stored).
+// buffer rows [i0, i0 + count), read straight from the chunk (nothing stored),
+// and the largest |x - origin| into `max_abs` (which chooses the block's scale).
 template <class T>
 void sum_rows(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
-              bool row_major, double* sums) {
+              bool row_major, double* sums, double& max_abs) {
+  double largest = 0.0;
   const char* base = static_cast<const char*>(chunk.data);
   const Index rs = chunk.row_stride;
   const Index cs = chunk.col_stride;
@@ -136,17 +153,39 @@ void sum_rows(const ChunkView& chunk, Index r0, Index i0, Index count, const dou
     for (Index i = i0; i < i0 + count; ++i) {
       const char* row = base + (r0 + i) * rs;
       const double wi = w ? w[i] : 1.0;
-      for (Index j = 0; j < n; ++j) sums[j] += wi * (load<T>(row + j * cs) - origin[j]);
+      for (Index j = 0; j < n; ++j) {
+        const double v = load<T>(row + j * cs) - origin[j];
+        sums[j] += wi * v;
+        largest = std::max(largest, std::abs(v));
+      }
     }
   } else {
     for (Index j = 0; j < n; ++j) {
       const char* column = base + (r0 + i0) * rs + j * cs;
       const double o = origin[j];
       double s = 0.0;
-      for (Index i = 0; i < count; ++i) s += (w ? w[i0 + i] : 1.0) * (load<T>(column + i * rs) - o);
+      for (Index i = 0; i < count; ++i) {
+        const double v = load<T>(column + i * rs) - o;
+        s += (w ? w[i0 + i] : 1.0) * v;
+        largest = std::max(largest, std::abs(v));
+      }
       sums[j] = s;
     }
   }
+  max_abs = largest;
+}
+
+// Mixed precision: the power of two 2^e that brings the block's centred,
+// weighted values to at most about 2 in magnitude (|x - origin - mean| <=
+// 2 max |x - origin|, times sqrt(max w)), so that their float32 products
+// neither overflow nor underflow whatever the data's magnitude. Scaling by a
+// power of two is exact; the float64 result is scaled back by 2^(2e).
+int block_exponent(double max_abs, const double* w, Index nb) {
+  double max_w = 1.0;
+  if (w) max_w = *std::max_element(w, w + nb);
+  const double bound = 2.0 * max_abs * std::sqrt(max_w);
+  if (!(bound > 0.0) || !std::isfinite(bound)) return 0;
+  return std::clamp(std::ilogb(bound), -1022, 1023);
 }
 
 // Mixed precision, pass 2: ((x - origin) - mean) * sqrt(w), rounded to
@@ -159,12 +198,14 @@ void centre_rows_to_float32(const ChunkView& chunk, Index r0, Index i0, Index co
   const Index cs = chunk.col_stride;
   const Index n = chunk.cols;
   const double* rw = b.root_weights.data();
+  const double scale = std::ldexp(1.0, -b.exponent);  // exact: a power of two
   if (b.row_major) {
     for (Index i = i0; i < i0 + count; ++i) {
       const char* row = base + (r0 + i) * rs;
       float* out = b.values32.data() + i * n;
       const double s = rw[i];
-      for (Index j = 0; j < n; ++j) out[j] = static_cast<float>(((load<T>(row + j * cs) - origin[j]) - mean[j]) * s);
+      for (Index j = 0; j < n; ++j)
+        out[j] = static_cast<float>(((load<T>(row + j * cs) - origin[j]) - mean[j]) * s * scale);
     }
   } else {
     for (Index j = 0; j < n; ++j) {
@@ -172,7 +213,8 @@ void centre_rows_to_float32(const ChunkView& chunk, Index r0, Index i0, Index co
       float* out = b.values32.data() + j * b.capacity + i0;
       const double o = origin[j];
       const double m = mean[j];
-      for (Index i = 0; i < count; ++i) out[i] = static_cast<float>(((load<T>(column + i * rs) - o) - m) * rw[i0 + i]);
+      for (Index i = 0; i < count; ++i)
+        out[i] = static_cast<float>(((load<T>(column + i * rs) - o) - m) * rw[i0 + i] * scale);
     }
   }
 }
@@ -200,10 +242,12 @@ void centre_block(Block& b, Index i0, Index count, const double* mean, const dou
 
 // Pass 1 over buffer rows [i0, i0 + count): column sums of x - origin into
 // `sums`; in float64 the shifted values are kept in the block for pass 2.
+// (mixed: the largest |x - origin| into `max_abs`).
 void gather_rows(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
-                 Block& b, double* sums, bool mixed) {
+                 Block& b, double* sums, bool mixed, double& max_abs) {
   if (!mixed) return load_block_any(chunk, r0, i0, count, origin, w, b, sums);
-  dispatch(chunk.type, [&](auto tag) { sum_rows<decltype(tag)>(chunk, r0, i0, count, origin, w, b.row_major, sums); });
+  dispatch(chunk.type,
+           [&](auto tag) { sum_rows<decltype(tag)>(chunk, r0, i0, count, origin, w, b.row_major, sums, max_abs); });
 }
 
 // Pass 2 over buffer rows [i0, i0 + count): centre (and weight) the rows, in
@@ -236,10 +280,19 @@ void add_block_product(Block& b, Index nb, bool mixed, Eigen::MatrixXd& scatter)
   const Index n = b.n;
   if (mixed) {
     detail::rank_update_overwrite({b.values32.data(), nb, n, b.ld(), b.row_major}, b.product32.data(), n);
+    // The values were scaled by 2^-e: the product is scaled back by 2^(2e),
+    // exactly (one multiplication when 2^(2e) is a normal double).
+    const int e2 = 2 * b.exponent;
+    const bool direct = e2 >= -1022 && e2 <= 1023;
+    const double factor = direct ? std::ldexp(1.0, e2) : 1.0;
     for (Index j = 0; j < n; ++j) {
       const float* from = b.product32.data() + j * n;
       double* to = scatter.data() + j * n;
-      for (Index i = j; i < n; ++i) to[i] += static_cast<double>(from[i]);
+      if (direct) {
+        for (Index i = j; i < n; ++i) to[i] += static_cast<double>(from[i]) * factor;
+      } else {
+        for (Index i = j; i < n; ++i) to[i] += std::ldexp(static_cast<double>(from[i]), e2);
+      }
     }
   } else {
     detail::rank_update({b.values.data(), nb, n, b.ld(), b.row_major}, scatter.data(), n);
@@ -306,9 +359,19 @@ int choose_workers(int threads, Index blocks, Index rows, Index n) {
 const char* product_backend() { return detail::backend(); }
 
 namespace {
+bool subnormal_weight(double w) noexcept { return w > 0.0 && w < std::numeric_limits<double>::min(); }
+
 std::string weight_message(Index index, double value) {
   std::ostringstream message;
-  message << "weights: entry " << index << " is " << value << "; weights must be finite and non-negative";
+  message << "weights: entry " << index << " is " << value;
+  if (subnormal_weight(value)) {
+    // sqrt(w) scales the rows; below DBL_MIN it (and w * x) lose bits, so
+    // such a weight would silently be off by up to a few percent.
+    message << ", a subnormal number; subnormal weights (positive, below " << std::numeric_limits<double>::min()
+            << ") are not supported: use 0, or rescale all weights";
+  } else {
+    message << "; weights must be finite and non-negative";
+  }
   return message.str();
 }
 }  // namespace
@@ -319,7 +382,7 @@ InvalidWeightError::InvalidWeightError(Index index, double value)
 void validate_weights(const double* weights, Index count) {
   for (Index i = 0; i < count; ++i) {
     const double w = weights[i];
-    if (!(std::isfinite(w) && w >= 0.0)) throw InvalidWeightError(i, w);
+    if (!(std::isfinite(w) && w >= 0.0) || subnormal_weight(w)) throw InvalidWeightError(i, w);
   }
 }
 
@@ -347,6 +410,7 @@ Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, cons
   }
   Block b(std::min(block_rows, rows), n, /*row_major=*/false, options.precision);
   std::vector<std::vector<double>> sums(static_cast<std::size_t>(threads), std::vector<double>(n));
+  std::vector<double> max_abs(static_cast<std::size_t>(threads));
   Moments part(n, shift);
   Eigen::VectorXd block_mean(n);
   Eigen::VectorXd delta(n);
@@ -377,8 +441,10 @@ Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, cons
     const Index nb = std::min(block_rows, rows - r0);
     const double* w = weights ? weights + r0 : nullptr;
     for (auto& s : sums) std::fill(s.begin(), s.end(), 0.0);
+    std::fill(max_abs.begin(), max_abs.end(), 0.0);
     parallel_rows(nb, [&](int t, Index i0, Index count) {
-      if (count > 0) gather_rows(chunk, r0, i0, count, shift.data(), w, b, sums[static_cast<std::size_t>(t)].data(), mixed);
+      const auto tt = static_cast<std::size_t>(t);
+      if (count > 0) gather_rows(chunk, r0, i0, count, shift.data(), w, b, sums[tt].data(), mixed, max_abs[tt]);
     });
     Eigen::VectorXd total = Eigen::VectorXd::Zero(n);
     for (const auto& s : sums) total += Eigen::Map<const Eigen::VectorXd>(s.data(), n);
@@ -393,6 +459,7 @@ Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, cons
       continue;
     }
     block_mean = total / block_weight;
+    if (mixed) b.exponent = block_exponent(*std::max_element(max_abs.begin(), max_abs.end()), w, nb);
     parallel_rows(nb, [&](int, Index i0, Index count) {
       centre_rows(chunk, r0, i0, count, shift.data(), block_mean.data(), w, b, mixed);
     });
@@ -436,7 +503,7 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
         const Index r0 = block * block_rows;
         const Index nb = std::min(block_rows, rows - r0);
         const double* w = weights ? weights + r0 : nullptr;
-        gather_rows(chunk, r0, 0, nb, shift.data(), w, b, b.sums.data(), mixed);
+        gather_rows(chunk, r0, 0, nb, shift.data(), w, b, b.sums.data(), mixed, b.max_abs);
         const Eigen::Map<const Eigen::VectorXd> sums(b.sums.data(), n);
         if (!sums.allFinite()) {  // some value is NaN or infinite, or the sums overflow
           const Index bad = locate_non_finite_row(chunk, r0, nb, shift.data(), b);
@@ -453,6 +520,7 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
           continue;
         }
         block_mean = sums / block_weight;
+        if (mixed) b.exponent = block_exponent(b.max_abs, w, nb);
         centre_rows(chunk, r0, 0, nb, shift.data(), block_mean.data(), w, b, mixed);
         add_block_product(b, nb, mixed, part.scatter);  // scatter about the block's own mean ...
         merge_block_mean(part, block_mean, block_weight, nb, delta);  // ... moved to the running mean

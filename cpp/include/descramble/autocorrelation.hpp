@@ -51,7 +51,8 @@ class Autocorrelation {
   /// Adds everything `other` has accumulated (other may be *this).
   void merge(const Autocorrelation& other);
 
-  const ReduceOptions& options() const noexcept { return options_; }
+  /// A copy of the options (read under the lock: set_options may run concurrently).
+  ReduceOptions options() const;
   void set_options(const ReduceOptions& options);
 
  private:

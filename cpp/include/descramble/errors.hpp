@@ -47,8 +47,8 @@ class NonFiniteError : public std::invalid_argument {
   std::string detail_;
 };
 
-/// A sample weight is negative, NaN or infinite.
-/// The message reads "weights: entry <index> is <value>; ...".
+/// A sample weight is negative, NaN, infinite or subnormal (0 < w < DBL_MIN).
+/// The message reads "weights: entry <index> is <value>..." and says what is wrong.
 class InvalidWeightError : public std::invalid_argument {
  public:
   InvalidWeightError(Index index, double value);

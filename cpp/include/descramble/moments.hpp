@@ -9,6 +9,14 @@
 
 namespace descramble {
 
+/// The physical memory of this machine in bytes (2^40 where it cannot tell).
+double physical_memory_bytes() noexcept;
+
+/// Returns `n` when an n x n float64 matrix fits in physical memory; throws
+/// std::invalid_argument naming n_features otherwise (a hostile file header
+/// must not make the core try to allocate an impossible state).
+Index check_feature_count(Index n);
+
 /// The sufficient statistics of a weighted sample set, kept about a fixed
 /// origin `shift` so that data with a large common offset keep full relative
 /// accuracy (MATH.md §7):
@@ -40,7 +48,8 @@ struct Moments {
 
   /// Adds `other` into this set (Chan, Golub & LeVeque 1979). Both must have
   /// the same number of features; their shifts may differ. An empty set
-  /// takes over the other's shift.
+  /// takes over the other's shift. Throws std::overflow_error, changing
+  /// nothing, when the row counts together exceed 2^63 - 1.
   void merge(const Moments& other);
 };
 

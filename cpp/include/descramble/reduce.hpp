@@ -20,7 +20,10 @@ enum class Precision {
   /// by about (block_rows + 2) * 2^-24 * sum_i |c_i| |c_i|^T (c_i the centred
   /// rows), and does not grow with the number of blocks. Rounding errors of
   /// different rows have random signs, so the measured error is far below
-  /// the bound (about 1e-8 relative on Gaussian data).
+  /// the bound (about 1e-8 relative on Gaussian data). Each block is scaled
+  /// by a power of two (exact) before its float32 product and the product
+  /// scaled back in float64, so any magnitude float64 handles (1e-150 to
+  /// 1e150, say) works: float32's range does not limit the data.
   mixed,
 };
 
@@ -70,8 +73,9 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights,
                      const Eigen::Ref<const Eigen::VectorXd>& origin,
                      const ReduceOptions& options = {});
 
-/// Checks `count` weights: each finite and non-negative. Throws
-/// std::invalid_argument naming the first offending entry.
+/// Checks `count` weights: each finite and non-negative, and not subnormal
+/// (0 < w < DBL_MIN is refused: such weights lose precision). Throws
+/// InvalidWeightError naming the first offending entry.
 void validate_weights(const double* weights, Index count);
 
 /// Reads row `row` of `chunk` into a float64 vector.
