@@ -338,8 +338,8 @@ class Autocorrelation:
             if not 1 <= n <= _MAX_FEATURES:
                 raise ValueError(f"n_features is {n}")
             count = int(_scalar(state, "count", "iu"))
-            if not 0 <= count < 2**62:
-                raise ValueError(f"count is {count}, expected a non-negative integer below 2**62")
+            if not 0 <= count < 2**63:
+                raise ValueError(f"count is {count}, expected a non-negative integer below 2**63 (int64)")
             weight = float(_scalar(state, "weight_sum", "iuf"))
             if not (np.isfinite(weight) and weight >= 0):
                 raise ValueError(f"weight_sum is {weight}, expected a finite non-negative number")

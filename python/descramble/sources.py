@@ -47,15 +47,14 @@ Progress = Callable[[int], None]
 #: Chunks are cut to about this many bytes when the caller does not say.
 DEFAULT_CHUNK_BYTES = 32 << 20
 
-# dtypes the C++ core reads from files as they are (native byte order; bool aside, see _core_reads).
-_CORE_FILE_KINDS = "iuf"
+# dtypes the C++ core reads from files as they are (native byte order).
+_CORE_FILE_KINDS = "biuf"
 
 
 def _core_reads(dtype: np.dtype) -> bool:
     """True when the C++ core reads ``dtype`` from a file itself: native byte
-    order, int/float of 1, 2, 4 or 8 bytes, but not float16. Not bool: the core
-    would read a byte other than 0 or 1 as its value, NumPy reads it as True
-    (the Python reader normalises it)."""
+    order, bool (any nonzero byte is True, as NumPy reads it), int/float of 1,
+    2, 4 or 8 bytes, but not float16."""
     return (dtype.isnative and dtype.kind in _CORE_FILE_KINDS and dtype.itemsize in (1, 2, 4, 8)
             and not (dtype.kind == "f" and dtype.itemsize < 4))
 
@@ -464,7 +463,7 @@ def _check_file_width(path: str, n_features: int) -> None:
     state = 2 * 8 * n_features * n_features  # the n x n state and a result
     if memory is not None and state > memory:
         raise ValueError(
-            f"data: {path!r} has {n_features} features: their {n_features} x {n_features} state needs "
+            f"data: {path!r} has n_features = {n_features}: their {n_features} x {n_features} state needs "
             f"{state} bytes, more than this machine's memory ({memory} bytes); a corrupt header?"
         )
 
