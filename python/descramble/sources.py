@@ -280,44 +280,6 @@ class DatasetSource(Source):
             yield as_chunk(chunk, self.n_features, name="data"), None
 
 
-class FileSource(Source):
-    """A .npy or raw binary file, read by the C++ core at file offsets."""
-
-    rows: int  # known for datasets and files
-
-    def __init__(self, path: str, offset: int, dtype: np.dtype, shape: Tuple[int, int], fortran_order: bool,
-                 chunk_rows: int | None) -> None:
-        self.path = path
-        self.offset = offset
-        self.dtype = dtype
-        self.rows, self.n_features = shape
-        self.fortran_order = fortran_order
-        self.chunk_rows = chunk_rows
-        self.name = _file_name(path)
-
-    def chunks(self) -> Iterator[Chunk]:
-        """The file's rows, read in bounded chunks by :func:`read_file_chunks`,
-        for consumers other than the accumulator (which has the core read the
-        file itself, see :meth:`feed_accumulator`)."""
-        for chunk in prefetch(read_file_chunks(self.path, self.offset, self.dtype, self.rows, self.n_features,
-                                               self.fortran_order, self.chunk_rows), depth=1):
-            yield chunk, None
-
-    def feed_accumulator(self, core: Any, progress: Optional[Progress] = None) -> None:
-        """The core reads the file itself, at file offsets; its errors name the file and its row."""
-        last = [0]
-
-        def report(done: int, total: int) -> None:
-            if progress is not None:
-                progress(done - last[0])
-            last[0] = done
-
-        core.update_from_file(
-            self.path, self.offset, self.dtype, self.rows, self.n_features, self.fortran_order,
-            self.chunk_rows or 0, report,
-        )
-
-
 def _file_name(path: str) -> str:
     """A file source's name in errors, as the core's file reader gives it: ``'path'``."""
     return f"'{path}'"
@@ -325,7 +287,7 @@ def _file_name(path: str) -> str:
 
 class ConvertedFileSource(Source):
     """A .npy or raw file in a format the core does not read itself (byte-swapped,
-    float16, extended precision, bool): read by :func:`read_file_chunks` in bounded
+    float16, extended precision): read by :func:`read_file_chunks` in bounded
     chunks, each converted to a format the core reads."""
 
     rows: int  # known for files
@@ -344,6 +306,26 @@ class ConvertedFileSource(Source):
         for chunk in prefetch(read_file_chunks(self.path, self.offset, self.dtype, self.rows, self.n_features,
                                                self.fortran_order, self.chunk_rows), depth=1):
             yield chunk, None
+
+
+class FileSource(ConvertedFileSource):
+    """A .npy or raw file that the C++ core reads itself at file offsets
+    (:meth:`feed_accumulator`); other consumers get its rows in bounded chunks
+    (:meth:`ConvertedFileSource.chunks`)."""
+
+    def feed_accumulator(self, core: Any, progress: Optional[Progress] = None) -> None:
+        """The core reads the file itself, at file offsets; its errors name the file and its row."""
+        last = [0]
+
+        def report(done: int, total: int) -> None:
+            if progress is not None:
+                progress(done - last[0])
+            last[0] = done
+
+        core.update_from_file(
+            self.path, self.offset, self.dtype, self.rows, self.n_features, self.fortran_order,
+            self.chunk_rows or 0, report,
+        )
 
 
 def _native_dtype(dtype: np.dtype) -> np.dtype:
