@@ -363,3 +363,65 @@ def test_non_finite_errors_in_a_file_name_the_file_row(tmp_path):
 def test_weight_errors_name_the_entry_of_the_stream():
     with pytest.raises(ValueError, match=r"^weights: entry 2999 is -1"):
         descramble.accumulate(np.ones((3000, 4)), weights=np.r_[np.ones(2999), -1.0], chunk_rows=1000)
+
+
+def _prefetch_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "descramble-prefetch"]
+
+
+def _wait_no_prefetch_threads(timeout=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _prefetch_threads() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _prefetch_threads()
+
+
+@pytest.mark.parametrize("ending", ["exhausted", "error"])
+def test_prefetch_thread_ends_when_consumer_stops_with_a_full_queue(ending):
+    # The producer fills the queue, then reaches the end (or an error) while the consumer has
+    # stopped: its last put must not block forever (a leaked thread holding a chunk).
+    import time
+
+    from descramble.sources import prefetch
+
+    assert _wait_no_prefetch_threads() == []
+
+    def items():
+        yield np.zeros(4)
+        yield np.zeros(4)
+        if ending == "error":
+            raise ValueError("late")
+
+    it = prefetch(items(), depth=1)
+    next(it)
+    time.sleep(0.3)  # the producer has queued the second item and is at its last put
+    it.close()
+    assert _wait_no_prefetch_threads() == []
+
+
+def test_converted_file_source_closes_its_file_on_early_stop(tmp_path):
+    # An abandoned read (the consumer stops after one chunk) closes the file promptly.
+    path = tmp_path / "be.npy"
+    np.save(path, np.arange(4000, dtype=">f8").reshape(1000, 4))
+    src = descramble.sources.open_source(path, chunk_rows=10)
+    assert type(src).__name__ == "ConvertedFileSource"
+    fd_dir = f"/proc/{os.getpid()}/fd"
+    if not os.path.isdir(fd_dir):
+        pytest.skip("needs /proc")
+
+    def open_on_path():
+        n = 0
+        for fd in os.listdir(fd_dir):
+            with __import__("contextlib").suppress(OSError):
+                n += os.readlink(os.path.join(fd_dir, fd)) == str(path)
+        return n
+
+    it = src.chunks()
+    next(it)
+    it.close()
+    assert _wait_no_prefetch_threads() == []
+    assert open_on_path() == 0

@@ -118,20 +118,32 @@ def prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     stop = threading.Event()
     done = object()
 
+    def put(entry: Any) -> bool:
+        """Queue ``entry`` unless the consumer stopped (never blocks forever on a full queue)."""
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put((done, None))
-        except BaseException as exc:  # handed to the consumer
-            items.put((done, exc))
+            try:
+                for item in iterator:
+                    if not put((item, None)):
+                        return
+                put((done, None))
+            except BaseException as exc:  # handed to the consumer
+                put((done, exc))
+        finally:
+            # Close a generator the consumer abandoned here, in the thread that runs it:
+            # its files are closed now, not whenever it is garbage-collected.
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     thread = threading.Thread(target=produce, name="descramble-prefetch", daemon=True)
     thread.start()
