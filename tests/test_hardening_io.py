@@ -391,3 +391,26 @@ def test_a_mat73_nesting_deeper_than_the_bound_is_refused(tmp_path):
         g.create_dataset("W", data=np.ones((2, 3)))
     with pytest.raises(ValueError, match="nested deeper than"):
         descramble.io.load_weights(path)
+
+
+@posix
+def test_save_leaves_the_temporary_of_a_save_to_a_longer_path_alone(acc, tmp_path):
+    # A live save to "ckpt.npz.<n>.npz" (this process) has a temporary that starts like
+    # "ckpt.npz"'s, followed by a number: it is not a stale temporary of "ckpt.npz".
+    other = tmp_path / f".ckpt.npz.{dead_pid()}.npz.{os.getpid()}.0badf00d.descramble-tmp"
+    other.write_bytes(b"PK in progress")
+    acc.save(tmp_path / "ckpt.npz")
+    assert sorted(os.listdir(tmp_path)) == sorted(["ckpt.npz", other.name])
+
+
+def test_save_to_a_long_non_ascii_name(acc, tmp_path):
+    # 80 three-byte characters (240 bytes): a valid name; its temporary must fit 255 bytes too.
+    target = tmp_path / ("\u00e9\u4e00" * 40 + ".npz").replace("\u00e9", "\u4e01")
+    try:
+        target.write_bytes(b"")
+        target.unlink()
+    except OSError:
+        pytest.skip("the file system refuses this name")
+    acc.save(target)
+    assert Autocorrelation.load(target).count == acc.count
+    assert os.listdir(tmp_path) == [target.name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import secrets
 import zipfile
 from typing import Any, Dict, Union
@@ -559,8 +560,12 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple, 
 
 
 def _temp_stem(path: str) -> str:
-    """The start of the names of ``save``'s temporary files for ``path``: ``.<name>.``."""
-    return f".{os.path.basename(path)[:120]}."
+    """The start of the names of ``save``'s temporary files for ``path``: ``.<name>.``, the name
+    cut to 120 bytes (not characters: a temporary name must fit the file system's 255 bytes)."""
+    return f".{os.fsdecode(os.fsencode(os.path.basename(path))[:120])}."
+
+
+_TEMP_TAIL = re.compile(r"([0-9]{1,10})\.[0-9a-f]{8}")
 
 
 def _remove_stale_temps(directory: str, stem: str) -> None:
@@ -572,8 +577,10 @@ def _remove_stale_temps(directory: str, stem: str) -> None:
     for name in names:
         if not (name.startswith(stem) and name.endswith(_TEMP_SUFFIX)):
             continue
-        pid_text = name[len(stem):-len(_TEMP_SUFFIX)].split(".")[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        # Exactly ``<stem><pid>.<8 hex digits><suffix>``: the temporary of a save to another
+        # path that starts like this one (``ckpt.npz.5.npz``) is not ours to judge.
+        match = _TEMP_TAIL.fullmatch(name[len(stem):-len(_TEMP_SUFFIX)])
+        if match is None or _alive(int(match.group(1))):
             continue
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(directory, name))
