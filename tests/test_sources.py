@@ -425,3 +425,13 @@ def test_converted_file_source_closes_its_file_on_early_stop(tmp_path):
     it.close()
     assert _wait_no_prefetch_threads() == []
     assert open_on_path() == 0
+
+
+@pytest.mark.parametrize("dtype, reader", [("?", "FileSource"), ("<i2", "FileSource"), (">f8", "ConvertedFileSource"),
+                                           ("<f2", "ConvertedFileSource")])
+def test_which_npy_formats_the_core_reads_itself(tmp_path, dtype, reader):
+    # The README lists the formats read in converted chunks (big-endian, float16, extended
+    # precision); bool is read by the core itself (any nonzero byte is True).
+    path = tmp_path / "x.npy"
+    np.save(path, (np.arange(12).reshape(6, 2) % 3).astype(dtype))
+    assert type(descramble.sources.open_source(path)).__name__ == reader
