@@ -23,11 +23,12 @@ SEED = 20261129
 
 
 @pytest.mark.parametrize("batch", range(4))
-def test_mutated_checkpoints_load_or_are_refused(batch):
+def test_mutated_checkpoints_load_or_are_refused(batch, tmp_path):
     start = batch * BATCH
     env = dict(os.environ, PYTHONPATH=PYTHONPATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # The scratch folder is the test's: a worker killed by a crash or the timeout leaves nothing in /tmp.
     command = [sys.executable, SCRIPT, "--json", "--seed", str(SEED), "--start", str(start),
-               "--cases", str(BATCH), "--memory-mib", "2048"]
+               "--cases", str(BATCH), "--memory-mib", "2048", "--folder", str(tmp_path)]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
         stdout, crashed = proc.stdout, proc.returncode not in (0, 1)
@@ -46,3 +47,22 @@ def test_mutated_checkpoints_load_or_are_refused(batch):
     assert len(results) == BATCH, proc.stderr[-2000:]
     outcomes = {r["outcome"] for r in results}
     assert outcomes == {"loaded", "refused"}, outcomes
+
+
+def test_a_killed_checkpoint_worker_leaves_nothing_in_tmp(tmp_path):
+    # The driver passes its own folder: the worker creates no temporary folder of its own.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(private_tmp),
+               PYTHONPATH=PYTHONPATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, SCRIPT, "--json", "--seed", str(SEED), "--cases", "100000",
+                             "--folder", str(scratch)], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert proc.stdout.readline().startswith("{")  # running cases
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert os.listdir(private_tmp) == []

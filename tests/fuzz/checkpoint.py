@@ -23,6 +23,7 @@ runs a few hundred cases of it in subprocesses with a timeout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -233,6 +234,8 @@ def main(argv=None):
     parser.add_argument("--start", type=int, default=0, help="first case number")
     parser.add_argument("--json", action="store_true", help="one JSON line per case (for a driver)")
     parser.add_argument("--memory-mib", type=int, default=2048, help="address-space limit (POSIX)")
+    parser.add_argument("--folder", help="existing scratch folder for the case files (a driver's: nothing "
+                                         "is left in /tmp if this process is killed); default: a temporary one")
     args = parser.parse_args(argv)
     try:
         import resource
@@ -244,7 +247,9 @@ def main(argv=None):
     bases = originals()
     counts = {"loaded": 0, "refused": 0, "finding": 0}
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="descramble-fuzz-") as directory:
+    scratch = (contextlib.nullcontext(args.folder) if args.folder
+               else tempfile.TemporaryDirectory(prefix="descramble-fuzz-"))
+    with scratch as directory:
         for case in range(args.start, args.start + args.cases):
             if args.json:
                 print(json.dumps({"start": case}), flush=True)
