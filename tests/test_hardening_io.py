@@ -414,3 +414,18 @@ def test_save_to_a_long_non_ascii_name(acc, tmp_path):
     acc.save(target)
     assert Autocorrelation.load(target).count == acc.count
     assert os.listdir(tmp_path) == [target.name]
+
+
+def test_mat73_top_level_variables_linked_to_one_dataset_are_all_read(tmp_path):
+    # The once-per-object walk must not drop a top-level variable the user names.
+    h5py = pytest.importorskip("h5py")
+    from descramble.io.matlab import read_mat73_
+
+    path = tmp_path / "linked.mat"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        d = f.create_dataset("W1", data=np.arange(12.0).reshape(3, 4))
+        d.attrs["MATLAB_class"] = np.bytes_("double")
+        f["W2"] = d  # a hard link
+    arrays = read_mat73_(str(path))
+    assert sorted(arrays) == ["W1", "W2"]
+    np.testing.assert_array_equal(arrays["W1"], arrays["W2"])

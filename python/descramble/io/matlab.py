@@ -139,9 +139,12 @@ def _walk_h5(f: Any, name: str, item: Any, out: Dict[str, np.ndarray], h5py: Any
     Every HDF5 object is walked once (``seen``): an object reached again
     through another reference or hard link (a DAG of shared cells, or a
     cycle) is skipped, its arrays having been read under the first name
-    that reached it. So a file is read in time linear in its objects.
+    that reached it. So a file is read in time linear in its objects. Top-level
+    variables are always read under their own names.
     """
-    if item in seen:  # h5py objects compare and hash by file and address
+    # h5py objects compare and hash by file and address. A top-level variable is read under
+    # its own name even when another name links to the same object (``f["W2"] = f["W1"]``).
+    if depth > 0 and item in seen:
         return
     seen.add(item)
     if depth > _MAX_DEPTH:
