@@ -34,6 +34,8 @@ cli
     The application: the ``descramble`` command, the demo (its problem and
     NumPy network), the report and the benchmarks; never imported by
     ``import descramble``.
+DescrambleWarning (and subclasses)
+    Warnings that carry their facts as attributes (:mod:`descramble.diagnostics`).
 reference
     Plain NumPy reference implementations of every kernel, and the iterative
     descrambler the closed form replaces.
@@ -52,6 +54,8 @@ else:
     from . import convergence  # the module, callable: descramble.convergence(W, data)
 from .convergence import Convergence
 from .covariance import cov
+from .diagnostics import (ConstantDataWarning, DescrambleWarning, IgnoredArgumentWarning, MissingBiasWarning,
+                          UnderdeterminedWarning)
 from .descrambler import Degeneracy, Descrambler, Stability, descramble, stability
 from .hidden import HiddenAutocorrelations, hidden_autocorrelations
 from .linalg import eigh, svd
@@ -91,6 +95,11 @@ __all__ = [
     "svd",
     "NonFiniteError",
     "InvalidWeightError",
+    "DescrambleWarning",
+    "UnderdeterminedWarning",
+    "ConstantDataWarning",
+    "IgnoredArgumentWarning",
+    "MissingBiasWarning",
     "accumulate",
     "autocorrelation",
     "cov",

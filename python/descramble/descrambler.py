@@ -64,6 +64,12 @@ class Descrambler:
         S, the hidden autocorrelation the loss was evaluated on.
     smoothness : Smoothness or None
     criterion : str
+    Q : ndarray of shape (n, n) or None
+        The descrambler of the layer's input axis (for layer k of a network,
+        the descrambler of layer k-1's post-activation signals); when set,
+        ``weights`` is ``P @ W @ Q.T``. None: the inputs keep their order.
+    n_samples : int or None
+        N, the number of samples the statistics were estimated from, when known.
     """
 
     P: np.ndarray
@@ -78,6 +84,8 @@ class Descrambler:
     hidden: Optional[np.ndarray] = None
     smoothness: Optional[Smoothness] = None
     criterion: str = "smooth"
+    Q: Optional[np.ndarray] = None
+    n_samples: Optional[int] = None
 
     def apply(self, W: Any) -> np.ndarray:
         """Descramble this layer's rows: ``P @ W`` (W of shape (m, n))."""
