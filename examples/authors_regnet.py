@@ -1,4 +1,77 @@
-"""PLACEHOLDER docstring (rewritten below once the numbers are measured)."""
+"""The authors' own experiment: the "regnet" of ShashankSule/descrambling-NN, scaled down.
+
+A scaled-down reproduction (not their trained network, not their data files) of
+the inverse-Laplace / biexponential-relaxometry network whose first layer Sule,
+Spencer & Czaja descramble in their public code (``regnet/``), checked against
+that code:
+
+* signals ``0.6 exp(-t/T21) + 0.4 exp(-t/T22)`` on 64 times ``linspace(0, 800)``
+  (800 = 1.6 x 500), (T21, T22) on the Cartesian product of ``linspace(50, 500, 50)``
+  with each pair swapped so that T21 <= T22 (makeDataset_2022_SNR900Lneg3.py);
+  test set on ``linspace(75, 475, 50)``, as their Testing/Validation sets;
+* Gaussian noise of standard deviation ``1/sqrt(SNR)`` (variance 1/SNR), SNR 1e4;
+* input of 128 samples: the SAME noisy decay concatenated with itself (one
+  noise realisation, not two): their "ND, ND" input (``NoisyDecaysDataSet``
+  with ``noisy_concat=2``; ``regnetdata.m`` builds ``[nd nd]`` the same way).
+  Note: the training notebook in their repository (RegTraj_2022_SNR900_L3.ipynb)
+  trains its network on "ND, B" instead: the noisy decay followed by the decay
+  of an L2-regularised NLLS fit (lambda 1.6e-4); their jun10 figures cover both
+  nets (NDND, NDBP). This example does ND, ND only;
+* ``regularizationTrajNN``: 128-32-256-256-32-2, ReLU, PyTorch's default
+  initialisation; Adam, MSE on (T21, T22) in ms, NOT normalised, shuffled
+  batches of 50.
+
+Scaled down: theirs is 625 000 signals (2 500 pairs x 250 draws), 15 epochs at
+learning rate 1e-4 (187 500 steps, on a GPU). Here: 40 000 signals (16 draws per
+pair), 15 epochs, learning rate 1e-3 (10x theirs, for 16x fewer steps); about
+4 minutes on one contended core (240 s measured, seed 0), test mean percent
+error 3.4 % (T21) and 4.6 % (T22). ``--quick`` (the test): 5 000 signals, 3
+epochs and targets in units of 500 ms (raw-ms targets sit on a plateau for
+~2 000 steps first), percent errors 5-9 %.
+
+The first layer is descrambled from the test inputs WITH its bias
+(``descramble.descramble(W1, data=X, bias=b1)``, Fourier smoothness of order 2).
+Their code differs here: ``descramble.m`` minimises iteratively (fmincon over
+the Cayley parametrisation) with ``fourdif(m, 1)`` (order 1: for even m its
+Nyquist row is zero, so the alternating pattern counts as smooth) in one
+version and a circular central difference ``finitediff(m, 1)`` in another
+(jun10/FinDiff); its figures tap the first layer's output (pre-activation,
+bias included) on their validation inputs, and some runs on Gaussian inputs
+(x_randn). The central difference is shown too, as a user-supplied D: its null
+space holds the constant AND the alternating pattern, and half the descrambled
+power lands on the Nyquist frequency.
+
+What matches their figures (Weights_2, FFTs_2, LeftSV_2, SingLeftFFT_2; seed 0,
+full run; quick-mode ranges over seeds 0-6 in tests/test_examples.py):
+
+* the loss equals the bound (relative gap ~1e-11);
+* the descrambled pre-activations put all their power on the lowest neuron
+  frequencies (k < 3: 1.000, raw 0.30), the descrambled left singular vectors
+  P u1, P u2 are low-frequency (|FFT|^2 fraction at k < 3: 0.9999 and 0.998,
+  raw 0.48 and 0.07), P W1 is smooth down its columns (roughness 0.44, W1 1.67)
+  and its |2-D DFT| gathers at the centre;
+* the filter the descrambler puts first (the frequency-0 row of P W1) is a
+  smooth function of time (0.96 of its |FFT|^2 at input frequencies < 8; a raw
+  row 0.58).
+
+What does not, or is not what it seems:
+
+* rows as a whole do not get smoother along the input axis: P only mixes rows,
+  so the total input-axis roughness of P W1 equals that of W1 exactly;
+* the descrambled weights are not the SVD laid out along T (MATH.md §3's
+  ``P W = T Sigma V^T`` needs isotropic inputs): the frequency < 3 rows of P W1
+  share three or four of their five directions with the top five right singular
+  vectors of W1 (angles 75.6, 26.9, 2.8, 0.5, 0.05 deg); with Gaussian inputs
+  the same angles are 20.6, 7.4, 0.4, 0.2, 0.03 deg (the quick network: largest
+  angle 73-87 deg from the decays, 6-14 deg from Gaussian inputs);
+* with the same decay fed twice both halves of W1 get identical gradients, so
+  their difference never leaves its random initialisation (drift ~1e-7): half
+  of the raw W1 in their Weights figures is untrained noise, and the right
+  singular vectors of W1 carry it.
+
+Run ``python examples/authors_regnet.py [--quick] [--seed S] [--out DIR]``
+(needs PyTorch; figures need matplotlib).
+"""
 
 from __future__ import annotations
 

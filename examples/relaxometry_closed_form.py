@@ -1,7 +1,9 @@
 """A non-linear network: the closed form against the iterative descrambler, and convergence in N.
 
-The paper's third result, on the demo's problem (biexponential relaxometry,
-a tanh MLP trained with NumPy; see ``descramble demo``):
+On the demo's problem (biexponential relaxometry, a tanh MLP trained with
+NumPy; see ``descramble demo``), two properties of the closed form (MATH.md §3,
+§5), not a figure of the paper (the third result of its final version, Sule,
+Spencer & Czaja, ACHA 2025, is about CNNs and permutations):
 
 1. On finite data (N signals), the original descrambler (Amey et al. 2021:
    L-BFGS over the Cayley parametrisation, ``descramble.reference``) and the

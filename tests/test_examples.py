@@ -1,4 +1,4 @@
-"""The paper's results, reproduced: the examples/ scripts and checks on their numbers.
+"""The examples/ scripts (the papers' results, the closed form's properties) and checks on their numbers.
 
 Every example is imported by path (``load_example(name)``), run with small
 sizes, and its numbers are checked against independent NumPy computations,
@@ -233,7 +233,7 @@ def test_figures(name, args, tmp_path, capsys):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-# -- 3. a non-linear network: closed form vs iterative, and convergence in N ------------
+# -- a non-linear network: closed form vs iterative, and convergence in N ------------
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +276,87 @@ def test_relaxometry_main_prints_report(capsys):
     assert example.main(["--train", "2000", "--epochs", "2", "--stream", "5000", "--budgets", "50"]) == 0
     out = capsys.readouterr().out
     assert "closed form vs iterative" in out and "log-log slope" in out and "layer2 (m=32)" in out
+
+
+# -- the authors' own experiment: the regnet of ShashankSule/descrambling-NN ------------
+#
+# Margins from seeds 0..6 of the quick mode (5 000 signals, 3 epochs): percent error 4.9..9.2;
+# gap |.| < 1e-10; low-frequency hidden power 0.9998..0.9999 (raw 0.06..0.33); u1's low-frequency
+# fraction 0.974..0.995 (raw 0.09..0.39); column roughness ratio 0.68..0.74; first row's input-axis
+# low-frequency fraction 2.0..2.5 x the mean raw row; angles to the top-5 right singular vectors:
+# largest 73..87 deg (smallest 1.2..3.2) from the decays, largest 6.4..13.5 deg from Gaussian inputs;
+# central difference: 0.499 of the power at the Nyquist frequency.
+
+
+@pytest.fixture(scope="module")
+def regnet():
+    pytest.importorskip("torch", reason="examples/authors_regnet.py trains a PyTorch network: pip install torch")
+    example = load_example("authors_regnet")
+    return example.run(seed=0, realisations=2, epochs=3, target_scale=500.0, test_realisations=1, threads=1)
+
+
+def test_regnet_network_learns(regnet):
+    r = regnet
+    assert r["n_train"] == 5000 and r["n_test"] == 2500
+    assert np.all(r["percent_error"] < 15.0), r["percent_error"]
+    assert r["history"][-1] < 0.3 * r["history"][0]
+    # The same decay fed twice: identical gradients on both halves leave their difference untrained.
+    assert r["antisym_drift"] < 1e-5 and r["sym_change"] > 0.1
+
+
+def test_regnet_signals_are_the_authors():
+    pytest.importorskip("torch", reason="examples/authors_regnet.py trains a PyTorch network: pip install torch")
+    example = load_example("authors_regnet")
+    X, Y = example.make_signals(3, 2, (50.0, 500.0), np.random.default_rng(0), snr=np.inf)
+    assert X.shape == (18, 128) and Y.shape == (18, 2)
+    assert np.all(Y[:, 0] <= Y[:, 1])  # swapped so that T21 <= T22
+    t = np.linspace(0.0, 800.0, 64)
+    np.testing.assert_allclose(X[:, :64], 0.6 * np.exp(-t / Y[:, :1]) + 0.4 * np.exp(-t / Y[:, 1:]))
+    np.testing.assert_array_equal(X[:, :64], X[:, 64:])  # the same decay twice
+    noisy, _ = example.make_signals(2, 500, (50.0, 500.0), np.random.default_rng(1))
+    assert np.std(noisy[:500, :64] - noisy[:500, :64].mean(0)) == pytest.approx(0.01, rel=0.05)  # SNR 1e4
+
+
+def test_regnet_descrambled_first_layer(regnet):
+    r = regnet
+    assert abs(r["gap"]) < 1e-9
+    # Independent of T (numpy.fft): the descrambled pre-activations sit on the lowest neuron frequencies.
+    assert r["low_power"] > 0.995 and r["low_power_raw"] < 0.6
+    # The descrambled left singular vectors are low-frequency (the authors' SingLeftFFT figure).
+    assert r["lsv_low"][0] > 0.93 and r["lsv_low"][0] > r["lsv_low_raw"][0] + 0.4
+    assert r["column_roughness"] < 0.85 * r["column_roughness_raw"]
+    # P only mixes rows: the input-axis roughness summed over all rows cannot change ...
+    assert r["row_roughness"] == pytest.approx(r["row_roughness_raw"], rel=1e-9)
+    # ... but the filter the descrambler puts first is smoother along the input axis than a raw row.
+    assert r["first_row_input_low"] > 1.5 * r["rows_input_low_raw"]
+
+
+def test_regnet_svd_emerges_for_gaussian_inputs_only(regnet):
+    r = regnet
+    # Gaussian inputs (the authors' x_randn): the lowest-frequency rows of P W1 span the top right
+    # singular vectors of W1 (MATH.md §3, up to the bias column) ...
+    assert r["angles_low_randn"].max() < 25.0
+    # ... the decays share only one direction with them: the SVD does not emerge from real data.
+    assert r["angles_low"].min() < 6.0 and r["angles_low"].max() > 45.0
+
+
+def test_regnet_central_difference_quirk(regnet):
+    # The authors' finitediff.m (central difference) has the alternating pattern in its null space.
+    assert regnet["nyquist_power_fd"] > 0.4 and regnet["low_power_fd"] < 0.6
+    example = load_example("authors_regnet")
+    D = example.central_difference(8)
+    np.testing.assert_allclose(D @ np.ones(8), 0.0, atol=1e-15)
+    np.testing.assert_allclose(D @ (-1.0) ** np.arange(8), 0.0, atol=1e-15)
+
+
+def test_regnet_main_quick(capsys, tmp_path):
+    pytest.importorskip("torch", reason="examples/authors_regnet.py trains a PyTorch network: pip install torch")
+    pytest.importorskip("matplotlib", reason="figures need matplotlib: pip install 'descramble[plot]'")
+    example = load_example("authors_regnet")
+    assert example.main(["--quick", "--seed", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for line in ("mean percent error", "relative gap", "central-difference", "principal angles", "x_randn"):
+        assert line in out
+    for name in ("weights", "singular_vectors", "power"):
+        path = tmp_path / f"authors_regnet_{name}.png"
+        assert f"figure: {path}" in out and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
