@@ -8,6 +8,7 @@
 #include <tuple>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
@@ -22,6 +23,7 @@
 #include "descramble/forward.hpp"
 #include "descramble/linalg.hpp"
 #include "descramble/moments.hpp"
+#include "descramble/smoothness.hpp"
 
 namespace py = pybind11;
 using descramble::Autocorrelation;
@@ -34,6 +36,12 @@ using descramble::ScalarType;
 using namespace pybind11::literals;
 
 namespace {
+
+descramble::DifferenceScheme difference_scheme(const std::string& scheme) {
+  if (scheme == "forward") return descramble::DifferenceScheme::forward;
+  if (scheme == "central") return descramble::DifferenceScheme::central;
+  throw std::invalid_argument("scheme: expected 'forward' or 'central', got '" + scheme + "'");
+}
 
 ScalarType scalar_type(const py::dtype& dtype) {
   const char kind = dtype.kind();
@@ -285,7 +293,7 @@ PYBIND11_MODULE(_core, m) {
            py::call_guard<py::gil_scoped_release>())
       .def("copy", [](const Autocorrelation& self) { return Autocorrelation(self); });
 
-  // The closed-form descrambler and the smoothness operators (descrambler.hpp).
+  // The smoothness operators (smoothness.hpp) and the closed-form descrambler (descrambler.hpp).
   using descramble::ClosedForm;
   using descramble::Smoothness;
   py::class_<Smoothness>(m, "Smoothness")
@@ -302,8 +310,22 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("size", &Smoothness::size);
   m.def("fourier_smoothness", &descramble::fourier_smoothness, py::arg("m"), py::arg("order") = 2,
         py::call_guard<py::gil_scoped_release>());
-  m.def("finite_difference_smoothness", &descramble::finite_difference_smoothness, py::arg("m"),
-        py::arg("order") = 1, py::arg("circular") = false, py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "finite_difference_smoothness",
+      [](Index n, int order, bool circular, const std::string& scheme) {
+        const auto s = difference_scheme(scheme);
+        py::gil_scoped_release release;
+        return descramble::finite_difference_smoothness(n, order, circular, s);
+      },
+      py::arg("m"), py::arg("order") = 1, py::arg("circular") = false, py::arg("scheme") = "forward");
+  m.def(
+      "grid_smoothness",
+      [](const std::vector<Index>& shape, int order, bool circular, const std::string& scheme) {
+        const auto s = difference_scheme(scheme);
+        py::gil_scoped_release release;
+        return descramble::grid_smoothness(shape, order, circular, s);
+      },
+      py::arg("shape"), py::arg("order") = 1, py::arg("circular") = false, py::arg("scheme") = "forward");
   m.def("smoothness_from_matrix", &descramble::smoothness_from_matrix, py::arg("D"), py::arg("threads") = 0,
         py::call_guard<py::gil_scoped_release>());
   m.def("smoothness_from_gram", &descramble::smoothness_from_gram, py::arg("A"), py::arg("threads") = 0,

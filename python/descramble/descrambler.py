@@ -95,6 +95,197 @@ class Descrambler:
         """Descramble the next layer's columns: ``W_next @ P.T`` (W_next of shape (k, m))."""
         return _core.descramble_columns(self.P, as_matrix(W_next, "W_next", columns=self.P.shape[0]))
 
+    # -- persistence: save()/load() write and read an .npz archive; pickling goes through
+    # -- Smoothness.__reduce__ (its spec and array). ------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        import json
+
+        kinds = [d.kind for d in self.degenerate]
+        state: dict[str, Any] = {
+            "format": "descramble.Descrambler", "version": 1, "criterion": self.criterion,
+            "P": self.P, "loss": float(self.loss), "bound": float(self.bound), "basis": self.basis,
+            "basis_values": self.basis_values, "components": self.components, "spectrum": self.spectrum,
+            "degenerate_kinds": np.array(kinds, dtype="<U10"),
+            "degenerate_sizes": np.array([len(d.indices) for d in self.degenerate], dtype=np.int64),
+            "degenerate_indices": np.concatenate(
+                [np.asarray(d.indices, dtype=np.int64) for d in self.degenerate] + [np.zeros(0, np.int64)]),
+        }
+        for key in ("weights", "hidden", "Q"):
+            if getattr(self, key) is not None:
+                state[key] = np.asarray(getattr(self, key))
+        if self.n_samples is not None:
+            state["n_samples"] = np.int64(self.n_samples)
+        if self.smoothness is not None:
+            state["smoothness_spec"] = json.dumps(self.smoothness.spec)
+            array = self.smoothness.spec_array()
+            if array is not None:
+                state["smoothness_array"] = array
+        return state
+
+    def save(self, path: Any) -> None:
+        """Write the descrambler to ``path`` (an ``.npz`` archive, no pickles), atomically.
+
+        Every field is stored: P, the weights, loss and bound, T and lambda,
+        U and mu, the degenerate groups, S, the criterion, Q, n_samples and
+        the smoothness (its :attr:`~descramble.smoothness.Smoothness.spec`
+        and, for a matrix or Gram operator, its array). As
+        :meth:`Autocorrelation.save`: written to a temporary file in the same
+        directory, synced and renamed over ``path``; on any error the
+        temporary file is removed and an existing ``path`` is untouched.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination file; written as given (no suffix is added).
+        """
+        import contextlib
+        import os
+        import secrets
+
+        from .accumulator import _TEMP_SUFFIX, _remove_stale_temps, _sync_directory, _temp_stem
+
+        path = os.fspath(path)
+        state = self._state()
+        directory = os.path.dirname(os.path.abspath(path))
+        stem = _temp_stem(path)
+        _remove_stale_temps(directory, stem)
+        tmp = os.path.join(directory, f"{stem}{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **state)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _sync_directory(directory)
+
+    @classmethod
+    def load(cls, path: Any) -> "Descrambler":
+        """Read a descrambler written by :meth:`save` (``allow_pickle=False``; every field validated).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        Descrambler
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ValueError
+            Naming the file, for anything else that is not a descrambler
+            written by :meth:`save`: not an .npz archive, truncated or
+            damaged, a foreign archive, missing or unexpected members, wrong
+            shapes, dtypes or values.
+        """
+        import json
+        import os
+        import zipfile
+
+        from .smoothness import from_spec
+
+        path = os.fspath(path)
+        required = ("format", "version", "criterion", "P", "loss", "bound", "basis", "basis_values",
+                    "components", "spectrum", "degenerate_kinds", "degenerate_sizes", "degenerate_indices")
+        optional = ("weights", "hidden", "Q", "n_samples", "smoothness_spec", "smoothness_array")
+
+        def scalar(f: Any, key: str, kinds: str) -> Any:
+            value = f[key]
+            if value.shape != () or value.dtype.kind not in kinds:
+                raise ValueError(f"{key} is a {value.dtype} array of shape {value.shape}, expected a scalar")
+            return value[()]
+
+        def floats(f: Any, key: str, shape: tuple) -> np.ndarray:
+            value = f[key]
+            if value.dtype != np.float64:
+                raise ValueError(f"{key} has dtype {value.dtype}, expected float64")
+            if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
+                raise ValueError(f"{key} has shape {value.shape}, expected {shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"{key} is not finite")
+            return np.array(value)
+
+        try:
+            with open(path, "rb") as handle:
+                if handle.read(4) != b"PK\x03\x04":
+                    raise ValueError("not an .npz archive")
+            with np.load(path, allow_pickle=False) as f:
+                names = set(f.files)
+                missing = [k for k in required if k not in names]
+                if missing:
+                    raise ValueError(f"missing member {missing[0]!r}")
+                unexpected = sorted(names - set(required) - set(optional))
+                if unexpected:
+                    raise ValueError(f"unexpected member {unexpected[0]!r}")
+                if str(scalar(f, "format", "U")) != "descramble.Descrambler":
+                    raise ValueError(f"format is {str(scalar(f, 'format', 'U'))!r}")
+                version = int(scalar(f, "version", "iu"))
+                if version != 1:
+                    raise ValueError(f"unsupported version {version}")
+                criterion = str(scalar(f, "criterion", "U"))
+                if criterion not in ("smooth", "diagonal"):
+                    raise ValueError(f"criterion is {criterion!r}")
+                P = floats(f, "P", (None, None))
+                m = P.shape[0]
+                if m < 1 or P.shape != (m, m):
+                    raise ValueError(f"P has shape {P.shape}, expected a square matrix")
+                loss = float(scalar(f, "loss", "f"))
+                bound = float(scalar(f, "bound", "f"))
+                if not (np.isfinite(loss) and np.isfinite(bound)):
+                    raise ValueError("loss or bound is not finite")
+                basis = floats(f, "basis", (m, m))
+                values = floats(f, "basis_values", (m if criterion == "smooth" else 0,))
+                components = floats(f, "components", (m, m))
+                spectrum = floats(f, "spectrum", (m,))
+                kinds, sizes, indices = f["degenerate_kinds"], f["degenerate_sizes"], f["degenerate_indices"]
+                if (kinds.ndim != 1 or (kinds.size and kinds.dtype.kind != "U") or sizes.ndim != 1
+                        or sizes.dtype.kind not in "iu" or indices.ndim != 1 or indices.dtype.kind not in "iu"
+                        or sizes.shape != kinds.shape or int(sizes.sum()) != indices.size
+                        or (sizes.size and sizes.min() < 2) or (indices.size and (indices.min() < 0
+                                                                                  or indices.max() >= m))
+                        or not set(kinds.tolist()) <= {"smoothness", "spectrum"}):
+                    raise ValueError("the degenerate groups are malformed")
+                bounds: Any = np.cumsum(sizes)[:-1] if sizes.size else []
+                degenerate = [Degeneracy(str(k), np.asarray(g, dtype=np.intp))
+                              for k, g in zip(kinds.tolist(), np.split(indices, bounds))]
+                weights = floats(f, "weights", (m, None)) if "weights" in names else None
+                hidden = floats(f, "hidden", (m, m)) if "hidden" in names else None
+                if (hidden is None) != (criterion == "diagonal"):
+                    raise ValueError("hidden: expected S exactly for criterion 'smooth'")
+                Q = floats(f, "Q", (None, None)) if "Q" in names else None
+                if Q is not None and (Q.shape[0] != Q.shape[1] or (weights is not None
+                                                                   and Q.shape[0] != weights.shape[1])):
+                    raise ValueError(f"Q has shape {Q.shape}, expected n x n for the weights' n inputs")
+                n_samples = int(scalar(f, "n_samples", "iu")) if "n_samples" in names else None
+                if n_samples is not None and n_samples < 0:
+                    raise ValueError(f"n_samples is {n_samples}")
+                smooth = None
+                if "smoothness_spec" in names:
+                    spec = json.loads(str(scalar(f, "smoothness_spec", "U")))
+                    array = np.array(f["smoothness_array"]) if "smoothness_array" in names else None
+                    smooth = from_spec(spec, array)
+                    if smooth.size != m:
+                        raise ValueError(f"the smoothness acts on {smooth.size} neurons, P on {m}")
+                elif "smoothness_array" in names:
+                    raise ValueError("smoothness_array without smoothness_spec")
+                if (smooth is None) != (criterion == "diagonal"):
+                    raise ValueError("smoothness: expected one exactly for criterion 'smooth'")
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"path: {path!r} is not a valid descramble.Descrambler file ({exc})") from None
+        return cls(P=P, weights=weights, loss=loss, bound=bound, basis=basis, basis_values=values,
+                   components=components, spectrum=spectrum, degenerate=degenerate, hidden=hidden,
+                   smoothness=smooth, criterion=criterion, Q=Q, n_samples=n_samples)
+
     def __repr__(self) -> str:
         m = self.P.shape[0]
         name = self.smoothness.name if self.smoothness is not None else self.criterion

@@ -106,6 +106,42 @@ def finite_difference_matrix(m: int, order: int = 1, circular: bool = False) -> 
     return D
 
 
+def finitediff(m: int, order: int = 1) -> np.ndarray:
+    """The authors' circular central difference: a NumPy port of ``finitediff.m`` in
+    github.com/ShashankSule/descrambling-NN (the D of
+    ``descramble.smoothness.finite_difference(m, order, circular=True, scheme="central")``).
+
+    As there: take the central-difference gradient along the rows of the
+    (m + 2) x (m + 2) identity (MATLAB's ``gradient``: interior rows
+    ``(x_{i+1} - x_{i-1}) / 2``), keep its inner m x m block, set the two
+    wrap-around entries (first row, last column: -1/2; last row, first
+    column: +1/2 -- written last, so for m <= 2 they overwrite the stencil),
+    divide by m, and take the ``order``-th matrix power.
+    """
+    eye = np.eye(m + 2)
+    gradient = np.zeros_like(eye)
+    gradient[1:-1] = (eye[2:] - eye[:-2]) / 2  # only the interior rows are kept below
+    D = gradient[1:m + 1, 1:m + 1].copy()
+    D[0, -1] = -0.5
+    D[-1, 0] = 0.5
+    D = D / m
+    return np.linalg.matrix_power(D, order)
+
+
+def grid_difference_matrix(shape: Any, order: int = 1, circular: bool = False) -> np.ndarray:
+    """The forward difference on a grid of hidden units (row-major ravel): the 1-D
+    :func:`finite_difference_matrix` of each axis, Kronecker-multiplied with identities
+    (``I (x) ... (x) D_a (x) ... (x) I``), stacked axis by axis."""
+    shape = tuple(int(n) for n in shape)
+    blocks = []
+    for a, n in enumerate(shape):
+        block = np.ones((1, 1))
+        for b, nb in enumerate(shape):
+            block = np.kron(block, finite_difference_matrix(n, order, circular) if b == a else np.eye(nb))
+        blocks.append(block)
+    return np.vstack(blocks)
+
+
 def closed_form(A: Any, S: Any) -> dict:
     """The closed-form descrambler from ``numpy.linalg.eigh`` (MATH.md §3):
     ``P = T U^T`` with A = T diag(lambda ascending) T^T, S = U diag(mu

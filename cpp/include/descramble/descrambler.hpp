@@ -1,5 +1,5 @@
-// The closed-form descrambler (MATH.md §2, §3) and the smoothness operators
-// it needs (MATH.md §4), usable from C++ without Python.
+// The closed-form descrambler (MATH.md §2, §3), usable from C++ without
+// Python; its smoothness operators (MATH.md §4) are in smoothness.hpp.
 //
 // With A = T diag(lambda ascending) T^T (the smoothness operator's Gram
 // matrix) and S = U diag(mu descending) U^T (the hidden autocorrelation),
@@ -8,9 +8,8 @@
 //
 // This is the one implementation: descramble.descramble and
 // descramble.smoothness in the Python package call these functions. Conventions:
-//  * T is analytic for the Fourier, circular finite-difference and
-//    first-order finite-difference operators (same modes, same order), and
-//    comes from eigh(A) (linalg.hpp's sign convention) otherwise;
+//  * T is the smoothness operator's basis (smoothness.hpp: analytic where
+//    MATH.md §4 gives it, from eigh(A) otherwise);
 //  * U comes from eigh(S) (hidden autocorrelation given) or from the SVD of
 //    W L with C = L L^T (layer and input autocorrelation given), with
 //    linalg.hpp's sign convention;
@@ -28,56 +27,9 @@
 
 #include "descramble/autocorrelation.hpp"
 #include "descramble/chunk.hpp"
+#include "descramble/smoothness.hpp"
 
 namespace descramble {
-
-/// Relative tolerance under which eigenvalues count as equal (degenerate).
-inline constexpr double kDegeneracyRtol = 1e-9;
-
-/// A smoothness operator on `size()` neurons: D, A = D^T D and A's eigenbasis.
-struct Smoothness {
-  std::string name;         ///< e.g. "fourier(order=2)"
-  Eigen::MatrixXd matrix;   ///< D (k x m); 0 x 0 when the operator was built from A
-  Eigen::MatrixXd gram;     ///< A = D^T D (m x m)
-  Eigen::VectorXd values;   ///< lambda: A's eigenvalues, ascending (smoothest first)
-  Eigen::MatrixXd basis;    ///< T: the eigenvectors (columns), in the order of `values`
-  bool analytic = false;    ///< true when T is built analytically rather than by eigh
-
-  Index size() const noexcept { return gram.rows(); }
-};
-
-/// Fourier spectral differentiation of `order` on m points over [0, 2 pi)
-/// (Weideman & Reddy's fourdif; MATH.md §4): circulant, eigenvalue k^(2 order)
-/// for frequency k with the real Fourier modes as T (constant first, then
-/// cos/sin pairs, which are degenerate). Quirk kept from fourdif: for odd
-/// `order` and even m the Nyquist row of D is zero, so the Nyquist mode's
-/// eigenvalue is 0 (it sorts right after the constant). O(m^2).
-/// Throws std::invalid_argument unless m >= 1 and order >= 1, and (as the
-/// Python package) when the largest eigenvalue (m/2)^(2 order) exceeds 1e15.
-Smoothness fourier_smoothness(Index m, int order = 2);
-
-/// Finite differences of `order` along the neuron axis (MATH.md §4).
-///  * circular = false: the ((m - order) x m) forward difference (0 x m when
-///    order >= m). For order 1, A is the path-graph Laplacian with eigenvalues
-///    4 sin^2(pi k / (2m)) and DCT-II eigenvectors (analytic T); higher orders
-///    use eigh.
-///  * circular = true: the m x m circulant (S - I)^order, (S x)_j = x_{j+1},
-///    eigenvalues (2 sin(pi k / m))^(2 order), real Fourier modes as T.
-Smoothness finite_difference_smoothness(Index m, int order = 1, bool circular = false);
-
-/// Any differentiation matrix D (k x m, m >= 1, finite, D^T D finite); T from eigh(D^T D).
-Smoothness smoothness_from_matrix(const Eigen::Ref<const Eigen::MatrixXd>& D, int threads = 0);
-
-/// An operator from its Gram matrix A = D^T D: square, finite, symmetric
-/// (to 1e-12 of its largest entry; it is then symmetrised) and positive
-/// semi-definite (no eigenvalue below -1e-10 of its largest entry).
-/// T from eigh(A).
-Smoothness smoothness_from_gram(const Eigen::Ref<const Eigen::MatrixXd>& A, int threads = 0);
-
-/// Index groups (2 or more) of consecutive sorted values that are equal
-/// within rtol * max|values| (rtol when all values are zero).
-std::vector<std::vector<Index>> degenerate_groups(const Eigen::Ref<const Eigen::VectorXd>& values,
-                                                  double rtol = kDegeneracyRtol);
 
 /// Where the descrambler is not unique (MATH.md §3).
 struct Degeneracy {
