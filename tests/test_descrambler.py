@@ -21,6 +21,8 @@ def assert_orthogonal_det_one(P):
     assert np.linalg.det(P) == pytest.approx(1.0, abs=1e-9)
 
 
+# Layers with more units than inputs (m > n) are underdetermined by design here.
+@pytest.mark.filterwarnings("ignore::descramble.UnderdeterminedWarning")
 @pytest.mark.parametrize("m, n", [(1, 1), (1, 4), (4, 1), (8, 8), (16, 5), (5, 16), (33, 20)])
 @pytest.mark.parametrize("name", ["fourier", "fd", "fd-circular"])
 def test_closed_form_reaches_the_bound(rng, m, n, name):
@@ -110,7 +112,9 @@ def test_autocorrelation_object_matrix_and_data_agree(rng):
 @pytest.mark.parametrize("m, n, rank", [(12, 4, 4), (10, 10, 3), (5, 8, 2)])
 def test_more_units_than_rank(rng, m, n, rank):
     W = rng.normal(size=(m, rank)) @ rng.normal(size=(rank, n))
-    d = descramble.descramble(W, autocorrelation=np.eye(n), smoothness="fd")
+    with pytest.warns(descramble.UnderdeterminedWarning) as caught:
+        d = descramble.descramble(W, autocorrelation=np.eye(n), smoothness="fd")
+    assert [(w.message.size, w.message.rank, w.message.n_samples) for w in caught] == [(m, rank, None)]
     assert_orthogonal_det_one(d.P)
     np.testing.assert_allclose(d.spectrum[rank:], 0, atol=1e-10)
     assert d.loss == pytest.approx(d.bound, rel=1e-9, abs=1e-9)
@@ -125,6 +129,7 @@ def test_degeneracies_are_reported(rng):
     assert d.loss == pytest.approx(d.bound)
 
 
+@pytest.mark.filterwarnings("ignore::descramble.UnderdeterminedWarning")  # random m > n layers
 def test_determinism_and_det_one_on_many_layers(rng):
     for trial in range(30):
         m, n = rng.integers(1, 12, size=2)
