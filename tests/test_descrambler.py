@@ -247,3 +247,24 @@ def test_overflowing_loss_is_an_error_not_nan():
     S = np.diag(np.full(8, 1e307))  # lambda up to 4^4 = 256: sum lambda_k mu_k overflows
     with pytest.raises(ValueError, match="overflows float64"):
         descramble.descramble(hidden=S)
+
+
+def test_progress_bars_count_the_streamed_rows(rng, capsys):
+    pytest.importorskip("tqdm", reason="tqdm (a dependency) is not installed")
+    W, X, b = rng.normal(size=(3, 4)), rng.normal(size=(1234, 4)), rng.normal(size=3)
+    quiet = descramble.descramble(W, data=X, bias=b)
+    assert capsys.readouterr().err == ""
+    shown = descramble.descramble(W, data=X, bias=b, progress=True)
+    np.testing.assert_array_equal(shown.P, quiet.P)
+    assert "1.23k/1.23k" in capsys.readouterr().err
+    descramble.stability(W, X, bias=b, progress=True)
+    assert "stability" in capsys.readouterr().err
+    descramble.convergence(W, X, bias=b, progress=True)
+    assert "convergence" in capsys.readouterr().err
+    rows = []
+    descramble.convergence(W, X, bias=b, progress=rows.append, chunk_rows=500)  # the callable form
+    assert sum(rows) == 1234 and capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="progress: expected True or False"):
+        descramble.stability(W, X, bias=b, progress=1)
+    with pytest.raises(TypeError, match="progress: expected True, False or a callable"):
+        descramble.convergence(W, X, bias=b, progress="yes")

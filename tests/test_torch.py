@@ -424,6 +424,22 @@ def test_descramble_model_leaves_the_output_layer_alone_by_default(x):
 
 
 @pytest.mark.filterwarnings("ignore::descramble.UnderdeterminedWarning")  # layer "0" (see above)
+def test_progress_bars_of_collect_and_descramble_model(x, capsys):
+    pytest.importorskip("tqdm", reason="tqdm (a dependency) is not installed")
+    model = mlp()
+    dtorch.collect(model, "0", x, chunk_rows=CHUNK)
+    assert capsys.readouterr().err == ""
+    dtorch.collect(model, "0", x, chunk_rows=CHUNK, progress=True)  # rows of a tensor or array
+    assert "1.00k/1.00k" in capsys.readouterr().err
+    loader = DataLoader(TensorDataset(torch.from_numpy(x)), batch_size=100)
+    dtorch.descramble_model(model, loader, progress=True)  # batches of an iterable, out of len(loader)
+    err = capsys.readouterr().err
+    assert "10/10" in err and "batches" in err
+    with pytest.raises(TypeError, match="progress: expected True or False"):
+        dtorch.collect(model, "0", x, progress="yes")
+
+
+@pytest.mark.filterwarnings("ignore::descramble.UnderdeterminedWarning")  # layer "0" (see above)
 def test_descramble_model_options_and_errors(x):
     model = mlp()
     one = dtorch.descramble_model(model, x, "2", smoothness="fd", order=1)

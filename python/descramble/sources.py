@@ -620,5 +620,5 @@ def progress_bar(enabled: bool, total: Optional[int], desc: str = "descramble",
         from tqdm.auto import tqdm
     except ImportError:
         raise ImportError("progress=True needs tqdm (a dependency of descramble): pip install tqdm") from None
-    with tqdm(total=total, unit=unit, unit_scale=True, desc=desc) as bar:
+    with tqdm(total=total, unit=unit, unit_scale=unit == "rows", desc=desc) as bar:
         yield bar.update
