@@ -86,7 +86,8 @@ def convergence(
     weights : array_like of shape (m, n)
     data : source
         Anything :func:`descramble.accumulate` takes.
-    bias : array_like of shape (m,), optional
+    bias : array_like of shape (m,) or 0, optional
+        As for :func:`descramble.descramble` (0: the layer has no bias).
     smoothness, order
         As for :func:`descramble.descramble`.
     sizes : sequence of int, optional
