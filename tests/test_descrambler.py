@@ -21,6 +21,8 @@ def assert_orthogonal_det_one(P):
     assert np.linalg.det(P) == pytest.approx(1.0, abs=1e-9)
 
 
+# Layers with more units than inputs (m > n) are underdetermined by design here.
+@pytest.mark.filterwarnings("ignore::descramble.UnderdeterminedWarning")
 @pytest.mark.parametrize("m, n", [(1, 1), (1, 4), (4, 1), (8, 8), (16, 5), (5, 16), (33, 20)])
 @pytest.mark.parametrize("name", ["fourier", "fd", "fd-circular"])
 def test_closed_form_reaches_the_bound(rng, m, n, name):
@@ -110,7 +112,9 @@ def test_autocorrelation_object_matrix_and_data_agree(rng):
 @pytest.mark.parametrize("m, n, rank", [(12, 4, 4), (10, 10, 3), (5, 8, 2)])
 def test_more_units_than_rank(rng, m, n, rank):
     W = rng.normal(size=(m, rank)) @ rng.normal(size=(rank, n))
-    d = descramble.descramble(W, autocorrelation=np.eye(n), smoothness="fd")
+    with pytest.warns(descramble.UnderdeterminedWarning) as caught:
+        d = descramble.descramble(W, autocorrelation=np.eye(n), smoothness="fd")
+    assert [(w.message.size, w.message.rank, w.message.n_samples) for w in caught] == [(m, rank, None)]
     assert_orthogonal_det_one(d.P)
     np.testing.assert_allclose(d.spectrum[rank:], 0, atol=1e-10)
     assert d.loss == pytest.approx(d.bound, rel=1e-9, abs=1e-9)
@@ -125,6 +129,7 @@ def test_degeneracies_are_reported(rng):
     assert d.loss == pytest.approx(d.bound)
 
 
+@pytest.mark.filterwarnings("ignore::descramble.UnderdeterminedWarning")  # random m > n layers
 def test_determinism_and_det_one_on_many_layers(rng):
     for trial in range(30):
         m, n = rng.integers(1, 12, size=2)
@@ -242,3 +247,24 @@ def test_overflowing_loss_is_an_error_not_nan():
     S = np.diag(np.full(8, 1e307))  # lambda up to 4^4 = 256: sum lambda_k mu_k overflows
     with pytest.raises(ValueError, match="overflows float64"):
         descramble.descramble(hidden=S)
+
+
+def test_progress_bars_count_the_streamed_rows(rng, capsys):
+    pytest.importorskip("tqdm", reason="tqdm (a dependency) is not installed")
+    W, X, b = rng.normal(size=(3, 4)), rng.normal(size=(1234, 4)), rng.normal(size=3)
+    quiet = descramble.descramble(W, data=X, bias=b)
+    assert capsys.readouterr().err == ""
+    shown = descramble.descramble(W, data=X, bias=b, progress=True)
+    np.testing.assert_array_equal(shown.P, quiet.P)
+    assert "1.23k/1.23k" in capsys.readouterr().err
+    descramble.stability(W, X, bias=b, progress=True)
+    assert "stability" in capsys.readouterr().err
+    descramble.convergence(W, X, bias=b, progress=True)
+    assert "convergence" in capsys.readouterr().err
+    rows = []
+    descramble.convergence(W, X, bias=b, progress=rows.append, chunk_rows=500)  # the callable form
+    assert sum(rows) == 1234 and capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="progress: expected True or False"):
+        descramble.stability(W, X, bias=b, progress=1)
+    with pytest.raises(TypeError, match="progress: expected True, False or a callable"):
+        descramble.convergence(W, X, bias=b, progress="yes")

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -369,8 +370,13 @@ def test_unsupported_outputs_and_unused_layers(x):
 
 def test_descramble_model_per_linear_layer(x):
     model = mlp()
-    result = dtorch.descramble_model(model, torch.from_numpy(x), chunk_rows=CHUNK)
+    with pytest.warns(descramble.UnderdeterminedWarning) as caught:
+        result = dtorch.descramble_model(model, torch.from_numpy(x), chunk_rows=CHUNK, output=True)
     assert list(result) == ["0", "2", "4"]
+    # Layer "0" maps 16 inputs and a bias to 32 units: rank(S) <= 17 (MATH.md §3).
+    assert [(w.message.size, w.message.rank, w.message.n_samples) for w in caught] == [(32, 17, N)]
+    assert "layer '0'" in str(caught[0].message) and "n = 16 inputs and a bias" in str(caught[0].message)
+    assert [d.n_samples for d in result.values()] == [N, N, N]
     ref = numpy_forward(model, x)
     for (name, d), (W, b) in zip(result.items(), params(model)):
         m = W.shape[0]
@@ -384,7 +390,9 @@ def test_descramble_model_per_linear_layer(x):
         assert np.abs(d.hidden - S).max() <= 1e-10 * np.abs(S).max()
         # The input route (MATH.md §1: S = W~ C~ W~^T with the bias) gives the same descrambler.
         inputs = {"0": x, "2": ref["1"], "4": ref["3"]}[name]
-        via_input = descramble.descramble(W, autocorrelation=descramble.accumulate(inputs), bias=b)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", descramble.UnderdeterminedWarning)  # layer "0", as above
+            via_input = descramble.descramble(W, autocorrelation=descramble.accumulate(inputs), bias=b)
         assert np.abs(via_input.hidden - d.hidden).max() <= 1e-10 * np.abs(S).max()
         assert via_input.loss == pytest.approx(d.loss, rel=1e-10)
         assert via_input.bound == pytest.approx(d.bound, rel=1e-10)
@@ -401,6 +409,37 @@ def test_descramble_model_per_linear_layer(x):
             np.testing.assert_allclose(via_input.P, d.P, atol=1e-10)
 
 
+def test_descramble_model_leaves_the_output_layer_alone_by_default(x):
+    model = mlp()
+    with pytest.warns(descramble.UnderdeterminedWarning):  # layer "0": 32 units from 16 inputs and a bias
+        default = dtorch.descramble_model(model, x)
+    assert list(default) == ["0", "2"]  # not "4": the output units' order is the task's
+    assert list(dtorch.descramble_model(model, x, ["2", "4"])) == ["2", "4"]  # named: descrambled
+    single = nn.Sequential(nn.Linear(16, 3)).double()
+    with pytest.raises(ValueError, match=r"only nn.Linear, '0', is the output layer.*output=True"):
+        dtorch.descramble_model(single, x)
+    assert list(dtorch.descramble_model(single, x, output=True)) == ["0"]
+    with pytest.raises(TypeError, match="output: expected True or False"):
+        dtorch.descramble_model(model, x, output="yes")
+
+
+@pytest.mark.filterwarnings("ignore::descramble.UnderdeterminedWarning")  # layer "0" (see above)
+def test_progress_bars_of_collect_and_descramble_model(x, capsys):
+    pytest.importorskip("tqdm", reason="tqdm (a dependency) is not installed")
+    model = mlp()
+    dtorch.collect(model, "0", x, chunk_rows=CHUNK)
+    assert capsys.readouterr().err == ""
+    dtorch.collect(model, "0", x, chunk_rows=CHUNK, progress=True)  # rows of a tensor or array
+    assert "1.00k/1.00k" in capsys.readouterr().err
+    loader = DataLoader(TensorDataset(torch.from_numpy(x)), batch_size=100)
+    dtorch.descramble_model(model, loader, progress=True)  # batches of an iterable, out of len(loader)
+    err = capsys.readouterr().err
+    assert "10/10" in err and "batches" in err
+    with pytest.raises(TypeError, match="progress: expected True or False"):
+        dtorch.collect(model, "0", x, progress="yes")
+
+
+@pytest.mark.filterwarnings("ignore::descramble.UnderdeterminedWarning")  # layer "0" (see above)
 def test_descramble_model_options_and_errors(x):
     model = mlp()
     one = dtorch.descramble_model(model, x, "2", smoothness="fd", order=1)

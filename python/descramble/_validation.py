@@ -20,6 +20,43 @@ import numpy as np
 # dtype kinds the core reads directly: bool, signed and unsigned integers, floats.
 _REAL_KINDS = "biuf"
 
+# torch dtypes NumPy holds as they are; any other floating tensor (bfloat16,
+# the float8 types) is widened exactly to float32 before .numpy().
+_NUMPY_FLOATS = ("torch.float16", "torch.float32", "torch.float64")
+
+
+def is_tensor(a: Any) -> bool:
+    """True for a PyTorch tensor (a ``torch.Tensor`` or subclass: ``nn.Parameter``, ...).
+
+    Recognised by duck typing, without importing torch: a class named
+    ``Tensor`` from a ``torch`` module in the type's MRO, and a ``detach`` method.
+    """
+    return hasattr(a, "detach") and any(
+        cls.__name__ == "Tensor" and (cls.__module__ == "torch" or cls.__module__.startswith("torch."))
+        for cls in type(a).__mro__
+    )
+
+
+def as_numpy(a: Any) -> Any:
+    """Return a PyTorch tensor as a NumPy array; anything else unchanged.
+
+    The one place tensors become arrays: ``a.detach()`` (tensors that
+    require grad, ``nn.Parameter``), ``.cpu()`` (a copy for tensors on a
+    GPU; a view on the CPU), conjugate and negative views resolved, and
+    bfloat16 or float8 widened exactly to float32 (a copy); then
+    ``.numpy()``, which shares the CPU tensor's memory. torch is never
+    imported: a tensor can only be passed by a caller that imported it.
+    """
+    if not is_tensor(a):
+        return a
+    t = a.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    t = t.resolve_conj().resolve_neg()
+    if t.is_floating_point() and str(t.dtype) not in _NUMPY_FLOATS:
+        t = t.float()
+    return t.numpy()
+
 
 def as_positive_int(value: Any, name: str) -> int:
     """Return ``value`` as an ``int`` >= 1, or raise naming ``name``."""
@@ -28,6 +65,13 @@ def as_positive_int(value: Any, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """Return ``value`` (True or False, a NumPy bool too) as a bool, or raise TypeError naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
 
 
 def as_row(value: Any, name: str) -> int:
@@ -80,7 +124,7 @@ def as_matrix(a: Any, name: str, *, finite: bool = True, rows: int | None = None
     """
     if isinstance(a, (str, bytes)):
         raise TypeError(f"{name}: expected a real matrix, got {type(a).__name__}")
-    arr = np.asarray(a)
+    arr = np.asarray(as_numpy(a))
     if arr.dtype.kind not in _REAL_KINDS:
         qualifier = "complex " if arr.dtype.kind == "c" else ""
         raise TypeError(f"{name}: expected a real matrix, got {qualifier}dtype {arr.dtype}")
@@ -123,7 +167,7 @@ def as_vector(a: Any, name: str, size: int | None = None) -> np.ndarray:
     """Return ``a`` as a finite, real 1-D float64 array (of ``size`` entries when given)."""
     if isinstance(a, (str, bytes)):
         raise TypeError(f"{name}: expected a real vector, got {type(a).__name__}")
-    arr = np.asarray(a)
+    arr = np.asarray(as_numpy(a))
     check_real_dtype(arr.dtype, name)
     if arr.ndim != 1 or (size is not None and arr.shape[0] != size):
         expected = "a 1-D array" if size is None else f"shape ({size},)"
@@ -182,7 +226,7 @@ def as_chunk(chunk: Any, n_features: int | None = None, name: str = "chunk") -> 
     """
     if isinstance(chunk, (str, bytes)):
         raise TypeError(f"{name}: expected a 2-D array of numbers, got {type(chunk).__name__}")
-    arr = np.asarray(chunk)
+    arr = np.asarray(as_numpy(chunk))
     check_real_dtype(arr.dtype, name)
     if arr.ndim != 2:
         width = "n_features" if n_features is None else n_features
@@ -207,7 +251,7 @@ def as_weights(weights: Any, rows: int, name: str = "weights") -> np.ndarray:
     """
     if isinstance(weights, (str, bytes)):
         raise TypeError(f"{name}: expected a 1-D array of numbers, got {type(weights).__name__}")
-    w = np.asarray(weights)
+    w = np.asarray(as_numpy(weights))
     check_real_dtype(w.dtype, name)
     if w.ndim != 1 or w.shape[0] != rows:
         raise ValueError(f"{name}: expected a 1-D array of {rows} weights (one per row), got shape {w.shape}")

@@ -179,7 +179,7 @@ class Autocorrelation:
         chunk_rows : int, optional
             Rows handed to the core at a time (default: about 32 MiB).
         progress : bool, default False
-            Show a tqdm progress bar (tqdm is an optional dependency).
+            Show a tqdm progress bar.
         dtype, n_features : optional
             Element type and width of a raw binary file.
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import sys
 import types
-from typing import Any, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ._validation import as_matrix, as_positive_int
 from .accumulator import Autocorrelation
-from .descrambler import Descrambler, descramble, smoothness_loss
-from .sources import open_source
+from .descrambler import Descrambler, _descramble, smoothness_loss
+from .diagnostics import DescrambleWarning, warn
+from .sources import open_source, progress_bar
 
 
 class Convergence(NamedTuple):
@@ -83,7 +86,8 @@ def convergence(
     weights : array_like of shape (m, n)
     data : source
         Anything :func:`descramble.accumulate` takes.
-    bias : array_like of shape (m,), optional
+    bias : array_like of shape (m,) or 0, optional
+        As for :func:`descramble.descramble` (0: the layer has no bias).
     smoothness, order
         As for :func:`descramble.descramble`.
     sizes : sequence of int, optional
@@ -92,8 +96,9 @@ def convergence(
     chunk_rows, dtype, n_features, threads : optional
         Passed to the source (:func:`descramble.sources.open_source`; dtype
         and n_features for raw files) and the accumulator.
-    progress : callable(rows), optional
-        Called with the number of rows after each chunk.
+    progress : bool or callable(rows), optional
+        True: show a tqdm progress bar while ``data`` is streamed. A callable
+        is called with the number of rows after each chunk.
 
     Returns
     -------
@@ -104,8 +109,40 @@ def convergence(
     TypeError, ValueError
         For malformed arguments or data. A NaN or infinity raises
         :class:`descramble.NonFiniteError` whose ``.row`` is the row of ``data``.
+
+    Warns
+    -----
+    UnderdeterminedWarning, ConstantDataWarning, MissingBiasWarning
+        As :func:`descramble.descramble`, for the whole stream only (the
+        descramblers of the first N samples are underdetermined by design
+        while N < m).
     """
+    result, found = _convergence(weights, data, bias=bias, smoothness=smoothness, order=order, sizes=sizes,
+                                 chunk_rows=chunk_rows, dtype=dtype, n_features=n_features, threads=threads,
+                                 progress=progress)
+    for warning in found:
+        warn(warning)
+    return result
+
+
+def _convergence(
+    weights: Any,
+    data: Any,
+    *,
+    bias: Any,
+    smoothness: Any,
+    order: Optional[int],
+    sizes: Optional[Sequence[int]],
+    chunk_rows: Optional[int],
+    dtype: Any,
+    n_features: Optional[int],
+    threads: Optional[int],
+    progress: Any,
+) -> Tuple[Convergence, List[DescrambleWarning]]:
+    """:func:`convergence`, returning the whole stream's warnings instead of issuing them."""
     W = as_matrix(weights, "weights")
+    if progress is not None and not isinstance(progress, (bool, np.bool_)) and not callable(progress):
+        raise TypeError(f"progress: expected True, False or a callable(rows), got {progress!r}")
     if sizes is None:
         targets: Iterator[int] = _geometric_sizes(64)
     else:
@@ -122,9 +159,12 @@ def convergence(
     own_loss: List[float] = []
     own_bound: List[float] = []
 
+    found: List[DescrambleWarning] = []  # the warnings of the latest snapshot
+
     def snapshot() -> Descrambler:
-        nonlocal smoothness, order
-        d = descramble(W, autocorrelation=acc, bias=bias, smoothness=smoothness, order=order)
+        nonlocal smoothness, order, found
+        d, found = _descramble(W, autocorrelation=acc, bias=bias, smoothness=smoothness, order=order,
+                               source="data")
         smoothness, order = d.smoothness, None  # resolved once, shared by every N
         n_samples.append(acc.count)
         rotations.append(d.P)
@@ -148,7 +188,10 @@ def convergence(
                 last = snapshot()
                 target = next(targets, None)
 
-    source.feed(update, progress)
+    bar: Any = (progress_bar(bool(progress), source.rows, "convergence")
+                if progress is None or isinstance(progress, (bool, np.bool_)) else contextlib.nullcontext(progress))
+    with bar as report:
+        source.feed(update, report)
     if acc.count == 0:
         raise ValueError("data: no samples")
     # The whole stream is the last point; its descrambler is the reference.
@@ -157,15 +200,22 @@ def convergence(
     smooth, S = whole.smoothness, whole.hidden
     assert smooth is not None and S is not None  # criterion "smooth" always has both
     loss = [smoothness_loss(P, S, smooth) for P in rotations]  # tr(A P S P^T), MATH.md §2
-    return Convergence(np.array(n_samples), np.array(loss), np.array(own_loss), np.array(own_bound),
-                       whole.bound, acc, whole)
+    result = Convergence(np.array(n_samples), np.array(loss), np.array(own_loss), np.array(own_bound),
+                         whole.bound, acc, whole)
+    return result, found  # the warnings of the whole stream
 
 
 class _CallableModule(types.ModuleType):
     """``descramble.convergence`` is this module, and ``descramble.convergence(W, data)`` still works."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Convergence:
-        return convergence(*args, **kwargs)
+        # Not convergence(...): its warnings would point here, not at the caller.
+        call = inspect.signature(convergence).bind(*args, **kwargs)  # TypeError as the call would raise
+        call.apply_defaults()
+        result, found = _convergence(*call.args, **call.kwargs)
+        for warning in found:
+            warn(warning)
+        return result
 
 
 sys.modules[__name__].__class__ = _CallableModule

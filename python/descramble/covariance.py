@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._validation import as_chunk, check_real_dtype
+from ._validation import as_chunk, as_numpy, check_real_dtype
 
 
 def _scatter_and_weight(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, float]:
@@ -113,12 +113,12 @@ def cov(
     if ddof is not None and ddof != int(ddof):
         raise ValueError("ddof must be integer")
 
-    m = np.asarray(m)
+    m = np.asarray(as_numpy(m))
     check_real_dtype(m.dtype, "m")
     if m.ndim > 2:
         raise ValueError("m has more than 2 dimensions")
     if y is not None:
-        y = np.asarray(y)
+        y = np.asarray(as_numpy(y))
         check_real_dtype(y.dtype, "y")
         if y.ndim > 2:
             raise ValueError("y has more than 2 dimensions")
@@ -156,7 +156,7 @@ def cov(
     # Frequency and observation weights, checked exactly as numpy.cov does.
     w = None
     if fweights is not None:
-        fweights = np.asarray(fweights, dtype=float)
+        fweights = np.asarray(as_numpy(fweights), dtype=float)
         if not np.all(fweights == np.around(fweights)):  # numpy.cov checks this first
             raise TypeError("fweights must be integer")
         w = fweights = _sample_weights(fweights, "fweights", X.shape[1])
@@ -201,7 +201,7 @@ def cov(
 
 def _sample_weights(values: Any, name: str, samples: int) -> np.ndarray:
     """numpy.cov's checks of fweights/aweights, with its exception types and messages."""
-    weights = np.asarray(values, dtype=float)
+    weights = np.asarray(as_numpy(values), dtype=float)
     if weights.ndim > 1:
         raise RuntimeError(f"cannot handle multidimensional {name}")
     if weights.shape[0] != samples:

@@ -6,16 +6,37 @@ and converts the arguments, and wraps the core's result.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from ._validation import as_matrix, as_square, as_symmetric, as_vector
+from ._validation import as_matrix, as_numpy, as_square, as_symmetric, as_vector, check_flag
 from .accumulator import Autocorrelation, accumulate
+from .diagnostics import (ConstantDataWarning, DescrambleWarning, IgnoredArgumentWarning, MissingBiasWarning,
+                          UnderdeterminedWarning, warn)
 from .smoothness import Smoothness, degenerate_groups, resolve
-from .sources import open_source
+from .sources import open_source, progress_bar
+
+#: Relative tolerance of :func:`numerical_rank`, in units of the arithmetic's
+#: machine epsilon times m: mu_k counts when mu_k > m * eps * max(mu) (the
+#: convention of :func:`numpy.linalg.matrix_rank`).
+#: ``eps`` is float64's, or float32's for an accumulator of precision "mixed".
+_EPS = {"float64": float(np.finfo(np.float64).eps), "mixed": float(np.finfo(np.float32).eps)}
+
+#: Data are constant when every feature's standard deviation is at most this
+#: many float64 epsilons times its root-mean-square value: identical rows, up
+#: to the rounding of the accumulation (which in practice gives exactly zero).
+CONSTANT_RTOL = 64 * float(np.finfo(np.float64).eps)
+
+#: The input mean counts as zero when every ``|mean_j|`` is within this many
+#: standard errors sigma_j / sqrt(N) of zero (sampling noise of zero-mean data)...
+ZERO_MEAN_STANDARD_ERRORS = 6.0
+#: ...or at most this times the largest root-mean-square input (sqrt(eps):
+#: centred data, up to rounding).
+ZERO_MEAN_RTOL = float(np.sqrt(np.finfo(np.float64).eps))
 
 
 class Degeneracy(NamedTuple):
@@ -293,7 +314,8 @@ class Descrambler:
                 f"degenerate groups={len(self.degenerate)})")
 
 
-def _result(r: Any, W: Optional[np.ndarray], smooth: Optional[Smoothness], criterion: str) -> Descrambler:
+def _result(r: Any, W: Optional[np.ndarray], smooth: Optional[Smoothness], criterion: str,
+            n_samples: Optional[int] = None) -> Descrambler:
     """A :class:`Descrambler` from the core's ClosedForm ``r`` (arrays copied out of the core)."""
     P = np.array(r.P)
     return Descrambler(
@@ -302,7 +324,125 @@ def _result(r: Any, W: Optional[np.ndarray], smooth: Optional[Smoothness], crite
         components=np.array(r.components), spectrum=np.array(r.spectrum),
         degenerate=[Degeneracy(kind, np.asarray(g, dtype=np.intp)) for kind, g in r.degenerate],
         hidden=np.array(r.hidden) if criterion == "smooth" else None, smoothness=smooth, criterion=criterion,
+        n_samples=n_samples,
     )
+
+
+# -- diagnostics (MATH.md §3: what a result does not determine) -----------------------------
+
+
+def numerical_rank(spectrum: Any, precision: str = "float64") -> int:
+    """The number of hidden variances mu_k above ``m * eps * max(mu)``.
+
+    ``eps`` is float64's machine epsilon (2.2e-16), or float32's (1.2e-7)
+    for statistics accumulated with ``precision="mixed"``, whose products
+    resolve no finer. Zero when every mu is zero.
+    """
+    mu = np.asarray(spectrum, dtype=np.float64)
+    top = float(mu.max(initial=0.0))
+    if not top > 0:
+        return 0
+    return int(np.count_nonzero(mu > mu.shape[0] * _EPS[precision] * top))
+
+
+def is_constant(acc: Autocorrelation) -> bool:
+    """True when ``acc`` holds N >= 2 rows (of positive total weight) that are all the same.
+
+    Every feature's standard deviation must be at most :data:`CONSTANT_RTOL`
+    (64 eps) times its root-mean-square value sqrt(E[x_j^2]): identical rows
+    up to rounding; all-zero data are constant too.
+    """
+    if acc.count < 2 or not acc.weight_sum > 0:
+        return False
+    variance = np.diag(acc.scatter) / acc.weight_sum
+    second = variance + acc.mean**2  # E[x_j^2]
+    return bool(np.all(variance <= CONSTANT_RTOL**2 * second))
+
+
+def has_zero_mean(acc: Autocorrelation) -> bool:
+    """True when the mean of ``acc``'s samples is zero, up to sampling noise or rounding.
+
+    Every ``|mean_j|`` must be at most :data:`ZERO_MEAN_STANDARD_ERRORS` (6)
+    standard errors ``sigma_j / sqrt(N)`` (N = ``count``: a sample of
+    zero-mean data), or at most :data:`ZERO_MEAN_RTOL` (sqrt(eps)) times the
+    largest root-mean-square input (centred data, up to rounding).
+    """
+    if not acc.weight_sum > 0:
+        return True
+    mean = np.abs(acc.mean)
+    variance = np.maximum(np.diag(acc.scatter) / acc.weight_sum, 0.0)
+    rms = float(np.sqrt(np.max(variance + mean**2, initial=0.0)))
+    noise = ZERO_MEAN_STANDARD_ERRORS * np.sqrt(variance / max(acc.count, 1))
+    return bool(np.all(mean <= np.maximum(noise, ZERO_MEAN_RTOL * rms)))
+
+
+def _underdetermined(d: Descrambler, precision: str, inputs: Optional[Tuple[int, bool]], constant: bool,
+                     where: str) -> Optional[DescrambleWarning]:
+    """An UnderdeterminedWarning when rank(S) < m (None otherwise).
+
+    ``inputs``: (n, with a bias) when S is W~ C~ W~^T, whose rank is at most n (+1 with a bias).
+    """
+    m = d.P.shape[0]
+    rank = numerical_rank(d.spectrum, precision)
+    N = d.n_samples
+    if N is not None:
+        rank = min(rank, N)  # S = (1/N) sum_i y_i y_i^T has rank <= N
+    if rank >= m:
+        return None
+    if N is not None and N < m:
+        why = f"only N = {N} samples for m = {m} hidden units (S = (1/N) sum y y^T has rank <= N)"
+    elif constant:
+        why = "the samples are constant"
+    elif inputs is not None and inputs[0] + inputs[1] < m:
+        n, with_bias = inputs
+        why = (f"the layer has n = {n} inputs{' and a bias' if with_bias else ''} for m = {m} units, so "
+               f"rank(S) <= {n + with_bias}")
+    else:
+        why = "the hidden signals are rank deficient (dead, duplicated or collinear units, or collinear inputs)"
+    rest = m - rank
+    message = (f"{where}the hidden autocorrelation S has numerical rank {rank} < m = {m}: {why}. P is determined "
+               f"only on the leading {rank} component{'s' * (rank != 1)}; the other {rest} "
+               f"direction{'s' * (rest != 1)} (the null space of S) fill the remaining smooth modes in an "
+               "arbitrary, deterministic order")
+    return UnderdeterminedWarning(message, size=m, rank=rank, n_samples=N)
+
+
+_SAMPLES = {"data": "data", "autocorrelation": "the Autocorrelation's samples", "hidden": "hidden signals"}
+
+
+def _constant(acc: Autocorrelation, source: str, where: str) -> Optional[DescrambleWarning]:
+    if not is_constant(acc):
+        return None
+    return ConstantDataWarning(
+        f"{where}{_SAMPLES.get(source, 'hidden signals')}: all {acc.count} samples are identical (zero "
+        "variance), so they say nothing about how the units vary together; the descrambler reflects only "
+        "their common value", source=source)
+
+
+def _missing_bias(acc: Autocorrelation, where: str) -> Optional[DescrambleWarning]:
+    if has_zero_mean(acc):
+        return None
+    return MissingBiasWarning(
+        f"{where}no bias given and the input mean is not zero (max |mean| = {np.abs(acc.mean).max():.3g}): this "
+        "is the descrambler of W x, not of the layer's pre-activations W x + b, and the bias can change P "
+        "completely. Pass bias=b (the authors' method always includes it), or bias=0 for a layer without one",
+        layer="weights")
+
+
+def _is_zero_scalar(bias: Any) -> bool:
+    """True for ``bias=0`` (a scalar zero: "this layer has no bias"); False for arrays; errors for other scalars."""
+    b = as_numpy(bias)
+    if isinstance(b, (bool, np.bool_)):
+        raise TypeError(f"bias: expected an array of shape (m,) or 0 (no bias), got {bias!r}")
+    if isinstance(b, numbers.Number) or (isinstance(b, (np.ndarray, np.generic)) and np.ndim(b) == 0):
+        value = np.asarray(b)
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"bias: expected an array of shape (m,) or 0 (no bias), got {bias!r}")
+        if value != 0:
+            raise ValueError(f"bias: a scalar bias must be 0 (the layer has no bias); got {bias!r}: "
+                             "pass the bias vector, of shape (m,)")
+        return True
+    return False
 
 
 def descramble(
@@ -315,6 +455,7 @@ def descramble(
     smoothness: Any = "fourier",
     order: Optional[int] = None,
     criterion: str = "smooth",
+    progress: bool = False,
 ) -> Descrambler:
     """The closed-form descrambler of a layer (Sule, Spencer & Czaja; MATH.md §3).
 
@@ -334,9 +475,13 @@ def descramble(
     data : source, optional
         The layer's input samples (any source :func:`descramble.accumulate`
         takes), streamed once into an Autocorrelation.
-    bias : array_like of shape (m,), optional
+    bias : array_like of shape (m,) or 0, optional
         The layer's bias b, handled exactly through the augmented input
         [x; 1] (MATH.md §1): the descrambler of the pre-activations W x + b.
+        ``bias=0`` (a scalar zero) says the layer has no bias: the
+        descrambler of W x, without the :class:`~descramble.MissingBiasWarning`
+        that leaving ``bias`` out gives when the input mean is not zero; it
+        also works with an autocorrelation matrix.
     hidden : ndarray of shape (m, m) or Autocorrelation, optional
         The hidden autocorrelation S itself (for non-linear layers: record
         the hidden signals and accumulate them). ``weights`` is then optional
@@ -352,16 +497,47 @@ def descramble(
         maximising tr(P W) over SO(m): P = V U^T from W = U Sigma V^T (the
         orthogonal Procrustes solution), with the Kabsch sign fix when
         det(V U^T) = -1.
+    progress : bool, default False
+        Show a tqdm progress bar while ``data`` is streamed (ignored, with an
+        :class:`~descramble.IgnoredArgumentWarning`, without ``data``).
+
+    Every array may also be a PyTorch tensor or ``nn.Parameter`` (on any
+    device, requiring grad or not): it is detached and copied to the CPU.
 
     Returns
     -------
     Descrambler
+        ``n_samples`` is N when the statistics came from data (``data=``, an
+        :class:`Autocorrelation`, ``hidden=`` an Autocorrelation).
 
     Raises
     ------
     ValueError, TypeError
         For missing or conflicting inputs, shape mismatches, non-finite or
         non-symmetric matrices, or an unknown smoothness name or criterion.
+
+    Warns
+    -----
+    UnderdeterminedWarning
+        The hidden autocorrelation S has numerical rank r < m (mu_k counted
+        when above ``m * eps * max(mu)``; see :func:`numerical_rank`; r is at
+        most N when N is known): P is determined only on the leading r
+        components. Typical causes: N < m samples, a layer with fewer inputs
+        than units, dead units.
+    ConstantDataWarning
+        The data (or the hidden Autocorrelation) hold N >= 2 identical
+        samples: every feature's standard deviation is at most 64 eps times
+        its RMS value (see :func:`is_constant`). Not checked for matrices.
+    MissingBiasWarning
+        ``data=`` or an Autocorrelation was given without ``bias`` and the
+        input mean is not zero (some ``|mean_j|`` more than 6 standard
+        errors sigma_j / sqrt(N) and more than sqrt(eps) times the largest
+        RMS input from zero; see :func:`has_zero_mean`): the answer is the
+        descrambler of W x, not of W x + b. Pass the bias, or ``bias=0``
+        when the layer has none.
+        Not checked for an autocorrelation matrix (it carries no mean).
+
+    Silence one kind with ``warnings.filterwarnings("ignore", category=...)``.
 
     Notes
     -----
@@ -370,6 +546,40 @@ def descramble(
     of U has its largest-magnitude entry positive, except that the last
     column's sign is chosen to make det(P) = +1.
     """
+    result, found = _descramble(weights, autocorrelation=autocorrelation, data=data, bias=bias, hidden=hidden,
+                                smoothness=smoothness, order=order, criterion=criterion, progress=progress)
+    for warning in found:
+        warn(warning)
+    return result
+
+
+def _descramble(
+    weights: Any = None,
+    *,
+    autocorrelation: Any = None,
+    data: Any = None,
+    bias: Any = None,
+    hidden: Any = None,
+    smoothness: Any = "fourier",
+    order: Optional[int] = None,
+    criterion: str = "smooth",
+    progress: bool = False,
+    where: str = "",
+    source: str = "",
+    inputs: Optional[Tuple[int, bool]] = None,
+) -> Tuple[Descrambler, List[DescrambleWarning]]:
+    """:func:`descramble`, returning its warnings instead of issuing them.
+
+    ``where`` prefixes every message (``"layer 'fc1': "``); ``source`` is
+    the ``source`` of a ConstantDataWarning (default ``"data"``,
+    ``"autocorrelation"`` or ``"hidden"``, by the input given); ``inputs``,
+    (n, with a bias) of the layer that produced ``hidden``, explains a rank
+    below m in the UnderdeterminedWarning.
+    """
+    found: List[Optional[DescrambleWarning]] = []
+    if check_flag(progress, "progress") and data is None:
+        found.append(IgnoredArgumentWarning(f"{where}progress=True shows the streaming of data=; without data= "
+                                            "there is nothing to stream", argument="progress"))
     if criterion == "diagonal":
         if weights is None:
             raise ValueError("weights: criterion='diagonal' needs a square weight matrix")
@@ -378,7 +588,7 @@ def descramble(
         square = as_matrix(weights, "weights")
         if square.shape[0] != square.shape[1]:
             raise ValueError(f"weights: criterion='diagonal' needs a square matrix, got shape {square.shape}")
-        return _result(_core.descramble_diagonal(square), square, None, "diagonal")
+        return _result(_core.descramble_diagonal(square), square, None, "diagonal"), [w for w in found if w is not None]
     if criterion != "smooth":
         raise ValueError(f"criterion: expected 'smooth' or 'diagonal', got {criterion!r}")
 
@@ -387,12 +597,19 @@ def descramble(
         if autocorrelation is not None or data is not None or bias is not None:
             raise ValueError("hidden: pass either the hidden autocorrelation, or the input "
                              "(autocorrelation= or data=, with bias=), not both")
-        S = hidden.autocorrelation() if isinstance(hidden, Autocorrelation) else as_symmetric(hidden, "hidden")
+        hidden_acc = hidden if isinstance(hidden, Autocorrelation) else None
+        S = hidden_acc.autocorrelation() if hidden_acc is not None else as_symmetric(hidden, "hidden")
         m = S.shape[0]
         if W is not None and W.shape[0] != m:
             raise ValueError(f"weights: expected {m} rows (the hidden size), got {W.shape[0]}")
         smooth = resolve(smoothness, m, order)
-        return _result(_core.descramble_closed_form(S, smooth._core), W, smooth, "smooth")
+        d = _result(_core.descramble_closed_form(S, smooth._core), W, smooth, "smooth",
+                    None if hidden_acc is None else hidden_acc.count)
+        constant = None if hidden_acc is None else _constant(hidden_acc, source or "hidden", where)
+        found.append(constant)
+        found.append(_underdetermined(d, "float64" if hidden_acc is None else hidden_acc.precision, inputs,
+                                      constant is not None, where))
+        return d, [w for w in found if w is not None]
 
     if W is None:
         raise ValueError("weights: needed unless hidden= is given")
@@ -402,7 +619,7 @@ def descramble(
     acc: Optional[Autocorrelation] = None
     C = np.empty((0, 0))  # the autocorrelation matrix, when given as one
     if data is not None:
-        acc = accumulate(data)
+        acc = accumulate(data, progress=progress)
     elif isinstance(autocorrelation, Autocorrelation):
         acc = autocorrelation
     else:
@@ -410,10 +627,11 @@ def descramble(
     width = acc.n_features if acc is not None else C.shape[0]
     if width != n:
         raise ValueError(f"autocorrelation: the input has {width} features, the weights have {n} columns")
-    b = None if bias is None else as_vector(bias, "bias", m)
+    no_bias = bias is not None and _is_zero_scalar(bias)
+    b = None if bias is None or no_bias else as_vector(bias, "bias", m)
     if b is not None and acc is None:
         raise ValueError("bias: needs the input mean; pass an Autocorrelation or data= "
-                         "instead of an autocorrelation matrix")
+                         "instead of an autocorrelation matrix (or bias=0 for a layer without a bias)")
     smooth = resolve(smoothness, m, order)
     # U from the SVD of W~ L with C~ = L L^T, the bias through the augmented
     # input [x; 1] (MATH.md §1, §3): all in the core.
@@ -423,7 +641,15 @@ def descramble(
         r = _core.descramble_layer(W, acc._core, smooth._core)
     else:
         r = _core.descramble_layer(W, b, acc._core, smooth._core)
-    return _result(r, W, smooth, "smooth")
+    d = _result(r, W, smooth, "smooth", None if acc is None else acc.count)
+    constant = None if acc is None else _constant(acc, source or ("data" if data is not None else "autocorrelation"),
+                                                  where)
+    found.append(constant)
+    if acc is not None and bias is None:
+        found.append(_missing_bias(acc, where))
+    found.append(_underdetermined(d, "float64" if acc is None else acc.precision, (n, b is not None),
+                                  constant is not None, where))
+    return d, [w for w in found if w is not None]
 
 
 def smoothness_loss(P: Any, hidden: Any, smoothness: Smoothness) -> float:
@@ -473,7 +699,7 @@ class Stability(NamedTuple):
 
 
 def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "fourier",
-              order: Optional[int] = None) -> Stability:
+              order: Optional[int] = None, progress: bool = False) -> Stability:
     """Descramble two halves of the data (even and odd rows) and compare (MATH.md §5).
 
     Parameters
@@ -484,12 +710,21 @@ def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "f
         iterable of chunks; rows are split between the halves alternately.
     bias, smoothness, order
         As in :func:`descramble`.
+    progress : bool, default False
+        Show a tqdm progress bar while ``data`` is streamed.
 
     Returns
     -------
     Stability
+
+    Warns
+    -----
+    UnderdeterminedWarning, ConstantDataWarning, MissingBiasWarning
+        As :func:`descramble`, for the halves (each of about N/2 samples),
+        each kind at most once.
     """
     W = as_matrix(weights, "weights")
+    check_flag(progress, "progress")
     src = open_source(data)
     halves = [Autocorrelation(src.n_features), Autocorrelation(src.n_features)]
 
@@ -507,11 +742,16 @@ def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "f
         if errors:
             raise min(errors, key=lambda exc: exc.row if exc.row is not None else -1)
 
-    src.feed(split)
+    with progress_bar(progress, src.rows, "stability") as report:
+        src.feed(split, report)
     if min(h.count for h in halves) == 0:
         raise ValueError("data: need at least two rows to split in halves")
-    first, second = (descramble(W, autocorrelation=h, bias=bias, smoothness=smoothness, order=order)
-                     for h in halves)
+    (first, found), (second, more) = (
+        _descramble(W, autocorrelation=h, bias=bias, smoothness=smoothness, order=order, source="data")
+        for h in halves)
+    kinds = {type(w) for w in found}
+    for warning in found + [w for w in more if type(w) not in kinds]:
+        warn(warning)
     angles = component_angles(first.components, second.components, first.spectrum)
     gap = abs(first.loss - second.loss) / max((first.loss + second.loss) / 2, np.finfo(float).tiny)
     return Stability(float(gap), angles, first, second)

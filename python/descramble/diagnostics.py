@@ -4,7 +4,21 @@ Every warning is a :class:`DescrambleWarning` (a :class:`UserWarning`)
 carrying its facts as attributes, so that a caller (the command line, a
 test) reads them as data rather than parsing the message. Silence one kind
 with :func:`warnings.filterwarnings`, e.g.
-``warnings.filterwarnings("ignore", category=descramble.MissingBiasWarning)``.
+``warnings.filterwarnings("ignore", category=descramble.MissingBiasWarning)``,
+or turn them into errors with ``warnings.simplefilter("error",
+descramble.DescrambleWarning)`` (pytest: ``-W error::descramble.DescrambleWarning``;
+Python's own ``-W`` option cannot name them, as it resolves only modules
+imported before the program starts).
+
+Where the library checks what (see :func:`descramble.descramble`, "Warns"):
+
+* :class:`UnderdeterminedWarning`: numerical rank r of the hidden
+  autocorrelation below m, counting mu_k > m * eps * max(mu) (eps of float64,
+  or of float32 for ``precision="mixed"`` statistics), and r <= N.
+* :class:`ConstantDataWarning`: N >= 2 samples whose every feature has a
+  standard deviation at most 64 eps times its RMS value.
+* :class:`MissingBiasWarning`: input statistics without ``bias`` whose mean
+  is more than 6 standard errors (and sqrt(eps) of the data's scale) from zero.
 """
 
 from __future__ import annotations

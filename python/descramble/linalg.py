@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from . import _core
-from ._validation import as_matrix, as_square, as_threads
+from ._validation import as_matrix, as_numpy, as_square, as_threads
 
 
 class EighResult(NamedTuple):
@@ -66,7 +66,7 @@ def eigh(a: Any, UPLO: str = "L", *, threads: Optional[int] = None) -> EighResul
         For complex or non-numeric input.
     """
     # numpy.linalg raises LinAlgError (a ValueError) for the shape and for NaN/inf.
-    arr = np.asarray(a)
+    arr = np.asarray(as_numpy(a))
     dtype = _result_dtype(arr)
     arr = as_square(arr, "a", error=np.linalg.LinAlgError)
     if UPLO not in ("L", "U"):
@@ -127,7 +127,7 @@ def svd(
     ValueError
         For ``k`` out of range, or ``full_matrices`` with ``k``.
     """
-    arr = np.asarray(a)
+    arr = np.asarray(as_numpy(a))
     dtype = _result_dtype(arr)
     arr = as_matrix(arr, "a", error=np.linalg.LinAlgError)
     m = np.array(arr, dtype=np.float64, order="F")

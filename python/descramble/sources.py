@@ -39,7 +39,8 @@ from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
-from ._validation import as_chunk, as_positive_int, as_regular_file, as_weights, check_real_dtype
+from ._validation import (as_chunk, as_numpy, as_positive_int, as_regular_file, as_weights, check_flag,
+                          check_real_dtype, is_tensor)
 
 Chunk = Tuple[np.ndarray, Optional[np.ndarray]]
 Progress = Callable[[int], None]
@@ -71,7 +72,8 @@ def is_array_like(data: Any) -> bool:
     if hasattr(data, "__array__") and not is_sliceable_dataset(data):
         return True
     if isinstance(data, (list, tuple)):
-        return not (len(data) > 0 and all(isinstance(c, np.ndarray) and c.ndim == 2 for c in data))
+        return not (len(data) > 0 and all((isinstance(c, np.ndarray) or is_tensor(c)) and c.ndim == 2
+                                          for c in data))
     return False
 
 
@@ -545,7 +547,9 @@ def open_source(
     Parameters
     ----------
     data : array_like, str, os.PathLike, dataset or iterable of array_like
-        The samples, as rows.
+        The samples, as rows. PyTorch tensors (and iterables of them) are
+        read through :func:`descramble._validation.as_numpy` (detached,
+        copied to the CPU when on a GPU).
     weights : array_like or iterable of array_like, optional
         Per-row weights: one (N,) array for an array, an iterable of per-chunk
         arrays for an iterable. Not supported for files and datasets.
@@ -567,6 +571,8 @@ def open_source(
     """
     if chunk_rows is not None:
         chunk_rows = as_positive_int(chunk_rows, "chunk_rows")
+    # PyTorch tensors (CPU or GPU, requiring grad or not) as NumPy arrays.
+    data, weights = as_numpy(data), as_numpy(weights)
     is_path = isinstance(data, (str, os.PathLike))
     if not is_path and (dtype is not None or n_features is not None):
         raise TypeError("dtype= and n_features= describe raw binary files; pass a path with them")
@@ -599,14 +605,20 @@ def open_source(
 
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool, total: Optional[int]) -> Iterator[Progress]:
-    """A tqdm progress bar counting rows (``enabled``), or a no-op."""
+def progress_bar(enabled: bool, total: Optional[int], desc: str = "descramble",
+                 unit: str = "rows") -> Iterator[Progress]:
+    """A tqdm progress bar counting rows (or ``unit``) when ``enabled``, or a no-op.
+
+    ``enabled`` must be a bool (TypeError otherwise: a callable or a number
+    passed by mistake would otherwise count as True).
+    """
+    check_flag(enabled, "progress")
     if not enabled:
         yield lambda rows: None
         return
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        raise ImportError("progress=True needs tqdm: pip install tqdm (or descramble[progress])") from None
-    with tqdm(total=total, unit="rows", unit_scale=True, desc="descramble") as bar:
+        raise ImportError("progress=True needs tqdm (a dependency of descramble): pip install tqdm") from None
+    with tqdm(total=total, unit=unit, unit_scale=unit == "rows", desc=desc) as bar:
         yield bar.update

@@ -16,7 +16,7 @@ collect
     One :class:`~descramble.Autocorrelation` per named layer, from forward
     passes over the data.
 descramble_model
-    One :class:`~descramble.Descrambler` per ``nn.Linear`` layer (MATH.md §3).
+    One :class:`~descramble.Descrambler` per hidden ``nn.Linear`` layer (MATH.md §3).
 
 Conventions
 -----------
@@ -61,9 +61,9 @@ Examples
 >>> stats = descramble.torch.collect(model, ["0", "2"], x)
 >>> stats["0"].count, stats["0"].n_features
 (1000, 32)
->>> descramblers = descramble.torch.descramble_model(model, x)
+>>> descramblers = descramble.torch.descramble_model(model, x)  # not the output layer "2"
 >>> sorted(descramblers), descramblers["0"].P.shape
-(['0', '2'], (32, 32))
+(['0'], (32, 32))
 """
 
 from __future__ import annotations
@@ -73,9 +73,11 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 import numpy as np
 
-from ._validation import as_positive_int, check_real_dtype
+from ._validation import as_positive_int, check_flag, check_real_dtype
 from .accumulator import Autocorrelation, _as_precision
-from .descrambler import Descrambler, descramble
+from .descrambler import Descrambler, _descramble
+from .diagnostics import warn
+from .sources import progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     import torch
@@ -260,6 +262,14 @@ def _batches(torch: Any, data: Any, chunk_rows: Optional[int]) -> Iterator[Tuple
         yield batch, False
 
 
+def _length(data: Any) -> Optional[int]:
+    """``len(data)`` (a DataLoader's number of batches), or None when it has none."""
+    try:
+        return len(data)
+    except Exception:  # no __len__, or one that raises (an IterableDataset's DataLoader)
+        return None
+
+
 def _input_of(batch: Any, index: int) -> Any:
     """The model input in a batch: the batch itself, or the first element of a tuple/list."""
     if isinstance(batch, (tuple, list)):
@@ -363,6 +373,7 @@ def collect(
     forward: Optional[Callable[[Any, Any], Any]] = None,
     precision: str = "float64",
     threads: Optional[int] = None,
+    progress: bool = False,
 ) -> Dict[str, Autocorrelation]:
     """Stream ``data`` through ``model`` and accumulate the hidden signals of the named layers.
 
@@ -402,6 +413,10 @@ def collect(
         Arithmetic of the accumulators (see :class:`~descramble.Autocorrelation`).
     threads : int, optional
         Threads per accumulator update (default: every core).
+    progress : bool, default False
+        Show a tqdm progress bar: of input rows for tensor and array data,
+        of batches for iterables (out of ``len(data)`` when it has one, as a
+        ``DataLoader`` does).
 
     Returns
     -------
@@ -441,6 +456,7 @@ def collect(
     _as_precision(precision)
     if threads is not None:
         as_positive_int(threads, "threads")
+    check_flag(progress, "progress")
     resolved = _resolve_layers(torch, model, layers, bool(pre_activation))
     device, dtype = _model_placement(model)
     first = _first_linear(torch, model)
@@ -452,7 +468,9 @@ def collect(
         for name, (module, activation) in resolved.items():
             recorders.append(_Recorder(torch, name, module, activation, precision, threads))
         model.eval()
-        with torch.no_grad():
+        by_rows = isinstance(data, (torch.Tensor, np.ndarray)) and data.ndim > 0
+        total = data.shape[0] if by_rows else _length(data)
+        with torch.no_grad(), progress_bar(progress, total, "collect", "rows" if by_rows else "batches") as report:
             for index, (batch, is_input) in enumerate(_batches(torch, data, chunk_rows)):
                 if forward is not None:
                     forward(model, batch)
@@ -470,6 +488,7 @@ def collect(
                 for recorder in recorders:
                     recorder.end_batch()
                 batches += 1
+                report(len(batch) if is_input else 1)
     finally:
         for recorder in recorders:
             recorder.remove()
@@ -484,19 +503,27 @@ def collect(
     return {recorder.name: recorder.acc for recorder in recorders if recorder.acc is not None}
 
 
+def _output_layer(torch: Any, model: Any) -> Optional[str]:
+    """The name of the model's last ``nn.Linear`` in ``named_modules()`` order (its output layer), or None."""
+    names = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+    return names[-1] if names else None
+
+
 def descramble_model(
     model: "torch.nn.Module",
     data: Any,
     layers: Layers = None,
     *,
+    output: bool = False,
     smoothness: Any = "fourier",
     order: Optional[int] = None,
     chunk_rows: Optional[int] = None,
     forward: Optional[Callable[[Any, Any], Any]] = None,
     precision: str = "float64",
     threads: Optional[int] = None,
+    progress: bool = False,
 ) -> Dict[str, Descrambler]:
-    """The closed-form descrambler of every ``nn.Linear`` layer of a model (MATH.md §3).
+    """The closed-form descrambler of every hidden ``nn.Linear`` layer of a model (MATH.md §3).
 
     One pass over ``data`` (:func:`collect` with ``pre_activation=True``)
     accumulates each layer's pre-activations ``y = W x + b``; each layer's
@@ -515,10 +542,17 @@ def descramble_model(
         As in :func:`collect`.
     layers : str, sequence of str, or None
         Names of ``nn.Linear`` modules (as in ``model.named_modules()``);
-        default every ``nn.Linear``.
+        default every ``nn.Linear`` but the output layer (see ``output``).
+        Named layers are descrambled whatever ``output`` says.
+    output : bool, default False
+        With ``layers=None``, also descramble the output layer: the last
+        ``nn.Linear`` in ``model.named_modules()`` order. Its units' order is
+        fixed by the task (class k is output k), so it is not scrambled and
+        by default not descrambled; for a model whose last registered
+        ``nn.Linear`` is not its output layer, name the layers.
     smoothness, order
         As in :func:`descramble.descramble`.
-    chunk_rows, forward, precision, threads
+    chunk_rows, forward, precision, threads, progress
         As in :func:`collect`.
 
     Returns
@@ -527,19 +561,36 @@ def descramble_model(
         In the order of ``layers``. ``d.weights`` is ``P @ W``; descramble
         the bias with ``d.P @ b`` and the next layer's columns with
         ``d.apply_next(W_next)`` (for pre-activation descramblers that
-        rotation is exact only for linear successors).
+        rotation is exact only for linear successors). ``d.n_samples`` is
+        the number of rows each layer recorded.
 
     Raises
     ------
     TypeError, ValueError
         As :func:`collect`; ValueError when a named layer is not an
-        ``nn.Linear``.
+        ``nn.Linear``, or when ``layers=None`` leaves no layer (the model's
+        only ``nn.Linear`` is its output layer: pass ``output=True``).
+
+    Warns
+    -----
+    UnderdeterminedWarning, ConstantDataWarning
+        As :func:`descramble.descramble`, per layer (the message names it;
+        ``ConstantDataWarning.source`` is the layer's name): e.g. a layer
+        with more units than inputs plus one, or fewer samples than units.
     """
     torch = _torch()
     _check_model(torch, model)
+    check_flag(output, "output")
     if layers is None and not any(isinstance(module, torch.nn.Linear) for module in model.modules()):
         raise ValueError("model: it has no nn.Linear layers, and descramble_model descrambles nn.Linear layers "
                          "only; for other layers use collect() and descramble(hidden=...)")
+    if layers is None and not output:
+        last = _output_layer(torch, model)
+        layers = [name for name, module in model.named_modules()
+                  if isinstance(module, torch.nn.Linear) and name != last]
+        if not layers:
+            raise ValueError(f"model: its only nn.Linear, {last!r}, is the output layer, whose order is fixed by "
+                             "the task; pass output=True to descramble it anyway")
     if layers is not None:
         names = [layers] if isinstance(layers, str) else layers
         modules = dict(model.named_modules())
@@ -552,10 +603,15 @@ def descramble_model(
                         "layers use collect() and descramble(hidden=...)"
                     )
     stats = collect(model, layers, data, pre_activation=True, chunk_rows=chunk_rows, forward=forward,
-                    precision=precision, threads=threads)
+                    precision=precision, threads=threads, progress=progress)
     modules = dict(model.named_modules())
     result = {}
     for name, acc in stats.items():
-        W = modules[name].weight.detach().to(device="cpu", dtype=torch.float64).numpy()
-        result[name] = descramble(W, hidden=acc, smoothness=smoothness, order=order)
+        layer = modules[name]
+        W = layer.weight.detach().to(device="cpu", dtype=torch.float64).numpy()
+        result[name], found = _descramble(W, hidden=acc, smoothness=smoothness, order=order,
+                                          where=f"layer {name!r}: ", source=name,
+                                          inputs=(W.shape[1], layer.bias is not None))
+        for warning in found:
+            warn(warning)
     return result

@@ -74,13 +74,16 @@ def layer(x: np.ndarray, W: np.ndarray, bias: np.ndarray, s: Smoothness) -> Desc
     d: Descrambler = descramble.descramble(W, data=x, bias=bias, smoothness=s)
     d2 = descramble.descramble(W, autocorrelation=descramble.accumulate(x), bias=bias, smoothness="fourier", order=2)
     d3 = descramble.descramble(W[:, : W.shape[0]], criterion="diagonal")
+    d4 = descramble.descramble(W, data=x, bias=0, progress=False)  # bias=0: the layer has no bias
+    n_samples: Optional[int] = d4.n_samples
     P: np.ndarray = d.P
     PW: Optional[np.ndarray] = d.weights
     loss: float = d.loss
     bound: float = d.bound
     degenerate: List[Degeneracy] = d2.degenerate
     applied: np.ndarray = d.apply(W)
-    stab: Stability = descramble.stability(W, x, bias=bias)
+    stab: Stability = descramble.stability(W, x, bias=bias, progress=False)
+    assert n_samples == len(x)
     assert P.shape == (W.shape[0],) * 2 and PW is not None and applied.shape == W.shape
     assert loss >= bound - 1e-9 * abs(bound) and isinstance(degenerate, list) and d3.criterion == "diagonal"
     assert stab is not None
@@ -93,7 +96,7 @@ def hidden(x: np.ndarray, W: np.ndarray, bias: np.ndarray) -> None:
     h: HiddenAutocorrelations = descramble.hidden_autocorrelations(layers, x, chunk_rows=50, threads=1)
     inputs: Autocorrelation = h.input
     d = descramble.descramble(W2, hidden=h.post[1].autocorrelation())
-    result: Convergence = descramble.convergence(W, x, bias=bias, sizes=[100, 200, len(x)])
+    result: Convergence = descramble.convergence(W, x, bias=bias, sizes=[100, 200, len(x)], progress=False)
     assert d.P.shape == (3, 3) and len(result.n_samples) == 3 and inputs.count == len(x)
 
 
