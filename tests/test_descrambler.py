@@ -268,3 +268,20 @@ def test_progress_bars_count_the_streamed_rows(rng, capsys):
         descramble.stability(W, X, bias=b, progress=1)
     with pytest.raises(TypeError, match="progress: expected True, False or a callable"):
         descramble.convergence(W, X, bias=b, progress="yes")
+
+
+@pytest.mark.parametrize("offset", [1e3, 1e6, 1e9])
+def test_bias_under_a_large_common_offset_keeps_the_centred_part(offset):
+    # X = offset + Z with a bias that cancels W offset: the pre-activations are W Z (plus rounding
+    # of b). Factoring E[x x^T] = Sigma + mean mean^T rounded Sigma away (overlaps 0.16 at 1e9);
+    # the core factors the covariance and the mean separately (MATH.md §1, §7).
+    rng = np.random.default_rng(0)
+    m, n, N = 6, 10, 20_000
+    W = rng.standard_normal((m, n))
+    Z = rng.standard_normal((N, n)) * 1e-3
+    b = -W @ np.full(n, offset)
+    d = descramble.descramble(W, data=offset + Z, bias=b)
+    exact = descramble.descramble(hidden=(Z @ W.T).T @ (Z @ W.T) / N)
+    overlaps = np.abs(np.sum(d.components * exact.components, axis=0))
+    assert overlaps.min() > 1 - 1e-9
+    np.testing.assert_allclose(d.spectrum, exact.spectrum, rtol=1e-4)

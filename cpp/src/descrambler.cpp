@@ -87,34 +87,13 @@ void check_bias(const Eigen::Ref<const Eigen::VectorXd>& b, Index m) {
   if (!b.allFinite()) throw std::invalid_argument("bias: contains NaN or infinity");
 }
 
-// [W b] and [[C, mean], [mean^T, 1]] (MATH.md §1).
-void augment(const Eigen::Ref<const Eigen::MatrixXd>& W, const Eigen::Ref<const Eigen::VectorXd>& b,
-             const Autocorrelation& input, Eigen::MatrixXd& W_aug, Eigen::MatrixXd& C_aug) {
-  const Index n = W.cols();
-  const Eigen::MatrixXd C = input.autocorrelation();
-  const Eigen::VectorXd mean = input.mean();
-  C_aug.resize(n + 1, n + 1);
-  C_aug.topLeftCorner(n, n) = C;
-  C_aug.col(n).head(n) = mean;
-  C_aug.row(n).head(n) = mean.transpose();
-  C_aug(n, n) = 1.0;
-  W_aug.resize(W.rows(), n + 1);
-  W_aug.leftCols(n) = W;
-  W_aug.col(n) = b;
-}
-
-// U, mu and S from M = W L with C = L L^T (MATH.md §3), C already validated.
-ClosedForm from_layer(const Eigen::Ref<const Eigen::MatrixXd>& W, const Eigen::Ref<const Eigen::MatrixXd>& C,
-                      const Smoothness& smoothness, int threads) {
-  const Index m = W.rows();
+// M = W L with C = L L^T: U and mu from the SVD of M, S = M M^T (MATH.md §3).
+ClosedForm from_factor(const Eigen::Ref<const Eigen::MatrixXd>& M, const Smoothness& smoothness, int threads) {
+  const Index m = M.rows();
   check_smoothness(smoothness, m);
-  const EighResult c = eigh(C, threads);
-  const Eigen::MatrixXd L = c.vectors * c.values.cwiseMax(0.0).cwiseSqrt().asDiagonal();  // rounding negatives clipped
-  Eigen::MatrixXd M(m, L.cols());
   Eigen::MatrixXd S(m, m);
   {
     const detail::BlasScope blas(threads);
-    detail::gemm(false, false, W, L, M);
     detail::gemm(false, true, M, M, S);
   }
   S = (S + S.transpose()).eval() / 2.0;
@@ -122,6 +101,48 @@ ClosedForm from_layer(const Eigen::Ref<const Eigen::MatrixXd>& W, const Eigen::R
   Eigen::VectorXd mu = Eigen::VectorXd::Zero(m);
   mu.head(f.s.size()) = f.s.cwiseAbs2();
   return finish(std::move(S), std::move(f.u), std::move(mu), smoothness, threads);
+}
+
+// W L for an autocorrelation matrix C = L L^T given as a matrix (already validated), L from eigh(C).
+ClosedForm from_layer(const Eigen::Ref<const Eigen::MatrixXd>& W, const Eigen::Ref<const Eigen::MatrixXd>& C,
+                      const Smoothness& smoothness, int threads) {
+  check_smoothness(smoothness, W.rows());
+  const EighResult c = eigh(C, threads);
+  const Eigen::MatrixXd L = c.vectors * c.values.cwiseMax(0.0).cwiseSqrt().asDiagonal();  // rounding negatives clipped
+  Eigen::MatrixXd M(W.rows(), L.cols());
+  {
+    const detail::BlasScope blas(threads);
+    detail::gemm(false, false, W, L, M);
+  }
+  return from_factor(M, smoothness, threads);
+}
+
+// M = [W L_c, W mean + b] from the accumulator's centred moments (MATH.md §1, §7): with the
+// covariance Sigma = L_c L_c^T, the augmented second moment [[Sigma + mean mean^T, mean], [mean^T, 1]]
+// of [x; 1] is L~ L~^T for L~ = [[L_c, mean], [0, 1]], so W~ L~ = [W L_c, W mean + b]. Factoring the
+// covariance itself (not E[x x^T] = Sigma + mean mean^T) keeps the centred part exact under a large
+// common offset, where E[x x^T] would round it away. Without a bias: b = 0 and the last column is
+// W mean, the factor of C = E[x x^T] itself.
+Eigen::MatrixXd centred_factor(const Eigen::Ref<const Eigen::MatrixXd>& W, const Eigen::VectorXd& b,
+                               const Autocorrelation& input, int threads) {
+  const Moments state = input.moments();  // one consistent snapshot
+  if (!(state.weight > 0.0)) {
+    throw std::domain_error("autocorrelation: no samples with positive weight have been accumulated");
+  }
+  const Index n = W.cols();
+  const Eigen::MatrixXd covariance = state.scatter / state.weight;
+  const Eigen::VectorXd mean = state.absolute_mean();
+  const EighResult c = eigh((covariance + covariance.transpose()) / 2.0, threads);
+  const Eigen::MatrixXd L = c.vectors * c.values.cwiseMax(0.0).cwiseSqrt().asDiagonal();
+  Eigen::MatrixXd M(W.rows(), n + 1);
+  {
+    const detail::BlasScope blas(threads);
+    Eigen::MatrixXd WL(W.rows(), n);
+    detail::gemm(false, false, W, L, WL);
+    M.leftCols(n) = WL;
+  }
+  M.col(n) = W * mean + b;
+  return M;
 }
 
 }  // namespace
@@ -236,7 +257,9 @@ ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights, co
                             const Smoothness& smoothness, int threads) {
   check_weights(weights);
   check_width(input.n_features(), weights.cols());
-  return from_layer(weights, input.autocorrelation(), smoothness, threads);
+  check_smoothness(smoothness, weights.rows());
+  return from_factor(centred_factor(weights, Eigen::VectorXd::Zero(weights.rows()), input, threads), smoothness,
+                     threads);
 }
 
 ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights,
@@ -245,9 +268,8 @@ ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights,
   check_weights(weights);
   check_width(input.n_features(), weights.cols());
   check_bias(bias, weights.rows());
-  Eigen::MatrixXd W_aug, C_aug;
-  augment(weights, bias, input, W_aug, C_aug);
-  return from_layer(W_aug, C_aug, smoothness, threads);
+  check_smoothness(smoothness, weights.rows());
+  return from_factor(centred_factor(weights, bias, input, threads), smoothness, threads);
 }
 
 Eigen::MatrixXd hidden_autocorrelation(const Eigen::Ref<const Eigen::MatrixXd>& weights,
@@ -264,9 +286,8 @@ Eigen::MatrixXd hidden_autocorrelation(const Eigen::Ref<const Eigen::MatrixXd>& 
   check_weights(weights);
   check_width(input.n_features(), weights.cols());
   check_bias(bias, weights.rows());
-  Eigen::MatrixXd W_aug, C_aug;
-  augment(weights, bias, input, W_aug, C_aug);
-  const Eigen::MatrixXd S = W_aug * C_aug * W_aug.transpose();
+  const Eigen::MatrixXd M = centred_factor(weights, bias, input, 1);
+  const Eigen::MatrixXd S = M * M.transpose();
   return (S + S.transpose()) / 2.0;
 }
 
