@@ -235,7 +235,7 @@ def weight_images(
     d = descrambler
     W = _weights_of(d, weights)
     m, n = W.shape
-    shape = _image_shape(input_shape, n)
+    shape = image_shape(input_shape, n)
     if rows is None:
         chosen = np.arange(min(m, MAX_IMAGES))
     else:
@@ -273,7 +273,15 @@ def weight_images(
     return fig
 
 
-def _image_shape(input_shape: Any, n: int) -> Tuple[int, int]:
+def image_shape(input_shape: Any, n: int) -> Tuple[int, int]:
+    """``input_shape`` checked as the (height, width) of images of ``n`` pixels (for :func:`weight_images`).
+
+    Raises
+    ------
+    ValueError
+        Naming ``input_shape``, unless it is two positive integers whose
+        product is ``n``.
+    """
     try:
         shape = tuple(input_shape)
     except TypeError:
