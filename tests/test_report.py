@@ -214,7 +214,7 @@ def test_index_escapes_layer_and_file_names(tmp_path):
     assert 'src="weights_a%3Cb%3E%26%22c.png"' in page
     assert 'href="spectrum_a%3Cb%3E%26%22c.pdf"' in page
     assert 'src="x%20y%231.svg"' in page
-    assert "smoothness: units 0, 1" in page
+    assert "smoothness: indices 0, 1" in page
     # Every tag in the page is one of the page's own.
     tags = set(re.findall(r"<\s*([a-zA-Z][a-zA-Z0-9]*)", page))
     assert tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "a", "table", "tr", "th",

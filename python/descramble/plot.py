@@ -268,8 +268,8 @@ def weight_images(
     for ax in axes[chosen.size:]:
         ax.set_axis_off()
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="weight")
-    fig.suptitle(title or ("rows of P W Q$^T$" if d.Q is not None else "rows of P W")
-                 + " as images", fontsize=10)
+    what = ("rows of P W Q$^T$" if d.Q is not None else "rows of P W") + " as images"
+    fig.suptitle(f"{title}: {what}" if title else what, fontsize=10)
     return fig
 
 

@@ -344,7 +344,7 @@ def _href(name: str) -> str:
 
 
 def _layer_html(name: str, layer: Dict[str, Any]) -> List[str]:
-    parts = [f'<h2 id="{_href("layer-" + name)}">layer {html.escape(name)}</h2>']
+    parts = [f'<h2 id="{_href("layer-" + name)}">{html.escape(name)}</h2>']
     rows = [(label, layer[key]) for key, label in _LAYER_ROWS if key in layer]
     rows += [(key, value) for key, value in layer.items()
              if key not in dict(_LAYER_ROWS) and key not in _SHOWN_ELSEWHERE]
@@ -358,7 +358,7 @@ def _layer_html(name: str, layer: Dict[str, Any]) -> List[str]:
     degenerate = layer.get("degenerate") or []
     if degenerate:
         parts.append("<p>Degenerate groups (the descrambler is not unique inside them):</p><ul>" + "".join(
-            f"<li>{html.escape(str(g.get('kind')))}: units {_value(g.get('indices', []))}</li>"
+            f"<li>{html.escape(str(g.get('kind')))}: indices {_value(g.get('indices', []))}</li>"
             if isinstance(g, dict) else f"<li>{_value(g)}</li>" for g in degenerate) + "</ul>")
     else:
         parts.append("<p>No degenerate groups: the descrambler is unique up to signs.</p>")
