@@ -28,8 +28,8 @@ import numpy as np
 
 from . import _core
 from .descrambler import Descrambler, descramble
-from .diagnostics import DescrambleWarning, IgnoredArgumentWarning, warn
-from .hidden import _layer, hidden_autocorrelations
+from .diagnostics import ConstantDataWarning, DescrambleWarning, IgnoredArgumentWarning, warn
+from .hidden import HiddenAutocorrelations, _layer, hidden_autocorrelations
 from .smoothness import Smoothness, resolve
 
 __all__ = ["descramble_network"]
@@ -74,9 +74,12 @@ def descramble_network(
         shape (outputs, inputs), ``b`` of shape (outputs,) or None,
         ``activation`` one of "identity", "relu", "tanh", "sigmoid"; each
         layer's inputs equal the previous layer's outputs.
-    data : source
+    data : source or HiddenAutocorrelations
         The network's input rows: any source :func:`descramble.accumulate`
-        takes. Read once.
+        takes, read once; or what :func:`descramble.hidden_autocorrelations`
+        returned for these layers (nothing is read again: a caller that
+        needs the statistics for more, e.g. the input autocorrelation for
+        other checkpoints of the first layer, makes the one pass itself).
     smoothness : spec or sequence of specs, default "fourier"
         One spec for every descrambled layer (a name, a
         :class:`~descramble.smoothness.Smoothness` or a matrix D, as in
@@ -118,7 +121,8 @@ def descramble_network(
         :class:`descramble.UnderdeterminedWarning` when N < m), re-issued
         with the message prefixed by ``"layer k: "`` (k from 1) and the
         0-based index of the layer in ``layers`` as the attribute
-        ``layer_index``.
+        ``layer_index``; :class:`descramble.ConstantDataWarning` (for layer
+        1) when every input row is the same.
 
     Notes
     -----
@@ -153,8 +157,13 @@ def descramble_network(
         if orders[k] is not None and not isinstance(specs[k], str):
             warn(IgnoredArgumentWarning(f"order: ignored for layer {k + 1}, whose smoothness is an operator, "
                                         "not a name", argument="order"))
-    stats = hidden_autocorrelations(parsed, data, chunk_rows=chunk_rows, progress=progress, threads=threads)
+    if isinstance(data, HiddenAutocorrelations):
+        stats = data
+        _check_statistics(stats, parsed)
+    else:
+        stats = hidden_autocorrelations(parsed, data, chunk_rows=chunk_rows, progress=progress, threads=threads)
     n_samples = int(stats.input.count)
+    constant = n_samples > 0 and not np.any(np.diag(stats.input.scatter))
 
     result: List[Descrambler] = []
     for k in range(count):
@@ -163,6 +172,9 @@ def descramble_network(
             warnings.simplefilter("always")
             if k == 0:
                 d = descramble(W, autocorrelation=stats.input, bias=b, smoothness=operators[0])
+                if constant and not any(isinstance(w.message, ConstantDataWarning) for w in caught):
+                    warn(ConstantDataWarning("data: every row is the same (zero variance): the data say nothing "
+                                             "about the order of the units", source="data"))
             else:
                 d = descramble(W, hidden=stats.pre[k], smoothness=operators[k])
                 # Q_{k-1}: the previous layer's outputs (what this layer reads), its smoothness.
@@ -188,3 +200,17 @@ def _reissue(caught: List[warnings.WarningMessage], k: int) -> None:
             warnings.warn(labelled, stacklevel=3)
         else:
             warnings.warn_explicit(message, record.category, record.filename, record.lineno)
+
+
+def _check_statistics(stats: HiddenAutocorrelations, parsed: List[tuple]) -> None:
+    """``stats`` must be the hidden autocorrelations of these layers (sizes layer by layer)."""
+    if len(stats.pre) != len(parsed) or len(stats.post) != len(parsed):
+        raise ValueError(f"data: the HiddenAutocorrelations are of {len(stats.pre)} layers, "
+                         f"layers has {len(parsed)}")
+    if stats.input.n_features != parsed[0][0].shape[1]:
+        raise ValueError(f"data: the HiddenAutocorrelations' input has {stats.input.n_features} features, "
+                         f"the first layer has {parsed[0][0].shape[1]} inputs")
+    for k, (W, _, _) in enumerate(parsed):
+        if stats.pre[k].n_features != W.shape[0] or stats.post[k].n_features != W.shape[0]:
+            raise ValueError(f"data: the HiddenAutocorrelations' layer {k + 1} has {stats.pre[k].n_features} units, "
+                             f"layers[{k}] has {W.shape[0]}")
