@@ -150,13 +150,17 @@ def descramble_network(
     operators: List[Smoothness] = []
     for k in range(count):
         m = parsed[k][0].shape[0]
-        try:
-            operators.append(resolve(specs[k], m, orders[k]))
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"smoothness: layer {k + 1} ({m} units): {exc}") from None
-        if orders[k] is not None and not isinstance(specs[k], str):
-            warn(IgnoredArgumentWarning(f"order: ignored for layer {k + 1}, whose smoothness is an operator, "
-                                        "not a name", argument="order"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                operators.append(resolve(specs[k], m, orders[k]))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"smoothness: layer {k + 1} ({m} units): {exc}") from None
+            if (orders[k] is not None and not isinstance(specs[k], str)
+                    and not any(isinstance(w.message, IgnoredArgumentWarning) for w in caught)):
+                warn(IgnoredArgumentWarning("order: ignored: the smoothness is an operator, not a name",
+                                            argument="order"))
+        _reissue(caught, k)
     if isinstance(data, HiddenAutocorrelations):
         stats = data
         _check_statistics(stats, parsed)
