@@ -403,3 +403,134 @@ def test_demo_refuses_to_replace_files_unless_forced(tmp_path, capsys):
     code, _, err = run_cli(capsys, "demo", "--quick", "--no-figures", "--out", out, "--force")
     assert code == 0, err
     assert np.load(out / "P_layer2.npy").ndim == 2
+
+
+# -- whole-network runs (no --layer) -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A 20-8-6-3 network as a .npz of W1, b1, W2, b2, W3, b3, and its input data."""
+    d = tmp_path_factory.mktemp("stack")
+    rng = np.random.default_rng(1)
+    sizes = (20, 8, 6, 3)
+    arrays = {}
+    for k, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        arrays[f"W{k}"], arrays[f"b{k}"] = rng.normal(size=(m, n)) / np.sqrt(n), rng.normal(size=m) * 0.3
+    np.savez(d / "net.npz", **arrays)
+    np.savez(d / "net_tanh.npz", **arrays, activation="tanh")
+    X = rng.normal(size=(2000, 20)) @ np.diag(np.linspace(2, 0.1, 20)) + 0.3
+    np.save(d / "X.npy", X)
+    layers = [(arrays[f"W{k}"], arrays[f"b{k}"], "tanh") for k in (1, 2, 3)]
+    return d, layers, X
+
+
+def test_run_without_layer_descrambles_every_hidden_layer(stack, tmp_path, capsys):
+    d, layers, X = stack
+    out = tmp_path / "r"
+    code, stdout, err = run_cli(capsys, "run", "--weights", d / "net_tanh.npz", "--data", d / "X.npy", "--out", out,
+                                "--no-figures")
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["layers"]) == ["W1", "W2"] and summary["inputs"]["activation"] == "tanh"
+    expected = descramble.descramble_network(layers, X)
+    for name, e in zip(("W1", "W2"), expected):
+        np.testing.assert_allclose(np.load(out / f"P_{name}.npy"), e.P, atol=1e-12)
+        assert summary["layers"][name]["loss"] == pytest.approx(e.loss, rel=1e-12)
+        assert summary["layers"][name]["warnings"] == []
+    assert (out / "index.html").is_file()
+    assert "W1: 8 x 20" in stdout and "W2: 6 x 8" in stdout
+    # --output adds the last layer; --activation overrides the file's
+    code, _, err = run_cli(capsys, "run", "--weights", d / "net.npz", "--data", d / "X.npy", "--out", tmp_path / "o",
+                           "--no-figures", "--output", "--activation", "relu")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert list(summary["layers"]) == ["W1", "W2", "W3"]
+    relu = [(W, b, "relu") for W, b, _ in layers]
+    P3 = descramble.descramble_network(relu, X, output=True)[2].P
+    np.testing.assert_allclose(np.load(tmp_path / "o" / "P_W3.npy"), P3, atol=1e-12)
+
+
+def test_whole_network_errors(stack, tmp_path, capsys):
+    d, layers, X = stack
+    broken = tmp_path / "broken.npz"
+    np.savez(broken, W1=np.ones((8, 20)), W2=np.ones((6, 7)))
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "P_W2.npy").write_bytes(b"mine")
+    cases = [
+        (["--weights", d / "net.npz"], "--activation: .*net.npz holds 3 dense layers but does not say which "
+                                       "activation"),
+        (["--weights", broken, "--activation", "relu"],
+         r"--weights: .*the layers do not chain: 'W2' \(6x7\) takes 7 inputs, but the layer before it, 'W1' "
+         r"\(8x20\), has 8 outputs"),
+        (["--weights", d / "net.npz", "--activation", "relu", "--smoothness", "grid:2x4"],
+         r"--smoothness: layer W2 \(6 units\): grid 2x4 has 8 units, the layer has 6"),
+        (["--weights", d / "net.npz", "--activation", "relu", "--bias", d / "X.npy"], "--bias: only for a single"),
+        (["--weights", d / "net.npz", "--activation", "relu", "--input-shape", "4x4"],
+         "--input-shape: 4x4 is 16 inputs, the first layer has 20"),
+        (["--weights", d / "net.npz", "--activation", "relu", "--input-shape", "4xa"], "--input-shape: expected"),
+        (["--weights", d / "net.npz", "--layer", "W1", "--output"], "--output: only for a whole-network run"),
+    ]
+    for argv, match in cases:
+        code, _, err = run_cli(capsys, "run", *argv, "--data", d / "X.npy", "--out", tmp_path / "e", "--no-figures")
+        assert code == 2 and len(err.strip().splitlines()) == 1, (argv, err)
+        import re
+
+        assert re.search(match, err), (match, err)
+    # Every file of the run is checked before any work: the second layer's P is refused.
+    code, _, err = run_cli(capsys, "run", "--weights", d / "net.npz", "--activation", "relu", "--data", d / "X.npy",
+                           "--out", existing, "--no-figures")
+    assert code == 2 and "P_W2.npy already exists" in err, err
+    assert sorted(p.name for p in existing.iterdir()) == ["P_W2.npy"]
+
+
+def test_whole_network_warnings_are_one_line_each_and_in_the_summary(stack, tmp_path, capsys):
+    d, layers, X = stack
+    np.save(tmp_path / "few.npy", X[:5])  # N = 5 < m = 8
+    code, _, err = run_cli(capsys, "run", "--weights", d / "net.npz", "--activation", "relu", "--data",
+                           tmp_path / "few.npy", "--out", tmp_path / "r", "--no-figures")
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert lines and all(line.startswith("descramble run: warning: ") for line in lines)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["layers"]["W1"]["warnings"]
+    assert sum(len(layer["warnings"]) for layer in summary["layers"].values()) == len(lines)
+
+
+def test_load_network_orders_state_dicts_and_numbered_arrays(tmp_path):
+    torch = pytest.importorskip("torch", reason="PyTorch state dicts need torch")
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3, bias=False),
+                              torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    layers = descramble.io.load_network(tmp_path / "m.pt")
+    assert [(name, W.shape, None if b is None else b.shape) for name, W, b in layers] == [
+        ("0", (4, 5), (4,)), ("2", (3, 4), None), ("4", (2, 3), (2,))]
+    np.testing.assert_array_equal(layers[0][1], net[0].weight.detach().numpy())
+    arrays = {"W10": np.ones((2, 3)), "W2": np.ones((3, 4)), "b2": np.zeros(3), "W1": np.ones((4, 5))}
+    np.savez(tmp_path / "n.npz", **arrays)
+    assert [n for n, _, _ in descramble.io.load_network(tmp_path / "n.npz")] == ["W1", "W2", "W10"]
+    np.savez(tmp_path / "t.npz", W1=np.ones((5, 4)), W2=np.ones((4, 3)))
+    with pytest.raises(descramble.io.LayerChoiceError, match="pass transpose=True"):
+        descramble.io.load_network(tmp_path / "t.npz")
+    assert [W.shape for _, W, _ in descramble.io.load_network(tmp_path / "t.npz", transpose=True)] == [(4, 5), (3, 4)]
+    np.savez(tmp_path / "bn.npz", **{"0.weight": np.ones((4, 5)), "1.weight": np.ones(4), "2.weight": np.ones((2, 4))})
+    with pytest.raises(ValueError, match=r"'1.weight' has shape \(4,\) \(a normalisation layer's scale\)"):
+        descramble.io.load_network(tmp_path / "bn.npz")
+    np.savez(tmp_path / "x.npz", a=np.ones((4, 5)), c=np.ones((2, 4)))
+    with pytest.raises(ValueError, match="cannot tell the layers' order"):
+        descramble.io.load_network(tmp_path / "x.npz")
+    np.savez(tmp_path / "act.npz", W1=np.ones((4, 5)), activation="ReLU")
+    assert descramble.io.load_activation(tmp_path / "act.npz") == "relu"
+    np.savez(tmp_path / "bad.npz", W1=np.ones((4, 5)), activation="softmax")
+    with pytest.raises(ValueError, match="activation 'softmax' is not one of"):
+        descramble.io.load_activation(tmp_path / "bad.npz")
+
+
+def test_describe_says_equal_only_when_loss_and_bound_agree():
+    from descramble.cli.demo import describe
+
+    layer = {"m": 4, "n": 5, "loss": 2.0, "bound": 2.0 * (1 + 5e-10), "relative_gap": -5e-10, "raw_loss": None}
+    assert "smoothness loss 2 = bound 2" in describe({"layers": {"L": layer}})
+    layer = {**layer, "bound": 1.9, "relative_gap": 0.1 / 1.9}
+    assert "smoothness loss 2, bound 1.9 (relative gap 5.3e-02)" in describe({"layers": {"L": layer}})

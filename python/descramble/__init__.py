@@ -20,6 +20,9 @@ descramble, stability
     The closed-form descrambler (MATH.md §3) and a split-half diagnostic.
 hidden_autocorrelations
     Every hidden layer's autocorrelation from one pass over the data.
+descramble_network
+    Every hidden layer of a stack of dense layers descrambled, P_k W_k Q_{k-1}^T,
+    from one pass over the data.
 convergence
     The descrambler from the first N samples, for growing N, in one pass.
 plot
@@ -59,6 +62,7 @@ from .diagnostics import (ConstantDataWarning, DescrambleWarning, IgnoredArgumen
 from .descrambler import Degeneracy, Descrambler, Stability, descramble, stability
 from .hidden import HiddenAutocorrelations, hidden_autocorrelations
 from .linalg import eigh, svd
+from .network import descramble_network
 
 
 
@@ -87,6 +91,7 @@ __all__ = [
     "Descrambler",
     "HiddenAutocorrelations",
     "hidden_autocorrelations",
+    "descramble_network",
     "Stability",
     "descramble",
     "eigh",

@@ -6,10 +6,13 @@
    hidden layer's autocorrelation (:func:`descramble.hidden_autocorrelations`).
 4. Descramble the first layer in closed form from the input autocorrelation
    (MATH.md §3), and the second (non-linear input) from its hidden
-   autocorrelation; descramble every training checkpoint from the same
-   single input accumulator (no second pass over the data).
+   autocorrelation, its inputs reordered by the descrambler of the first
+   layer's outputs (P2 W2 Q1^T, :func:`descramble.descramble_network`);
+   descramble every training checkpoint from the same single input
+   accumulator (no second pass over the data).
 5. Measure how the descrambler converges as N grows (MATH.md §5).
-6. Write figures, arrays and ``summary.json`` (:mod:`descramble.cli.report`).
+6. Write figures, arrays, ``summary.json`` and ``index.html``
+   (:mod:`descramble.cli.report`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .._validation import as_positive_int
 from ..convergence import convergence
 from ..descrambler import descramble
 from ..hidden import hidden_autocorrelations
+from ..network import descramble_network
 from .mlp import MLP, train
 from .relaxometry import PARAMETER_NAMES, Relaxometry
 
@@ -112,10 +116,11 @@ def run_demo(
     stats = hidden_autocorrelations(model.layers, X)
     step("stream")
 
-    log("[4/6] descrambling in closed form: layer 1 from the input autocorrelation, layer 2 from its hidden one")
+    log("[4/6] descrambling in closed form: layer 1 from the input autocorrelation, layer 2 from its hidden one "
+        "(inputs ordered by layer 1's outputs)")
     (W1, b1, _), (W2, b2, _) = model.layers[0], model.layers[1]
-    first = descramble(W1, autocorrelation=stats.input, bias=b1, smoothness="fourier")
-    second = descramble(W2, hidden=stats.pre[1], smoothness="fourier")
+    # Layer 1: P1 W1. Layer 2: P2 W2 Q1^T, Q1 ordering layer 1's tanh outputs (what layer 2 reads).
+    first, second = descramble_network(model.layers, stats, smoothness="fourier")
     trajectory = []
     for k, checkpoint in enumerate(model.checkpoints):
         Wk, bk, _ = checkpoint[0]
@@ -132,7 +137,8 @@ def run_demo(
         "layer1": report.layer_report(out, "layer1", first, W1, convergence=conv, x=problem.times,
                                       xlabel="echo time (ms)", sample_spacing=problem.echo_spacing / 1000.0,
                                       frequency_unit="Hz", figures=figures),
-        "layer2": report.layer_report(out, "layer2", second, W2, xlabel="layer-1 neuron", figures=figures),
+        "layer2": report.layer_report(out, "layer2", second, W2, xlabel="layer-1 output (descrambled order)",
+                                      figures=figures),
     }
     layers["layer1"]["checkpoints"] = trajectory
     step("report")
@@ -161,6 +167,7 @@ def run_demo(
         "versions": report.versions(),
     }
     report.write_summary(out, summary)
+    report.write_index(out, summary)
     return summary
 
 
@@ -168,7 +175,7 @@ def describe(summary: Dict[str, Any]) -> str:
     """A short human-readable summary of a demo or run report."""
     lines = []
     network = summary.get("network")
-    if network:
+    if network and "median_relative_error" in network:
         errors = ", ".join(f"{k} {100 * v:.1f}%" for k, v in network["median_relative_error"].items())
         lines.append(f"network: median relative error on fresh signals: {errors}")
     for name, layer in summary["layers"].items():
@@ -176,10 +183,13 @@ def describe(summary: Dict[str, Any]) -> str:
         raw_text = ""
         if raw is not None:
             # A zero loss (m = 1, rank-deficient S, zero weights) has no ratio.
-            ratio = f", {raw / layer['loss']:.1f}x rougher" if layer["loss"] else ""
+            ratio = f", {raw / layer['loss']:.1f}x rougher" if layer['loss'] > 0 else ""
             raw_text = f" (trained order {raw:.4g}{ratio})"
-        lines.append(f"{name}: {layer['m']} x {layer['n']}, smoothness loss {layer['loss']:.6g} = bound "
-                     f"{layer['bound']:.6g} (relative gap {layer['relative_gap']:.1e}){raw_text}")
+        loss, bound = layer["loss"], layer["bound"]
+        # "=" only when they agree to 1e-9 relative (the closed form reaches its bound up to rounding).
+        relation = " = bound" if abs(loss - bound) <= 1e-9 * max(abs(loss), abs(bound)) else ", bound"
+        lines.append(f"{name}: {layer['m']} x {layer['n']}, smoothness loss {loss:.6g}{relation} "
+                     f"{bound:.6g} (relative gap {layer['relative_gap']:.1e}){raw_text}")
         conv = layer.get("convergence")
         if conv:
             n, loss, bound = conv["n_samples"], conv["loss"], conv["bound"]

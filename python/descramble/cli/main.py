@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, NoReturn, Optional, Tuple
 
@@ -54,11 +56,26 @@ def parse_smoothness(spec: str, m: int) -> Any:
     """Turn a ``--smoothness`` spec into a :class:`descramble.smoothness.Smoothness`.
 
     Specs: ``fourier[:ORDER]``, ``fd[:ORDER]``, ``fd-circular[:ORDER]``,
-    ``gram:A.npy`` (A = D^T D, m x m) and ``matrix:D.npy`` (D, k x m).
+    ``grid:ROWSxCOLS[:ORDER]`` (the units laid out as an image, row-major;
+    ROWS x COLS must be m), ``gram:A.npy`` (A = D^T D, m x m) and
+    ``matrix:D.npy`` (D, k x m).
     """
     from .. import smoothness
 
     name, _, arg = spec.partition(":")
+    if name == "grid":
+        size, _, order_text = arg.partition(":")
+        shape = parse_shape(size, "--smoothness", example="grid:4x8")
+        grid_order = _order(order_text) if order_text else 1
+        if int(np.prod(shape)) != m:
+            raise UserError(f"--smoothness: grid {size} has {int(np.prod(shape))} units, the layer has {m}")
+        try:
+            return smoothness.grid(shape, order=grid_order)  # type: ignore[attr-defined]
+        except AttributeError:
+            raise UserError("--smoothness: grid operators need descramble.smoothness.grid, "
+                            "missing from this build") from None
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"--smoothness: {spec}: {_one_line(exc)}") from None
     if name in ("gram", "matrix"):
         if not arg:
             raise UserError(f"--smoothness: '{name}' needs a file, e.g. {name}:A.npy")
@@ -73,16 +90,31 @@ def parse_smoothness(spec: str, m: int) -> Any:
         return op
     if name not in ("fourier", "fd", "fd-circular"):
         raise UserError(f"--smoothness: unknown operator {name!r}; expected fourier[:ORDER], fd[:ORDER], "
-                        "fd-circular[:ORDER], gram:A.npy or matrix:D.npy")
-    order = None
-    if arg:
-        try:
-            order = int(arg)
-        except ValueError:
-            raise UserError(f"--smoothness: the order must be a positive integer, got {arg!r}") from None
-        if order < 1:
-            raise UserError(f"--smoothness: the order must be a positive integer, got {order}")
-    return smoothness.resolve(name, m, order)
+                        "fd-circular[:ORDER], grid:ROWSxCOLS[:ORDER], gram:A.npy or matrix:D.npy")
+    return smoothness.resolve(name, m, _order(arg) if arg else None)
+
+
+def _order(text: str) -> int:
+    try:
+        order = int(text)
+    except ValueError:
+        raise UserError(f"--smoothness: the order must be a positive integer, got {text!r}") from None
+    if order < 1:
+        raise UserError(f"--smoothness: the order must be a positive integer, got {order}")
+    return order
+
+
+def parse_shape(text: str, option: str, example: str = "8x8") -> Tuple[int, ...]:
+    """``"8x8"`` -> ``(8, 8)``: positive integers separated by ``x``."""
+    parts = text.lower().split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not text or not shape or any(d < 1 for d in shape):
+        raise UserError(f"{option}: expected a shape such as {example} (positive integers separated by x), "
+                        f"got {text!r}")
+    return shape
 
 
 def _unreadable(path: Any, option: str, kind: str, exc: BaseException) -> UserError:
@@ -261,7 +293,7 @@ def _demo(args: argparse.Namespace) -> int:
     _check_figures(args)
     figures = not args.no_figures
     planned = (report.layer_files("layer1", figures=figures, convergence=True)
-               + report.layer_files("layer2", figures=figures, convergence=False) + ["summary.json"])
+               + report.layer_files("layer2", figures=figures, convergence=False) + ["summary.json", "index.html"])
     report.check_outputs(args.out, planned, {}, args.force)
     kwargs: Dict[str, Any] = {"n_train": 10_000, "epochs": 15} if args.quick else {}
     summary = run_demo(args.out, seed=args.seed, figures=not args.no_figures, **kwargs)
@@ -272,31 +304,109 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _files(summary: dict) -> List[str]:
-    return [f for layer in summary["layers"].values() for f in layer["files"]] + ["summary.json"]
+    return [f for layer in summary["layers"].values() for f in layer["files"]] + ["summary.json", "index.html"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import report
-    from ..convergence import convergence
-    from .demo import describe
-    from ..descrambler import descramble
-    from ..io import LayerChoiceError, load_layer
-    from ..sources import progress_bar
-
     start = time.perf_counter()
     if not Path(args.weights).is_file():
         raise UserError(f"--weights: {args.weights}: no such file")
     _check_figures(args)
+    single = args.layer is not None or args.hidden is not None
+    if single:
+        for option, given in (("--output", args.output), ("--activation", args.activation is not None)):
+            if given:
+                raise UserError(f"{option}: only for a whole-network run (--data without --layer)")
+    else:
+        layers = _load_network(args)
+        if len(layers) > 1:
+            return _run_network(args, layers, start)
+    return _run_layer(args, start)
+
+
+def _weights_error(exc: ValueError) -> UserError:
+    from ..io import LayerChoiceError
+
+    if isinstance(exc, LayerChoiceError):  # the remedy is a keyword of the io function: name this command's option
+        return UserError("--weights: " + exc.spelled(_option))
+    return UserError(f"--weights: {_one_line(exc)}")
+
+
+def _load_network(args: argparse.Namespace) -> List[Tuple[str, np.ndarray, Optional[np.ndarray]]]:
+    from ..io import load_network
+
+    try:
+        return load_network(args.weights, transpose=args.transpose)
+    except ValueError as exc:
+        raise _weights_error(exc) from None
+
+
+def _report_options(args: argparse.Namespace, n_inputs: int) -> Dict[str, Any]:
+    """The figure options of the layer whose inputs are the data's (``--input-*``), checked against its n inputs."""
+    options: Dict[str, Any] = {}
+    if args.input_shape is not None:
+        shape = parse_shape(args.input_shape, "--input-shape")
+        if int(np.prod(shape)) != n_inputs:
+            raise UserError(f"--input-shape: {args.input_shape} is {int(np.prod(shape))} inputs, "
+                            f"the first layer has {n_inputs}")
+        options["input_shape"] = shape
+    if args.input_values is not None:
+        values = _load_array(args.input_values, "--input-values")
+        if values.shape != (n_inputs,):
+            raise UserError(f"--input-values: expected {n_inputs} values (one per input), got shape {values.shape}")
+        options["input_values"] = values
+    if args.input_label is not None:
+        options["input_label"] = args.input_label
+    return options
+
+
+def _warn(text: str) -> None:
+    print(f"descramble run: warning: {text}", file=sys.stderr)
+
+
+def _warning_texts(caught: List[warnings.WarningMessage]) -> List[str]:
+    return [_one_line(w.message) if isinstance(w.message, Warning) else str(w.message) for w in caught]
+
+
+def _data_warnings(name: str, m: int, n_samples: int, caught: List[warnings.WarningMessage],
+                   constant: bool) -> List[str]:
+    """Facts about the data the library has not warned of: N < m, constant data."""
+    from ..diagnostics import ConstantDataWarning, UnderdeterminedWarning
+
+    texts = []
+    if n_samples < m and not any(isinstance(w.message, UnderdeterminedWarning) for w in caught):
+        texts.append(f"{name}: N = {n_samples} samples for {m} units: the hidden autocorrelation has rank < {m}, "
+                     "so P is not determined beyond it; use more data")
+    if constant and not any(isinstance(w.message, ConstantDataWarning) for w in caught):
+        texts.append(f"{name}: every data row is the same (zero variance): the data say nothing about the order "
+                     "of the units")
+    return texts
+
+
+def _constant(acc: Any) -> bool:
+    return bool(acc.count > 0 and np.all(np.diag(acc.scatter) == 0))
+
+
+def _run_layer(args: argparse.Namespace, start: float) -> int:
+    """One layer: ``--layer``, ``--hidden``, or a weights file holding one layer."""
+    from . import report
+    from ..convergence import convergence
+    from .demo import describe
+    from ..descrambler import descramble
+    from ..io import load_layer
+    from ..sources import progress_bar
+
     try:
         W, b, key = load_layer(args.weights, args.layer, transpose=args.transpose)
-    except LayerChoiceError as exc:  # the remedy is a keyword of load_layer: name this command's option
-        raise UserError("--weights: " + exc.spelled(_option)) from None
     except ValueError as exc:
-        raise UserError(f"--weights: {_one_line(exc)}") from None
+        raise _weights_error(exc) from None
     name = args.layer or key  # the report's files are named after the layer
+    figures = not args.no_figures
+    options = _report_options(args, W.shape[1])
     # Before any work: never replace a file this run did not write, nor any of its inputs.
-    planned = report.layer_files(_safe(name), figures=not args.no_figures, convergence=args.hidden is None)
-    report.check_outputs(args.out, planned + ["summary.json"], _inputs(args), args.force)
+    planned = report.layer_files(_safe(name), figures=figures, convergence=args.hidden is None, format=args.format,
+                                 images="input_shape" in options)
+    report.check_outputs(args.out, planned + ["summary.json", "index.html"], _inputs(args), args.force)
     if args.bias is not None:
         b = _load_array(args.bias, "--bias")
         if b.shape != (W.shape[0],):
@@ -305,21 +415,32 @@ def _run(args: argparse.Namespace) -> int:
     out = report.prepare(args.out)
     conv = None
     inputs = {"weights": str(args.weights), "layer": name, "matrix": key, "bias": b is not None}
-    if args.hidden is not None:
-        if args.bias is not None:
-            raise UserError("--bias: not used with --hidden (S already includes it); drop one")
-        hidden = _load_hidden(args.hidden, W.shape[0])
-        d = descramble(W, hidden=hidden, smoothness=smooth)
-        inputs["hidden"] = str(args.hidden)
-        n_samples = getattr(hidden, "count", None)
-    else:
-        data, keywords = open_data(args.data, args.dtype, args.n_features)
-        with progress_bar(args.progress, None) as progress:
-            conv = convergence(W, data, bias=b, smoothness=smooth, progress=progress, **keywords)
-        d = conv.descrambler  # the whole stream's descrambler, computed once by convergence()
-        inputs["data"] = str(args.data)
-        n_samples = conv.accumulator.count
-    layer = report.layer_report(out, _safe(name), d, W, convergence=conv, figures=not args.no_figures)
+    constant = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.hidden is not None:
+            if args.bias is not None:
+                raise UserError("--bias: not used with --hidden (S already includes it); drop one")
+            hidden = _load_hidden(args.hidden, W.shape[0])
+            d = descramble(W, hidden=hidden, smoothness=smooth)
+            inputs["hidden"] = str(args.hidden)
+            n_samples = getattr(hidden, "count", None)
+        else:
+            data, keywords = open_data(args.data, args.dtype, args.n_features)
+            with progress_bar(args.progress, None) as progress:
+                conv = convergence(W, data, bias=b, smoothness=smooth, progress=progress, **keywords)
+            d = conv.descrambler  # the whole stream's descrambler, computed once by convergence()
+            inputs["data"] = str(args.data)
+            n_samples = conv.accumulator.count
+            constant = _constant(conv.accumulator)
+    texts = _warning_texts(caught)
+    if n_samples is not None:
+        texts += _data_warnings(_safe(name), W.shape[0], n_samples, caught, constant)
+    for text in texts:
+        _warn(text)
+    layer = report.layer_report(out, _safe(name), d, W, convergence=conv, figures=figures, dpi=args.dpi,
+                                format=args.format, **options)
+    layer["warnings"] = texts
     summary = {
         "command": "run",
         "inputs": inputs,
@@ -329,6 +450,104 @@ def _run(args: argparse.Namespace) -> int:
         "versions": report.versions(),
     }
     report.write_summary(out, summary)
+    report.write_index(out, summary)
+    print(describe(summary))
+    print(f"report: {out.resolve()} ({len(_files(summary))} files)")
+    return 0
+
+
+def _network_data(args: argparse.Namespace) -> Any:
+    """The ``--data`` of a whole-network run: raw binary files are memory-mapped (rows of --n-features)."""
+    data, keywords = open_data(args.data, args.dtype, args.n_features)
+    if not keywords:
+        return data
+    dtype, n = np.dtype(keywords["dtype"]), keywords["n_features"]
+    size = Path(data).stat().st_size
+    if size % (dtype.itemsize * n):
+        raise UserError(f"--data: {data}: {size} bytes is not a whole number of rows of {n} {dtype} values")
+    if size == 0:
+        raise UserError(f"--data: {data}: empty file")
+    return np.memmap(data, dtype=dtype, mode="r", shape=(size // (dtype.itemsize * n), n))
+
+
+def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, Optional[np.ndarray]]],
+                 start: float) -> int:
+    """Every hidden dense layer (and the output layer with --output), from one pass over --data."""
+    from . import report
+    from .demo import describe
+    from ..io import load_activation
+    from ..network import descramble_network
+
+    if args.bias is not None:
+        raise UserError("--bias: only for a single layer (--layer NAME); the weights file gives each layer's bias")
+    activation = args.activation
+    if activation is None:
+        try:
+            activation = load_activation(args.weights)
+        except (ValueError, OSError) as exc:
+            raise UserError(f"--weights: {_one_line(exc)}") from None
+        if activation is None:
+            raise UserError(f"--activation: {args.weights} holds {len(layers)} dense layers but does not say which "
+                            "activation follows them; pass --activation relu|tanh|sigmoid|identity "
+                            "(or --layer NAME for one layer)")
+    count = len(layers) if args.output else len(layers) - 1
+    # Files are named after the layers: fc1 stays fc1; a bare index (a Sequential's "0", "net.2") is "layer<k>".
+    names = [_safe(name) if re.search(r"[A-Za-z]", re.split(r"[./:]", name)[-1]) else f"layer{k + 1}"
+             for k, (name, _, _) in enumerate(layers)]
+    if len(set(names)) != len(names):
+        names = [f"layer{k + 1}" for k in range(len(layers))]
+    figures = not args.no_figures
+    options = _report_options(args, layers[0][1].shape[1])
+    planned = []
+    for k in range(count):
+        planned += report.layer_files(names[k], figures=figures, convergence=False, format=args.format,
+                                      images=k == 0 and "input_shape" in options)
+    report.check_outputs(args.out, planned + ["summary.json", "index.html"], _inputs(args), args.force)
+    smooths = []
+    for k in range(count):
+        m = layers[k][1].shape[0]
+        try:
+            smooths.append(parse_smoothness(args.smoothness, m))
+        except UserError as exc:
+            raise UserError(f"--smoothness: layer {names[k]} ({m} units): "
+                            + str(exc).removeprefix("--smoothness: ")) from None
+    data = _network_data(args)
+    out = report.prepare(args.out)
+    # The output layer's activation does not enter any descrambler: identity, whatever --activation says.
+    stack = [(W, b, activation if k < len(layers) - 1 else "identity") for k, (_, W, b) in enumerate(layers)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = descramble_network(stack, data, smoothness=smooths, output=args.output, progress=args.progress)
+    n_samples = int(result[0].n_samples or 0)
+    summaries: Dict[str, Any] = {}
+    for k, d in enumerate(result):
+        mine = [w for w in caught if getattr(w.message, "layer_index", None) == k]
+        texts = _warning_texts(mine) + _data_warnings(names[k], d.P.shape[0], n_samples, mine, False)
+        if k == 0:
+            texts = _warning_texts([w for w in caught if getattr(w.message, "layer_index", None) is None]) + texts
+        for text in texts:
+            _warn(text)
+        layer = report.layer_report(out, names[k], d, layers[k][1], figures=figures, dpi=args.dpi,
+                                    format=args.format, xlabel="input index" if k == 0 else f"{names[k - 1]} unit",
+                                    **(options if k == 0 else {}))
+        layer["warnings"] = texts
+        layer["name_in_file"] = layers[k][0]
+        layer["activation"] = stack[k][2]
+        layer["bias"] = layers[k][2] is not None
+        summaries[names[k]] = layer
+    summary = {
+        "command": "run",
+        "inputs": {"weights": str(args.weights), "data": str(args.data), "activation": activation,
+                   "layers": [name for name, _, _ in layers], "output": bool(args.output),
+                   "transpose": bool(args.transpose)},
+        "network": {"sizes": [int(layers[0][1].shape[1])] + [int(W.shape[0]) for _, W, _ in layers]},
+        "N": n_samples,
+        "layers": summaries,
+        "timings_s": {"total": round(time.perf_counter() - start, 3)},
+        "versions": report.versions(),
+    }
+    report.write_summary(out, summary)
+    report.write_index(out, summary)
     print(describe(summary))
     print(f"report: {out.resolve()} ({len(_files(summary))} files)")
     return 0
@@ -336,7 +555,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _inputs(args: argparse.Namespace) -> Dict[str, Optional[str]]:
     """The files a ``run`` reads, by option: its report must never overwrite them."""
-    inputs: Dict[str, Optional[str]] = {"--weights": args.weights, "--bias": args.bias, "--hidden": args.hidden}
+    inputs: Dict[str, Optional[str]] = {"--weights": args.weights, "--bias": args.bias, "--hidden": args.hidden,
+                                        "--input-values": args.input_values}
     if args.data is not None:
         inputs["--data"] = args.data if Path(args.data).exists() else args.data.partition(":")[0]
     kind, _, arg = args.smoothness.partition(":")
@@ -386,12 +606,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true",
                       help="overwrite report files already in --out (never files it reads)")
 
-    run = sub.add_parser("run", help="descramble a layer of your own network",
-                         description="Descramble one layer of a trained network and write the same report "
-                                     "as the demo.")
+    run = sub.add_parser("run", help="descramble the layers of your own network",
+                         description="Descramble every hidden dense layer of a trained network (or one layer, "
+                                     "with --layer or --hidden) and write the same report as the demo.")
     run.add_argument("--weights", required=True, metavar="FILE",
                      help="the weights: .npy (m x n), .npz, PyTorch .pt/.pth state dict, MATLAB .mat or .onnx")
-    run.add_argument("--layer", metavar="NAME", help="which layer of a multi-array weights file (e.g. fc1)")
+    run.add_argument("--layer", metavar="NAME",
+                     help="descramble only this layer (e.g. fc1); default: every hidden dense layer, in order "
+                          "(PyTorch state dicts of Linear layers, or W1, b1, W2, b2, ... in .npz/.mat)")
+    run.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "identity"),
+                     help="the activation after each hidden layer, for a whole-network run (needed unless the "
+                          "weights file names it: an 'activation' string in .npz/.mat, Relu/Tanh/Sigmoid in ONNX)")
+    run.add_argument("--output", action="store_true",
+                     help="also descramble the output (last) layer in a whole-network run")
     run.add_argument("--transpose", action="store_true",
                      help="the file stores the matrix as (inputs, outputs), e.g. ONNX MatMul or Keras kernels")
     run.add_argument("--bias", metavar="FILE", help="the bias (.npy, m values); overrides the file's own")
@@ -402,12 +629,19 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--hidden", metavar="FILE",
                         help="the hidden autocorrelation S (.npy, m x m) or a saved Autocorrelation (.npz)")
     run.add_argument("--smoothness", default="fourier:2", metavar="SPEC",
-                     help="fourier[:ORDER], fd[:ORDER], fd-circular[:ORDER], gram:A.npy or matrix:D.npy "
-                          "(default fourier:2)")
+                     help="fourier[:ORDER], fd[:ORDER], fd-circular[:ORDER], grid:ROWSxCOLS[:ORDER], gram:A.npy "
+                          "or matrix:D.npy (default fourier:2); one spec for every layer")
     run.add_argument("--dtype", type=numpy_dtype, help="element type of a raw --data file (e.g. float32)")
     run.add_argument("--n-features", type=positive_int, metavar="N", help="row width of a raw --data file")
     run.add_argument("--out", required=True, metavar="DIR", help="report directory")
-    run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    run.add_argument("--no-figures", action="store_true", help="skip the figures")
+    run.add_argument("--dpi", type=positive_int, default=150, help="resolution of PNG figures (default 150)")
+    run.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="figure format (default png)")
+    run.add_argument("--input-shape", metavar="ROWSxCOLS",
+                     help="the inputs are images of this shape (e.g. 8x8): draw the first layer's rows as images")
+    run.add_argument("--input-label", metavar="TEXT", help="what the inputs are, for the axis (e.g. 'echo time (ms)')")
+    run.add_argument("--input-values", metavar="FILE",
+                     help="the inputs' coordinates (.npy, one value per input, evenly spaced), for the axis")
     run.add_argument("--force", action="store_true",
                      help="overwrite report files already in --out (never this run's own input files)")
     run.add_argument("--progress", action="store_true", help="show a progress bar while streaming")

@@ -3,7 +3,8 @@
 :func:`load_weights` turns a weights file into an ordered mapping
 ``name -> ndarray``; :func:`load_layer` picks one dense layer's weight matrix
 ``W`` (m outputs x n inputs, the layout :func:`descramble.descramble` takes)
-and its bias out of it.
+and its bias out of it; :func:`load_network` every dense layer of a stack, in
+order (and :func:`load_activation` the activation the file names, if any).
 
 Formats, chosen by the file's suffix (case-insensitive):
 
@@ -26,7 +27,7 @@ optional dependency only when a file of its format is read, so
 naming rules of :func:`load_layer`.
 """
 
-from .layers import LayerChoiceError, load_layer
+from .layers import LayerChoiceError, load_activation, load_layer, load_network
 from .weights import SUFFIXES, load_weights
 
-__all__ = ["SUFFIXES", "LayerChoiceError", "load_layer", "load_weights"]
+__all__ = ["SUFFIXES", "LayerChoiceError", "load_activation", "load_layer", "load_network", "load_weights"]

@@ -12,7 +12,7 @@ from .._validation import check_real_dtype
 from ._common import is_numeric
 from .weights import load_weights
 
-__all__ = ["LayerChoiceError", "load_layer"]
+__all__ = ["LayerChoiceError", "load_activation", "load_layer", "load_network"]
 
 
 def keyword(argument: str, value: Any) -> str:
@@ -297,3 +297,212 @@ def _pick_bias(key: str, W: np.ndarray, arrays: Dict[str, np.ndarray],
         raise ValueError(problem)
     check_real_dtype(b.dtype, f"{where}: {bias_key}")
     return np.array(b, dtype=np.float64).reshape(-1)
+
+
+# -- a whole stack of dense layers ---------------------------------------------------------------
+
+# A numbered weight matrix (W1, net.W2, w3) and its number.
+_NUMBERED = re.compile(r"[Ww](\d+)")
+
+
+def _last_part(key: str) -> Tuple[str, str]:
+    cut = max(key.rfind("."), key.rfind("/"))
+    return key[:cut + 1], key[cut + 1:]
+
+
+def _layer_name(key: str) -> str:
+    """A layer's name from its weight entry: ``fc1.weight`` -> ``fc1``, ``dense/kernel:0`` -> ``dense``."""
+    return _last_part(key)[0][:-1] if _conventional_weight(key) else key
+
+
+def load_network(
+    path: str | os.PathLike,
+    *,
+    transpose: bool = False,
+) -> List[Tuple[str, np.ndarray, Optional[np.ndarray]]]:
+    """Every dense layer of a weights file, in the network's order, with its bias.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file :func:`load_weights` reads.
+    transpose : bool, default False
+        Every matrix is stored as (inputs, outputs) (ONNX ``MatMul``,
+        Keras kernels): return their transposes.
+
+    Returns
+    -------
+    list of (name, W, b)
+        ``W`` of shape (m, n), float64, as :func:`descramble.descramble` takes
+        it; ``b`` of shape (m,), float64, or None; ``name`` the layer's name:
+        the weight entry's name without its weight word (``fc1.weight`` ->
+        ``fc1``, ``net.0.weight`` -> ``net.0``), or the entry's name
+        (``W1``, a single matrix's name).
+
+    Notes
+    -----
+    The layers are found by their names, in this order of preference:
+
+    1. entries named as a layer followed by a weight word (``fc1.weight``,
+       ``net.0.weight``, ``dense/kernel:0``: PyTorch state dicts, their ONNX
+       exports, TensorFlow), in the file's order (a state dict's order is
+       the order its modules were defined in). Every such entry must be 2-D:
+       a 1-D one (a normalisation layer) or a convolution's 4-D kernel is
+       an error, since the network would not be a stack of dense layers;
+    2. entries named ``W1``, ``W2``, ... (also ``w1``, or a struct's
+       ``net.W1``), in numeric order, with the biases ``b1``, ``b2``, ...;
+    3. otherwise, the file's single weight matrix (:func:`load_layer`'s
+       rules for ``layer=None``): one layer.
+
+    Each layer's bias is its weight entry's partner (``fc1.bias``, ``b1``;
+    see :func:`load_layer`), a vector of m entries, or None when the file
+    has no partner. Each layer's inputs must equal the previous layer's
+    outputs.
+
+    Raises
+    ------
+    ValueError
+        No layers found, names that do not give an order, a non-dense
+        layer, a bias of the wrong size, layers that do not chain (a
+        :class:`LayerChoiceError` with the remedy ``transpose=True`` when
+        the transposed matrices would chain); everything :func:`load_weights`
+        raises.
+    TypeError
+        ``transpose`` is not a bool; a complex W or b.
+    """
+    if not isinstance(transpose, (bool, np.bool_)):
+        raise TypeError(f"transpose: expected a bool, got {type(transpose).__name__}")
+    weights = load_weights(path)
+    where = os.fsdecode(os.fspath(path))
+    arrays = {k: v for k, v in weights.items() if is_numeric(v) and v.size > 0}
+    matrices = {k: v for k, v in arrays.items() if v.ndim == 2}
+
+    keys = [k for k in arrays if _conventional_weight(k)]
+    numbered = {k: int(m.group(1)) for k in matrices
+                for m in [_NUMBERED.fullmatch(_last_part(k)[1])] if m is not None}
+    if keys:
+        for k in keys:
+            if arrays[k].ndim != 2:
+                kind = "a normalisation layer's scale" if arrays[k].ndim == 1 else "not a dense layer's matrix"
+                raise ValueError(f"{where}: {k!r} has shape {arrays[k].shape} ({kind}): descramble reads networks "
+                                 "of dense layers and activations only; pick a layer with load_layer")
+    elif numbered:
+        heads = {_last_part(k)[0] for k in numbered}
+        if len(heads) > 1:
+            raise ValueError(f"{where}: numbered weight matrices under several names "
+                             f"({', '.join(sorted(numbered))}): cannot tell which network they form")
+        keys = sorted(numbered, key=numbered.__getitem__)
+        values = [numbered[k] for k in keys]
+        if len(set(values)) != len(values):
+            raise ValueError(f"{where}: several weight matrices share a number: {', '.join(keys)}")
+    else:
+        if len(matrices) > 1 and sum(not _is_vector(v) for v in matrices.values()) != 1:
+            raise ValueError(
+                f"{where}: cannot tell the layers' order from the names of its 2-D arrays "
+                f"({_weight_listing(matrices)}); name them as a PyTorch state dict does (fc1.weight, "
+                "fc1.bias, fc2.weight, ...) or W1, b1, W2, b2, ...")
+        W, b, key = load_layer(path, None, transpose=transpose)
+        return [(key, W, b)]
+
+    layers: List[Tuple[str, np.ndarray, Optional[np.ndarray]]] = []
+    for key in keys:
+        check_real_dtype(arrays[key].dtype, f"{where}: {key}")
+        W = np.array(arrays[key], dtype=np.float64, order="C")
+        if transpose:
+            W = np.ascontiguousarray(W.T)
+        bias_key = next((k for k in _partners(key) if k in arrays and k != key), None)
+        b = None if bias_key is None else _pick_bias(key, W, arrays, {}, where, transpose)
+        layers.append((_layer_name(key), W, b))
+    _check_chain(layers, keys, where, transpose)
+    return layers
+
+
+def _check_chain(layers: List[Tuple[str, np.ndarray, Optional[np.ndarray]]], keys: List[str], where: str,
+                 transpose: bool) -> None:
+    """Each layer's inputs must be the previous layer's outputs."""
+    shapes = [W.shape for _, W, _ in layers]
+    for k in range(1, len(layers)):
+        if shapes[k][1] != shapes[k - 1][0]:
+            problem = (f"{where}: the layers do not chain: {keys[k]!r} ({_shape(layers[k][1])}) takes "
+                       f"{shapes[k][1]} inputs, but the layer before it, {keys[k - 1]!r} "
+                       f"({_shape(layers[k - 1][1])}), has {shapes[k - 1][0]} outputs")
+            if all(shapes[j][0] == shapes[j - 1][1] for j in range(1, len(shapes))):
+                layout = "(inputs, outputs)" if not transpose else "(outputs, inputs)"
+                raise LayerChoiceError(f"{problem} (the matrices are stored as {layout}; pass ", "transpose",
+                                       not transpose, ")")
+            raise ValueError(problem)
+
+
+def load_activation(path: str | os.PathLike) -> Optional[str]:
+    """The activation a weights file names, when it names one; None otherwise.
+
+    Read from: a ``.npz`` entry ``activation`` (a string, e.g.
+    ``np.savez(f, W1=..., activation="relu")``); a ``.mat`` (v4 to v7)
+    variable ``activation`` (a char array); an ``.onnx`` graph whose only
+    non-linear operators are all ``Relu``, all ``Tanh`` or all ``Sigmoid``.
+    PyTorch state dicts hold no activation (None).
+
+    Returns
+    -------
+    str or None
+        One of ``"identity"``, ``"relu"``, ``"tanh"``, ``"sigmoid"``.
+
+    Raises
+    ------
+    ValueError
+        An ``activation`` entry that is not one of those names.
+    """
+    from ..hidden import ACTIVATIONS
+
+    where = os.fsdecode(os.fspath(path))
+    suffix = os.path.splitext(where)[1].lower()
+    name: Optional[str] = None
+    if suffix == ".npz":
+        with np.load(where, allow_pickle=False) as archive:
+            if "activation" in archive.files:
+                try:
+                    value = archive["activation"]
+                except ValueError:  # an object array: not read
+                    value = np.array(0)
+                name = _text(value)
+                if name is None:
+                    raise ValueError(f"{where}: 'activation' is not a string (expected one of {ACTIVATIONS})")
+    elif suffix == ".mat":
+        try:
+            from scipy.io import loadmat
+
+            found = loadmat(where, variable_names=["activation"]).get("activation")
+        except (ImportError, NotImplementedError, ValueError):  # v7.3 files, no SciPy: not read
+            found = None
+        if found is not None:
+            name = _text(found)
+            if name is None:
+                raise ValueError(f"{where}: 'activation' is not a string (expected one of {ACTIVATIONS})")
+    elif suffix == ".onnx":
+        name = _onnx_activation(where)
+    if name is not None and name.lower() not in ACTIVATIONS:
+        raise ValueError(f"{where}: activation {name!r} is not one of {ACTIVATIONS}")
+    return None if name is None else name.lower()
+
+
+def _text(value: np.ndarray) -> Optional[str]:
+    if value.dtype.kind in "US" and value.size == 1:
+        item = value.reshape(-1)[0]
+        return item.decode() if isinstance(item, bytes) else str(item)
+    return None
+
+
+# ONNX operators of a dense stack that are linear (matrix products, bias, reshapes).
+_ONNX_LINEAR = {"Gemm", "MatMul", "Add", "Identity", "Constant", "Flatten", "Reshape", "Cast"}
+_ONNX_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
+
+
+def _onnx_activation(path: str) -> Optional[str]:
+    try:
+        import onnx
+    except ImportError:
+        return None
+    ops = {node.op_type for node in onnx.load(path, load_external_data=False).graph.node} - _ONNX_LINEAR
+    if len(ops) == 1 and next(iter(ops)) in _ONNX_ACTIVATIONS:
+        return _ONNX_ACTIVATIONS[next(iter(ops))]
+    return None
