@@ -534,3 +534,17 @@ def test_describe_says_equal_only_when_loss_and_bound_agree():
     assert "smoothness loss 2 = bound 2" in describe({"layers": {"L": layer}})
     layer = {**layer, "bound": 1.9, "relative_gap": 0.1 / 1.9}
     assert "smoothness loss 2, bound 1.9 (relative gap 5.3e-02)" in describe({"layers": {"L": layer}})
+
+
+def test_whole_network_reads_raw_data_through_the_library(files, tmp_path, capsys):
+    # No memory map in the CLI: a raw file streams through the sources (dtype, n-features) like a .npy.
+    kw = ["--weights", files["npz"], "--activation", "tanh", "--no-figures"]
+    code, _, err = run_cli(capsys, "run", *kw, "--data", files["raw"], "--dtype", "float32", "--n-features", 20,
+                           "--out", tmp_path / "raw")
+    assert code == 0, err
+    X32 = files["Xm"].astype(np.float32)
+    np.save(tmp_path / "X32.npy", X32)
+    code, _, err = run_cli(capsys, "run", *kw, "--data", tmp_path / "X32.npy", "--out", tmp_path / "npy")
+    assert code == 0, err
+    for name in ("P_fc1.npy", "PW_fc1.npy"):
+        np.testing.assert_array_equal(np.load(tmp_path / "raw" / name), np.load(tmp_path / "npy" / name))

@@ -14,6 +14,11 @@ import pytest
 import descramble
 from descramble import _core, reference, smoothness
 
+# Parity over random shapes: m > n layers (underdetermined) and layers without a bias are the point,
+# not a mistake; the warnings they raise are tested in test_warnings.py.
+pytestmark = pytest.mark.filterwarnings("ignore::descramble.UnderdeterminedWarning",
+                                        "ignore::descramble.MissingBiasWarning")
+
 OPERATORS = {
     "fourier": (lambda m, p: smoothness.fourier(m, p), lambda m, p: reference.fourdif(m, p)),
     "fd": (lambda m, p: smoothness.finite_difference(m, p), lambda m, p: reference.finite_difference_matrix(m, p)),

@@ -173,7 +173,8 @@ def test_warnings_name_the_layer():
     assert len(ignored) == 1 and "layer 2" in str(ignored[0]) and ignored[0].argument == "order"
     for w in caught:
         if isinstance(w.message, descramble.DescrambleWarning) and hasattr(w.message, "layer_index"):
-            assert str(w.message).startswith(f"layer {w.message.layer_index + 1}: ")
+            k = w.message.layer_index + 1  # the layer, or (for Q) the layer whose input axis it is
+            assert str(w.message).startswith((f"layer {k}: ", f"layer {k}'s input axis (layer {k - 1}'s outputs"))
 
 
 @pytest.mark.parametrize("layers, data, error, match", [

@@ -7,7 +7,7 @@ from typing import Any, List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from . import _core
-from ._validation import as_threads
+from ._validation import as_numpy, as_threads
 from .accumulator import Autocorrelation
 from .sources import open_source, progress_bar
 
@@ -38,6 +38,7 @@ def _layer(layer: Any, index: int) -> tuple:
         W, b, activation = layer
     except (TypeError, ValueError):
         raise TypeError(f"{name}: expected a (weights, bias, activation) triple") from None
+    W, b = as_numpy(W), None if b is None else as_numpy(b)
     W = np.asarray(W)
     if W.dtype.kind not in "biuf" or W.ndim != 2:
         raise ValueError(f"{name}: expected real 2-D weights, got dtype {W.dtype} and shape {W.shape}")
@@ -54,6 +55,8 @@ def hidden_autocorrelations(
     data: Any,
     *,
     chunk_rows: Optional[int] = None,
+    dtype: Any = None,
+    n_features: Optional[int] = None,
     progress: bool = False,
     threads: Optional[int] = None,
 ) -> HiddenAutocorrelations:
@@ -74,6 +77,9 @@ def hidden_autocorrelations(
         Input rows: any source :func:`descramble.accumulate` takes.
     chunk_rows : int, optional
         Rows handed to the core at a time.
+    dtype, n_features : optional
+        Element type and row width of a raw binary ``data`` file (as
+        :func:`descramble.accumulate` takes them).
     progress : bool, default False
         Show a tqdm progress bar.
     threads : int, optional
@@ -99,7 +105,7 @@ def hidden_autocorrelations(
     if not parsed:
         raise ValueError("layers: expected at least one layer")
     core = _core.HiddenStatistics(parsed, as_threads(threads))
-    src = open_source(data, chunk_rows=chunk_rows)
+    src = open_source(data, chunk_rows=chunk_rows, dtype=dtype, n_features=n_features)
     if src.n_features != parsed[0][0].shape[1]:
         raise ValueError(
             f"data: expected {parsed[0][0].shape[1]} columns (the first layer's inputs), got {src.n_features}"

@@ -62,6 +62,8 @@ def descramble_network(
     order: Any = None,
     output: bool = False,
     chunk_rows: Optional[int] = None,
+    dtype: Any = None,
+    n_features: Optional[int] = None,
     progress: bool = False,
     threads: Optional[int] = None,
 ) -> List[Descrambler]:
@@ -95,7 +97,7 @@ def descramble_network(
         Also descramble the last (output) layer. Its units usually have a
         meaning of their own (the network's outputs), so by default only
         the hidden layers (all but the last) are descrambled.
-    chunk_rows, progress, threads
+    chunk_rows, dtype, n_features, progress, threads
         As in :func:`descramble.hidden_autocorrelations`.
 
     Returns
@@ -165,7 +167,8 @@ def descramble_network(
         stats = data
         _check_statistics(stats, parsed)
     else:
-        stats = hidden_autocorrelations(parsed, data, chunk_rows=chunk_rows, progress=progress, threads=threads)
+        stats = hidden_autocorrelations(parsed, data, chunk_rows=chunk_rows, dtype=dtype, n_features=n_features,
+                                        progress=progress, threads=threads)
     n_samples = int(stats.input.count)
     constant = n_samples > 0 and not np.any(np.diag(stats.input.scatter))
 
@@ -181,25 +184,33 @@ def descramble_network(
                                              "about the order of the units", source="data"))
             else:
                 d = descramble(W, hidden=stats.pre[k], smoothness=operators[k])
-                # Q_{k-1}: the previous layer's outputs (what this layer reads), its smoothness.
-                Q = descramble(hidden=stats.post[k - 1], smoothness=operators[k - 1]).P
-                d.Q = Q
-                assert d.weights is not None  # W was given
-                d.weights = _core.descramble_columns(Q, d.weights)
         _reissue(caught, k)
+        if k > 0:
+            # Q_{k-1}: the previous layer's outputs (what this layer reads), its smoothness. Its
+            # warnings are about those outputs (e.g. dead ReLU units), and say so.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                Q = descramble(hidden=stats.post[k - 1], smoothness=operators[k - 1]).P
+            _reissue(caught, k, f"layer {k + 1}'s input axis (layer {k}'s outputs, after the activation)")
+            d.Q = Q
+            assert d.weights is not None  # W was given
+            d.weights = _core.descramble_columns(Q, d.weights)
         d.n_samples = n_samples
         result.append(d)
     return result
 
 
-def _reissue(caught: List[warnings.WarningMessage], k: int) -> None:
-    """Issue again what one layer's descramble() warned, naming the layer (see descramble_network)."""
+def _reissue(caught: List[warnings.WarningMessage], k: int, what: Optional[str] = None) -> None:
+    """Issue again what one layer's descramble() warned, naming the layer (see descramble_network).
+
+    ``what`` names what the warning is about (default ``"layer k+1"``).
+    """
     for record in caught:
         message = record.message
         if isinstance(message, DescrambleWarning):
             labelled = type(message).__new__(type(message))
             labelled.__dict__.update(message.__dict__)
-            labelled.args = (f"layer {k + 1}: {message}",)
+            labelled.args = (f"{what or f'layer {k + 1}'}: {message}",)
             labelled.layer_index = k  # type: ignore[attr-defined]
             warnings.warn(labelled, stacklevel=3)
         else:

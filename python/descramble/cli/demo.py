@@ -137,7 +137,7 @@ def run_demo(
         "layer1": report.layer_report(out, "layer1", first, W1, convergence=conv, x=problem.times,
                                       xlabel="echo time (ms)", sample_spacing=problem.echo_spacing / 1000.0,
                                       frequency_unit="Hz", figures=figures),
-        "layer2": report.layer_report(out, "layer2", second, W2, xlabel="layer-1 output (descrambled order)",
+        "layer2": report.layer_report(out, "layer2", second, W2, xlabel="layer-1 output (trained order)",
                                       figures=figures),
     }
     layers["layer1"]["checkpoints"] = trajectory

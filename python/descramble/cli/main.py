@@ -456,20 +456,6 @@ def _run_layer(args: argparse.Namespace, start: float) -> int:
     return 0
 
 
-def _network_data(args: argparse.Namespace) -> Any:
-    """The ``--data`` of a whole-network run: raw binary files are memory-mapped (rows of --n-features)."""
-    data, keywords = open_data(args.data, args.dtype, args.n_features)
-    if not keywords:
-        return data
-    dtype, n = np.dtype(keywords["dtype"]), keywords["n_features"]
-    size = Path(data).stat().st_size
-    if size % (dtype.itemsize * n):
-        raise UserError(f"--data: {data}: {size} bytes is not a whole number of rows of {n} {dtype} values")
-    if size == 0:
-        raise UserError(f"--data: {data}: empty file")
-    return np.memmap(data, dtype=dtype, mode="r", shape=(size // (dtype.itemsize * n), n))
-
-
 def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, Optional[np.ndarray]]],
                  start: float) -> int:
     """Every hidden dense layer (and the output layer with --output), from one pass over --data."""
@@ -511,13 +497,14 @@ def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, O
         except UserError as exc:
             raise UserError(f"--smoothness: layer {names[k]} ({m} units): "
                             + str(exc).removeprefix("--smoothness: ")) from None
-    data = _network_data(args)
+    data, keywords = open_data(args.data, args.dtype, args.n_features)
     out = report.prepare(args.out)
     # The output layer's activation does not enter any descrambler: identity, whatever --activation says.
     stack = [(W, b, activation if k < len(layers) - 1 else "identity") for k, (_, W, b) in enumerate(layers)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = descramble_network(stack, data, smoothness=smooths, output=args.output, progress=args.progress)
+        result = descramble_network(stack, data, smoothness=smooths, output=args.output, progress=args.progress,
+                                    **keywords)
     n_samples = int(result[0].n_samples or 0)
     summaries: Dict[str, Any] = {}
     for k, d in enumerate(result):
@@ -527,9 +514,12 @@ def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, O
             texts = _warning_texts([w for w in caught if getattr(w.message, "layer_index", None) is None]) + texts
         for text in texts:
             _warn(text)
+        # The input axis: the data's (named by --input-label/--input-values) for the first layer,
+        # the previous layer's outputs for the others.
+        axis = ({"input_label": "input index", **options} if k == 0
+                else {"input_label": f"{names[k - 1]} output (trained order)"})
         layer = report.layer_report(out, names[k], d, layers[k][1], figures=figures, dpi=args.dpi,
-                                    format=args.format, xlabel="input index" if k == 0 else f"{names[k - 1]} unit",
-                                    **(options if k == 0 else {}))
+                                    format=args.format, **axis)
         layer["warnings"] = texts
         layer["name_in_file"] = layers[k][0]
         layer["activation"] = stack[k][2]
