@@ -107,12 +107,18 @@ def test_run_with_raw_data(files, tmp_path, capsys):
 @pytest.mark.parametrize("spec, smoothness, order", [
     ("fourier", "fourier", 2), ("fourier:1", "fourier", 1), ("fd", "fd", 1),
     ("fd-circular:2", "fd-circular", 2),
+    ("fd-central", descramble.smoothness.finite_difference(8, 1, circular=True, scheme="central"), None),
+    ("fd-central:2", descramble.smoothness.finite_difference(8, 2, circular=True, scheme="central"), None),
+    ("grid:2x4", descramble.smoothness.grid((2, 4)), None),
+    ("grid:4x2:2", descramble.smoothness.grid((4, 2), order=2), None),
 ])
 def test_smoothness_specs(files, tmp_path, capsys, spec, smoothness, order):
     code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--hidden", files["S"], "--smoothness", spec,
                            "--out", tmp_path / "r", "--no-figures")
     assert code == 0, err
     expected = descramble.descramble(files["Wm"], hidden=np.load(files["S"]), smoothness=smoothness, order=order)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["layers"]["W"]["smoothness"] == expected.smoothness.name
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["layers"]["W"]["loss"] == pytest.approx(expected.loss, rel=1e-10)
 

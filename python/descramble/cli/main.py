@@ -56,7 +56,8 @@ def parse_smoothness(spec: str, m: int) -> Any:
     """Turn a ``--smoothness`` spec into a :class:`descramble.smoothness.Smoothness`.
 
     Specs: ``fourier[:ORDER]``, ``fd[:ORDER]``, ``fd-circular[:ORDER]``,
-    ``grid:ROWSxCOLS[:ORDER]`` (the units laid out as an image, row-major;
+    ``fd-central[:ORDER]`` (the authors' ``finitediff.m``: circular central
+    differences divided by m), ``grid:ROWSxCOLS[:ORDER]`` (the units laid out as an image, row-major;
     ROWS x COLS must be m), ``gram:A.npy`` (A = D^T D, m x m) and
     ``matrix:D.npy`` (D, k x m).
     """
@@ -70,10 +71,7 @@ def parse_smoothness(spec: str, m: int) -> Any:
         if int(np.prod(shape)) != m:
             raise UserError(f"--smoothness: grid {size} has {int(np.prod(shape))} units, the layer has {m}")
         try:
-            return smoothness.grid(shape, order=grid_order)  # type: ignore[attr-defined]
-        except AttributeError:
-            raise UserError("--smoothness: grid operators need descramble.smoothness.grid, "
-                            "missing from this build") from None
+            return smoothness.grid(shape, order=grid_order)
         except (ValueError, TypeError) as exc:
             raise UserError(f"--smoothness: {spec}: {_one_line(exc)}") from None
     if name in ("gram", "matrix"):
@@ -88,9 +86,15 @@ def parse_smoothness(spec: str, m: int) -> Any:
             raise UserError(f"--smoothness: {arg}: the operator acts on {op.gram.shape[0]} neurons, "
                             f"the layer has {m}")
         return op
+    if name == "fd-central":
+        try:
+            return smoothness.finite_difference(m, _order(arg) if arg else 1, circular=True, scheme="central")
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"--smoothness: {spec}: {_one_line(exc)}") from None
     if name not in ("fourier", "fd", "fd-circular"):
         raise UserError(f"--smoothness: unknown operator {name!r}; expected fourier[:ORDER], fd[:ORDER], "
-                        "fd-circular[:ORDER], grid:ROWSxCOLS[:ORDER], gram:A.npy or matrix:D.npy")
+                        "fd-circular[:ORDER], fd-central[:ORDER], grid:ROWSxCOLS[:ORDER], gram:A.npy or "
+                        "matrix:D.npy")
     return smoothness.resolve(name, m, _order(arg) if arg else None)
 
 
