@@ -36,6 +36,35 @@ def _as_precision(precision: Any) -> bool:
     return precision == "mixed"
 
 
+def atomic_savez(path: PathLike, arrays: Dict[str, Any]) -> None:
+    """``np.savez(path, **arrays)``, atomically: all of the new file or none of it at ``path``.
+
+    Written to a temporary file in the same directory (``O_EXCL``: never
+    through a planted symlink; mode 0o666 less the umask, like any new
+    file), fsynced, renamed over ``path`` and the directory fsynced; on any
+    error the temporary file is removed and an existing ``path`` is
+    untouched. Temporary files of dead processes for the same ``path`` are
+    removed first.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    stem = _temp_stem(path)
+    _remove_stale_temps(directory, stem)
+    tmp = os.path.join(directory, f"{stem}{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _sync_directory(directory)
+
+
 class Autocorrelation:
     """Streaming accumulator of the second moments of a data stream.
 
@@ -387,24 +416,7 @@ class Autocorrelation:
         path : str or os.PathLike
             Destination file; written as given (no suffix is added).
         """
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        stem = _temp_stem(path)
-        _remove_stale_temps(directory, stem)
-        tmp = os.path.join(directory, f"{stem}{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
-        # O_EXCL: never through a planted symlink; mode 0o666 less the umask, like any new file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **self._state())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _sync_directory(directory)
+        atomic_savez(path, self._state())
 
     @classmethod
     def load(cls, path: PathLike, *, threads: int | None = None) -> "Autocorrelation":

@@ -160,30 +160,9 @@ class Descrambler:
         path : str or os.PathLike
             Destination file; written as given (no suffix is added).
         """
-        import contextlib
-        import os
-        import secrets
+        from .accumulator import atomic_savez
 
-        from .accumulator import _TEMP_SUFFIX, _remove_stale_temps, _sync_directory, _temp_stem
-
-        path = os.fspath(path)
-        state = self._state()
-        directory = os.path.dirname(os.path.abspath(path))
-        stem = _temp_stem(path)
-        _remove_stale_temps(directory, stem)
-        tmp = os.path.join(directory, f"{stem}{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **state)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _sync_directory(directory)
+        atomic_savez(path, self._state())
 
     @classmethod
     def load(cls, path: Any) -> "Descrambler":
