@@ -70,7 +70,7 @@ def parse_smoothness(spec: str, m: int) -> Any:
         if int(np.prod(shape)) != m:
             raise UserError(f"--smoothness: grid {size} has {int(np.prod(shape))} units, the layer has {m}")
         try:
-            return smoothness.grid(shape, order=grid_order)  # type: ignore[attr-defined]
+            return smoothness.grid(shape, order=grid_order)
         except AttributeError:
             raise UserError("--smoothness: grid operators need descramble.smoothness.grid, "
                             "missing from this build") from None
