@@ -554,3 +554,14 @@ def test_whole_network_reads_raw_data_through_the_library(files, tmp_path, capsy
     assert code == 0, err
     for name in ("P_fc1.npy", "PW_fc1.npy"):
         np.testing.assert_array_equal(np.load(tmp_path / "raw" / name), np.load(tmp_path / "npy" / name))
+
+
+def test_an_input_shape_that_is_not_rows_x_cols_names_the_option_before_any_file(files, tmp_path, capsys):
+    # Review of issue 12: '--input-shape 4x5x1' failed in the figures, naming the library's 'input_shape',
+    # after the report directory was created.
+    out = tmp_path / "o"
+    code, _, err = run_cli(capsys, "run", "--weights", files["W"], "--data", files["X"], "--out", out,
+                           "--input-shape", "4x5x1")
+    assert code == 2
+    assert err.strip().startswith("descramble run: error: --input-shape: "), err
+    assert not out.exists()

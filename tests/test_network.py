@@ -209,8 +209,18 @@ def test_bad_smoothness_is_refused_before_the_data_are_read(network):
     with pytest.raises(ValueError, match=r"smoothness: expected one value for all layers or one per descrambled "
                                          r"layer \(2\), got a sequence of 3"):
         descramble.descramble_network(layers, chunks(), smoothness=["fourier"] * 3)
-    with pytest.raises(ValueError, match=r"smoothness: layer 1 \(7 units\): smoothness: unknown name 'wavelet'"):
+    with pytest.raises(ValueError, match=r"smoothness: layer 1 \(7 units\): unknown name 'wavelet'"):
         descramble.descramble_network(layers, chunks(), smoothness="wavelet")
     with pytest.raises(TypeError, match="output: expected a bool"):
         descramble.descramble_network(layers, chunks(), output=1)
     assert consumed == []
+
+
+def test_a_bad_order_is_named_as_order_not_smoothness(network):
+    # Review of issue 12: 'order=-1' was reported as "smoothness: layer 1 (...): order: ...", and a smoothness
+    # that does not fit as "smoothness: layer 2 (...): smoothness: ...".
+    layers, X = network
+    with pytest.raises(ValueError, match=r"^order: layer 1 \(\d+ units\): expected a positive integer, got -1$"):
+        descramble.descramble_network(layers, X, order=-1)
+    with pytest.raises(ValueError, match=r"^smoothness: layer 1 \(\d+ units\): the operator acts on 3 neurons"):
+        descramble.descramble_network(layers, X, smoothness=descramble.smoothness.fourier(3))

@@ -157,7 +157,11 @@ def descramble_network(
             try:
                 operators.append(resolve(specs[k], m, orders[k]))
             except (TypeError, ValueError) as exc:
-                raise type(exc)(f"smoothness: layer {k + 1} ({m} units): {exc}") from None
+                # Name the argument resolve() named (order or smoothness), then the layer.
+                argument, sep, detail = str(exc).partition(": ")
+                if not (sep and argument in ("order", "smoothness")):
+                    argument, detail = "smoothness", str(exc)
+                raise type(exc)(f"{argument}: layer {k + 1} ({m} units): {detail}") from None
             if (orders[k] is not None and not isinstance(specs[k], str)
                     and not any(isinstance(w.message, IgnoredArgumentWarning) for w in caught)):
                 warn(IgnoredArgumentWarning("order: ignored: the smoothness is an operator, not a name",

@@ -350,6 +350,8 @@ def _report_options(args: argparse.Namespace, n_inputs: int) -> Dict[str, Any]:
     options: Dict[str, Any] = {}
     if args.input_shape is not None:
         shape = parse_shape(args.input_shape, "--input-shape")
+        if len(shape) != 2:
+            raise UserError(f"--input-shape: expected ROWSxCOLS (two sizes, e.g. 8x8), got {args.input_shape!r}")
         if int(np.prod(shape)) != n_inputs:
             raise UserError(f"--input-shape: {args.input_shape} is {int(np.prod(shape))} inputs, "
                             f"the first layer has {n_inputs}")
