@@ -565,3 +565,19 @@ def test_an_input_shape_that_is_not_rows_x_cols_names_the_option_before_any_file
     assert code == 2
     assert err.strip().startswith("descramble run: error: --input-shape: "), err
     assert not out.exists()
+
+
+def test_one_row_of_data_warns_and_compares_against_the_loss_scale(files, tmp_path, capsys):
+    # One sample: S has rank 1, its one component lands on the constant mode (lambda = 0), so loss and
+    # bound are both zero up to rounding (-1.7e-13 and 6e-32 here); their "relative gap" against a
+    # bound of 1e-32 would be 1e18. The report compares them at the loss's scale and says so.
+    np.save(tmp_path / "x1.npy", files["Xm"][:1])
+    code, out, err = run_cli(capsys, "run", "--weights", files["W"], "--data", tmp_path / "x1.npy",
+                             "--bias", files["b"], "--out", tmp_path / "r", "--no-figures")
+    assert code == 0, err
+    assert "warning:" in err and "only N = 1 samples for m = 8" in err
+    layer = json.loads((tmp_path / "r" / "summary.json").read_text())["layers"]["W"]
+    assert layer["equal"] and layer["loss_scale"] > 0
+    if layer["relative_gap"] is None:
+        assert "the bound is zero up to rounding" in out
+    assert "= bound" in out and "e+1" not in out

@@ -111,8 +111,14 @@ def test_summary_says_whether_loss_equals_bound(layer, tmp_path):
     assert report.layer_report(tmp_path, "M", off, W, figures=False)["equal"] is False
     zero = dataclasses.replace(d, loss=0.0, bound=0.0)
     assert report.layer_report(tmp_path, "Z", zero, W, figures=False)["equal"] is True
-    tiny = dataclasses.replace(d, loss=1e-300, bound=0.0)
-    assert report.layer_report(tmp_path, "T", tiny, W, figures=False)["equal"] is False
+    # A bound of zero: the gap is measured against the loss's scale lambda_max tr(S) (to 1e-12 of it).
+    scale = float(np.max(d.basis_values) * np.trace(d.hidden))
+    rounding = dataclasses.replace(d, loss=1e-14 * scale, bound=0.0)
+    summary_zero = report.layer_report(tmp_path, "T", rounding, W, figures=False)
+    assert summary_zero["equal"] is True and summary_zero["relative_gap"] is None
+    assert summary_zero["loss_scale"] == pytest.approx(scale)
+    real = dataclasses.replace(d, loss=1e-9 * scale, bound=0.0)
+    assert report.layer_report(tmp_path, "U", real, W, figures=False)["equal"] is False
     json.dumps(summary, allow_nan=False)
 
 

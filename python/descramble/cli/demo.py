@@ -186,16 +186,21 @@ def describe(summary: Dict[str, Any]) -> str:
             ratio = f", {raw / layer['loss']:.1f}x rougher" if layer['loss'] > 0 else ""
             raw_text = f" (trained order {raw:.4g}{ratio})"
         loss, bound = layer["loss"], layer["bound"]
-        # "=" only when they agree to 1e-9 relative (the closed form reaches its bound up to rounding).
-        relation = " = bound" if abs(loss - bound) <= 1e-9 * max(abs(loss), abs(bound)) else ", bound"
+        # "=" only when the report found them equal to 1e-9 relative (layer_report's "equal").
+        equal = layer.get("equal", abs(loss - bound) <= 1e-9 * max(abs(loss), abs(bound)))
+        relation = " = bound" if equal else ", bound"
+        gap = layer.get("relative_gap")
+        gap_text = (f"relative gap {gap:.1e}" if gap is not None
+                    else f"the bound is zero up to rounding; gap {loss - bound:.1e} absolute")
         lines.append(f"{name}: {layer['m']} x {layer['n']}, smoothness loss {loss:.6g}{relation} "
-                     f"{bound:.6g} (relative gap {layer['relative_gap']:.1e}){raw_text}")
+                     f"{bound:.6g} ({gap_text}){raw_text}")
         conv = layer.get("convergence")
         if conv:
             n, loss, bound = conv["n_samples"], conv["loss"], conv["bound"]
+            relative = gap is not None and bound != 0
 
             def excess(k: int) -> str:
-                return f"{(loss[k] - bound) / abs(bound):.2e}" if bound else f"{loss[k] - bound:.2e} (absolute)"
+                return f"{(loss[k] - bound) / abs(bound):.2e}" if relative else f"{loss[k] - bound:.2e} (absolute)"
 
             text = f"        P from {n[0]} samples: excess {excess(0)}"
             if len(n) > 2:  # the last point is all the data, the reference itself

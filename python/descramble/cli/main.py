@@ -374,25 +374,6 @@ def _warning_texts(caught: List[warnings.WarningMessage]) -> List[str]:
     return [_one_line(w.message) if isinstance(w.message, Warning) else str(w.message) for w in caught]
 
 
-def _data_warnings(name: str, m: int, n_samples: int, caught: List[warnings.WarningMessage],
-                   constant: bool) -> List[str]:
-    """Facts about the data the library has not warned of: N < m, constant data."""
-    from ..diagnostics import ConstantDataWarning, UnderdeterminedWarning
-
-    texts = []
-    if n_samples < m and not any(isinstance(w.message, UnderdeterminedWarning) for w in caught):
-        texts.append(f"{name}: N = {n_samples} samples for {m} units: the hidden autocorrelation has rank < {m}, "
-                     "so P is not determined beyond it; use more data")
-    if constant and not any(isinstance(w.message, ConstantDataWarning) for w in caught):
-        texts.append(f"{name}: every data row is the same (zero variance): the data say nothing about the order "
-                     "of the units")
-    return texts
-
-
-def _constant(acc: Any) -> bool:
-    return bool(acc.count > 0 and np.all(np.diag(acc.scatter) == 0))
-
-
 def _run_layer(args: argparse.Namespace, start: float) -> int:
     """One layer: ``--layer``, ``--hidden``, or a weights file holding one layer."""
     from . import report
@@ -421,7 +402,6 @@ def _run_layer(args: argparse.Namespace, start: float) -> int:
     out = report.prepare(args.out)
     conv = None
     inputs = {"weights": str(args.weights), "layer": name, "matrix": key, "bias": b is not None}
-    constant = False
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.hidden is not None:
@@ -438,10 +418,7 @@ def _run_layer(args: argparse.Namespace, start: float) -> int:
             d = conv.descrambler  # the whole stream's descrambler, computed once by convergence()
             inputs["data"] = str(args.data)
             n_samples = conv.accumulator.count
-            constant = _constant(conv.accumulator)
-    texts = _warning_texts(caught)
-    if n_samples is not None:
-        texts += _data_warnings(_safe(name), W.shape[0], n_samples, caught, constant)
+    texts = _warning_texts(caught)  # N < m, constant data, a missing bias: the library's warnings
     for text in texts:
         _warn(text)
     layer = report.layer_report(out, _safe(name), d, W, convergence=conv, figures=figures, dpi=args.dpi,
@@ -515,7 +492,7 @@ def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, O
     summaries: Dict[str, Any] = {}
     for k, d in enumerate(result):
         mine = [w for w in caught if getattr(w.message, "layer_index", None) == k]
-        texts = _warning_texts(mine) + _data_warnings(names[k], d.P.shape[0], n_samples, mine, False)
+        texts = _warning_texts(mine)
         if k == 0:
             texts = _warning_texts([w for w in caught if getattr(w.message, "layer_index", None) is None]) + texts
         for text in texts:

@@ -250,16 +250,24 @@ def layer_report(
         files.append(path.name)
     for stem, fig in drawn:
         files.append(plot.save(fig, out / f"{stem}_{name}.{suffix}", dpi=dpi, format=suffix).name)
-    tiny = np.finfo(np.float64).tiny
+    # The loss's own scale: no orthogonal P gives more than lambda_max tr(S), and the loss is computed
+    # to about m eps of it. A bound within 1e-12 of that scale is zero up to rounding: the gap is then
+    # measured against the scale (a relative gap against a bound of 1e-32 means nothing).
+    scale = (float(np.max(d.basis_values)) * float(np.trace(d.hidden))
+             if d.hidden is not None and d.basis_values.size else abs(d.bound))
+    tolerance = max(1e-9 * abs(d.bound), 1e-12 * scale, np.finfo(np.float64).tiny)
     summary: Dict[str, Any] = {
         "m": int(W.shape[0]),
         "n": int(W.shape[1]),
         "smoothness": None if d.smoothness is None else d.smoothness.name,
         "loss": d.loss,
         "bound": d.bound,
-        "relative_gap": (d.loss - d.bound) / abs(d.bound) if d.bound else d.loss - d.bound,
-        # The closed form reaches the bound: "=" only when they agree to rounding.
-        "equal": bool(abs(d.loss - d.bound) <= 1e-9 * max(abs(d.bound), tiny)),
+        # (loss - bound) / |bound|; None when the bound is zero up to rounding (see loss_scale).
+        "relative_gap": (d.loss - d.bound) / abs(d.bound) if abs(d.bound) > 1e-12 * scale and d.bound else None,
+        "loss_scale": scale,
+        # The closed form reaches the bound: "=" only when they agree to 1e-9 relative (or, for a bound that
+        # is zero up to rounding, to 1e-12 of the loss's scale).
+        "equal": bool(abs(d.loss - d.bound) <= tolerance),
         # eta(I): the loss of the layer in its trained order.
         "raw_loss": (None if d.hidden is None or d.smoothness is None
                      else smoothness_loss(np.eye(d.P.shape[0]), d.hidden, d.smoothness)),
@@ -308,6 +316,7 @@ _LAYER_ROWS = (
     ("bound", "bound sum lambda_k mu_k"),
     ("relative_gap", "relative gap (loss - bound) / |bound|"),
     ("equal", "loss = bound (to 1e-9)"),
+    ("loss_scale", "loss scale lambda_max tr(S)"),
     ("raw_loss", "trained-order loss eta(I)"),
     ("input_descrambled", "input axis descrambled (P W Q^T)"),
 )
