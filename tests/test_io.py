@@ -8,7 +8,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from descramble.io import SUFFIXES, LayerChoiceError, load_layer, load_weights
+from descramble.io import SUFFIXES, LayerChoiceError, load_activation, load_layer, load_weights
 
 
 def _need(module):
@@ -803,3 +803,9 @@ def test_tilde_is_not_expanded_but_the_error_says_so(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"weights file not found: '~/nothing\.npy'"):
         load_weights("~/nothing.npy")
     assert list(load_weights(os.path.expanduser("~/W.npy"))) == ["W"]
+
+
+def test_load_activation_of_a_missing_file_raises(tmp_path):
+    # Review of issue 12: it returned None ("the file does not say") for a file that is not there.
+    with pytest.raises(FileNotFoundError):
+        load_activation(tmp_path / "missing.npz")

@@ -92,7 +92,10 @@ def test_saved_pw_is_p_w_q_transpose(second_layer, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "PW_layer2.npy"), d2.P @ W2 @ Q.T, atol=1e-12)
     np.testing.assert_array_equal(np.load(tmp_path / "P_layer2.npy"), d2.P)
     assert summary["input_descrambled"] is True
-    assert summary["files"] == ["P_layer2.npy", "PW_layer2.npy"]
+    # Q is saved too: the columns of P W Q^T map back to the previous layer's units through it.
+    np.testing.assert_array_equal(np.load(tmp_path / "Q_layer2.npy"), Q)
+    assert summary["files"] == ["P_layer2.npy", "PW_layer2.npy", "Q_layer2.npy"]
+    assert summary["files"] == report.layer_files("layer2", figures=False, convergence=False, input_descrambled=True)
 
 
 def test_saved_pw_without_q(layer, tmp_path):

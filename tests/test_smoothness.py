@@ -419,3 +419,11 @@ def test_resolve_no_warning_without_order_or_with_a_name():
         warnings.simplefilter("error")
         smoothness.resolve(smoothness.fourier(5), 5)
         smoothness.resolve("fd", 5, order=2)
+
+
+def test_grid_takes_an_integer_array_and_refuses_a_grid_beyond_memory():
+    # Review of issue 12: np.array([4, 8]) was refused, and (10000, 10000) died in std::bad_alloc.
+    a = smoothness.grid(np.array([2, 3]))
+    np.testing.assert_array_equal(a.gram, smoothness.grid((2, 3)).gram)
+    with pytest.raises(ValueError, match=r"shape: the grid \(10000, 10000\) has 100000000 units; .* GiB"):
+        smoothness.grid((10000, 10000))

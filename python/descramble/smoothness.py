@@ -244,6 +244,8 @@ _MAX_GRID_UNITS = 2**31 - 1
 
 
 def _as_shape(shape: Any) -> Tuple[int, ...]:
+    if isinstance(shape, np.ndarray) and shape.ndim == 1:
+        shape = shape.tolist()  # np.array([4, 8]) like (4, 8)
     if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)):
         raise TypeError(f"shape: expected a tuple of positive integers such as (4, 8), got {shape!r}")
     if len(shape) == 0:
@@ -255,8 +257,17 @@ def _as_shape(shape: Any) -> Tuple[int, ...]:
         if n < 1:
             raise ValueError(f"shape: axis {a} has size {n}, expected a positive size")
         out.append(int(n))
-    if int(np.prod(out, dtype=object)) > _MAX_GRID_UNITS:
+    m = int(np.prod(out, dtype=object))
+    if m > _MAX_GRID_UNITS:
         raise ValueError(f"shape: the grid {tuple(out)} has more than 2**31 - 1 hidden units")
+    # D (one block of rows per axis), A and T: (2 + axes) m x m float64 matrices.
+    need = 8 * m * m * (2 + len(out))
+    from .sources import _machine_memory
+
+    memory = _machine_memory()
+    if memory is not None and need > memory:
+        raise ValueError(f"shape: the grid {tuple(out)} has {m} units; its operator needs {need / 2**30:.3g} GiB "
+                         f"(m x m matrices), more than this machine's {memory / 2**30:.3g} GiB")
     return tuple(out)
 
 

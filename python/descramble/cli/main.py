@@ -297,7 +297,8 @@ def _demo(args: argparse.Namespace) -> int:
     _check_figures(args)
     figures = not args.no_figures
     planned = (report.layer_files("layer1", figures=figures, convergence=True)
-               + report.layer_files("layer2", figures=figures, convergence=False) + ["summary.json", "index.html"])
+               + report.layer_files("layer2", figures=figures, convergence=False, input_descrambled=True)
+               + ["summary.json", "index.html"])
     report.check_outputs(args.out, planned, {}, args.force)
     kwargs: Dict[str, Any] = {"n_train": 10_000, "epochs": 15} if args.quick else {}
     summary = run_demo(args.out, seed=args.seed, figures=not args.no_figures, **kwargs)
@@ -470,7 +471,7 @@ def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, O
     planned = []
     for k in range(count):
         planned += report.layer_files(names[k], figures=figures, convergence=False, format=args.format,
-                                      images=k == 0 and "input_shape" in options)
+                                      images=k == 0 and "input_shape" in options, input_descrambled=k > 0)
     report.check_outputs(args.out, planned + ["summary.json", "index.html"], _inputs(args), args.force)
     smooths = []
     for k in range(count):

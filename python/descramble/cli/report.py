@@ -99,13 +99,15 @@ def _format(format: Any) -> str:
 
 
 def layer_files(name: str, *, figures: bool, convergence: bool, format: str = "png",
-                images: bool = False) -> List[str]:
+                images: bool = False, input_descrambled: bool = False) -> List[str]:
     """The names of the files :func:`layer_report` writes for layer ``name``.
 
     ``format`` is the figures' format (png, svg or pdf); ``images`` whether
-    the weight-image figure is drawn (``layer_report(..., input_shape=...)``).
+    the weight-image figure is drawn (``layer_report(..., input_shape=...)``);
+    ``input_descrambled`` whether the descrambler has a ``Q`` (saved as
+    ``Q_<name>.npy``).
     """
-    files = [f"P_{name}.npy", f"PW_{name}.npy"]
+    files = [f"P_{name}.npy", f"PW_{name}.npy"] + ([f"Q_{name}.npy"] if input_descrambled else [])
     if figures:
         suffix = _format(format)
         stems = ["weights", "spectrum", "fourier"] + (["images"] if images else []) \
@@ -244,7 +246,8 @@ def layer_report(
         if convergence is not None:
             drawn.append(("convergence", plot.convergence(convergence, title=title)))
     files: List[str] = []
-    for stem, array in (("P", d.P), ("PW", PW)):
+    # Q: the input axis's descrambler (layer k-1's outputs), so that the columns of P W Q^T map back.
+    for stem, array in (("P", d.P), ("PW", PW)) + ((("Q", d.Q),) if d.Q is not None else ()):
         path = out / f"{stem}_{name}.npy"
         np.save(path, array)
         files.append(path.name)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .._validation import check_real_dtype
+from .._validation import as_regular_file, check_real_dtype
 from ._common import is_numeric
 from .weights import load_weights
 
@@ -451,10 +451,12 @@ def load_activation(path: str | os.PathLike) -> Optional[str]:
     ------
     ValueError
         An ``activation`` entry that is not one of those names.
+    FileNotFoundError, IsADirectoryError, ...
+        As :func:`load_weights`: ``path`` is not a readable regular file.
     """
     from ..hidden import ACTIVATIONS
 
-    where = os.fsdecode(os.fspath(path))
+    where = os.fsdecode(as_regular_file(path, "path"))
     suffix = os.path.splitext(where)[1].lower()
     name: Optional[str] = None
     if suffix == ".npz":
