@@ -581,3 +581,20 @@ def test_one_row_of_data_warns_and_compares_against_the_loss_scale(files, tmp_pa
     if layer["relative_gap"] is None:
         assert "the bound is zero up to rounding" in out
     assert "= bound" in out and "e+1" not in out
+
+
+def test_one_smoothness_spec_per_layer(stack, tmp_path, capsys):
+    # A grid fits one layer only (8 = 2 x 4 units; the next layer has 6): one spec per descrambled layer.
+    d, layers, X = stack
+    out = tmp_path / "r"
+    code, _, err = run_cli(capsys, "run", "--weights", d / "net_tanh.npz", "--data", d / "X.npy", "--out", out,
+                           "--no-figures", "--smoothness", "grid:2x4", "--smoothness", "fd")
+    assert code == 0, err
+    expected = descramble.descramble_network(layers, X, smoothness=[descramble.smoothness.grid((2, 4)), "fd"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert [layer["smoothness"] for layer in summary["layers"].values()] == [e.smoothness.name for e in expected]
+    for name, e in zip(summary["layers"], expected):
+        np.testing.assert_allclose(np.load(out / f"PW_{name}.npy"), e.weights, atol=1e-10)
+    code, _, err = run_cli(capsys, "run", "--weights", d / "net_tanh.npz", "--data", d / "X.npy",
+                           "--out", tmp_path / "s", "--smoothness", "fd", "--smoothness", "fd", "--smoothness", "fd")
+    assert code == 2 and "--smoothness: give one spec for every layer or one per descrambled layer (2" in err

@@ -399,7 +399,9 @@ def _run_layer(args: argparse.Namespace, start: float) -> int:
         b = _load_array(args.bias, "--bias")
         if b.shape != (W.shape[0],):
             raise UserError(f"--bias: expected {W.shape[0]} values (one per row of the weights), got shape {b.shape}")
-    smooth = parse_smoothness(args.smoothness, W.shape[0])
+    if len(_specs(args)) != 1:
+        raise UserError(f"--smoothness: one layer is descrambled; got {len(_specs(args))} specs")
+    smooth = parse_smoothness(_specs(args)[0], W.shape[0])
     out = report.prepare(args.out)
     conv = None
     inputs = {"weights": str(args.weights), "layer": name, "matrix": key, "bias": b is not None}
@@ -473,14 +475,20 @@ def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, O
         planned += report.layer_files(names[k], figures=figures, convergence=False, format=args.format,
                                       images=k == 0 and "input_shape" in options, input_descrambled=k > 0)
     report.check_outputs(args.out, planned + ["summary.json", "index.html"], _inputs(args), args.force)
+    specs = _specs(args)
+    if len(specs) not in (1, count):
+        raise UserError(f"--smoothness: give one spec for every layer or one per descrambled layer ({count}: "
+                        f"{', '.join(names[:count])}); got {len(specs)}")
     smooths = []
     for k in range(count):
         m = layers[k][1].shape[0]
         try:
-            smooths.append(parse_smoothness(args.smoothness, m))
+            smooths.append(parse_smoothness(specs[k if len(specs) > 1 else 0], m))
         except UserError as exc:
+            hint = (f" (one --smoothness per descrambled layer gives each its own operator: {count} here)"
+                    if len(specs) == 1 and count > 1 else "")
             raise UserError(f"--smoothness: layer {names[k]} ({m} units): "
-                            + str(exc).removeprefix("--smoothness: ")) from None
+                            + str(exc).removeprefix("--smoothness: ") + hint) from None
     data, keywords = open_data(args.data, args.dtype, args.n_features)
     out = report.prepare(args.out)
     # The output layer's activation does not enter any descrambler: identity, whatever --activation says.
@@ -533,10 +541,16 @@ def _inputs(args: argparse.Namespace) -> Dict[str, Optional[str]]:
                                         "--input-values": args.input_values}
     if args.data is not None:
         inputs["--data"] = args.data if Path(args.data).exists() else args.data.partition(":")[0]
-    kind, _, arg = args.smoothness.partition(":")
-    if kind in ("gram", "matrix") and arg:
-        inputs["--smoothness"] = arg
+    for k, spec in enumerate(_specs(args)):
+        kind, _, arg = spec.partition(":")
+        if kind in ("gram", "matrix") and arg:
+            inputs["--smoothness" if k == 0 else f"--smoothness ({k + 1})"] = arg
     return inputs
+
+
+def _specs(args: argparse.Namespace) -> List[str]:
+    """The ``--smoothness`` specs given (default: ``fourier:2``)."""
+    return args.smoothness or ["fourier:2"]
 
 
 def _option(argument: str, value: object) -> str:
@@ -602,9 +616,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "DIR.zarr[:ARRAY], or a raw file with --dtype and --n-features")
     source.add_argument("--hidden", metavar="FILE",
                         help="the hidden autocorrelation S (.npy, m x m) or a saved Autocorrelation (.npz)")
-    run.add_argument("--smoothness", default="fourier:2", metavar="SPEC",
-                     help="fourier[:ORDER], fd[:ORDER], fd-circular[:ORDER], grid:ROWSxCOLS[:ORDER], gram:A.npy "
-                          "or matrix:D.npy (default fourier:2); one spec for every layer")
+    run.add_argument("--smoothness", action="append", metavar="SPEC",
+                     help="fourier[:ORDER], fd[:ORDER], fd-circular[:ORDER], fd-central[:ORDER], "
+                          "grid:ROWSxCOLS[:ORDER], gram:A.npy or matrix:D.npy (default fourier:2); once for every "
+                          "layer, or once per descrambled layer, in order")
     run.add_argument("--dtype", type=numpy_dtype, help="element type of a raw --data file (e.g. float32)")
     run.add_argument("--n-features", type=positive_int, metavar="N", help="row width of a raw --data file")
     run.add_argument("--out", required=True, metavar="DIR", help="report directory")
