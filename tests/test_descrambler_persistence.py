@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -22,6 +23,13 @@ def smooth_operators(m):
 
 
 def cases():
+    # m = 6 units from n = 4 inputs: underdetermined on purpose (the warning is tested in test_warnings.py).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", descramble.UnderdeterminedWarning)
+        return _cases()
+
+
+def _cases():
     rng = np.random.default_rng(0)
     m, n = 6, 4
     W, X = rng.normal(size=(m, n)), rng.normal(size=(50, n))
