@@ -381,8 +381,8 @@ def _underdetermined(d: Descrambler, precision: str, inputs: Optional[Tuple[int,
     rest = m - rank
     message = (f"{where}the hidden autocorrelation S has numerical rank {rank} < m = {m}: {why}. P is determined "
                f"only on the leading {rank} component{'s' * (rank != 1)}; the other {rest} "
-               f"direction{'s' * (rest != 1)} (the null space of S) {'fill' if rest != 1 else 'fills'} the remaining smooth modes in an "
-               "arbitrary, deterministic order")
+               f"direction{'s' * (rest != 1)} (the null space of S) {'fill' if rest != 1 else 'fills'} the "
+               "remaining smooth modes in an arbitrary, deterministic order")
     return UnderdeterminedWarning(message, size=m, rank=rank, n_samples=N)
 
 
