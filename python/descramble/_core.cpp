@@ -23,6 +23,7 @@
 #include "descramble/forward.hpp"
 #include "descramble/linalg.hpp"
 #include "descramble/moments.hpp"
+#include "descramble/permutation.hpp"
 #include "descramble/smoothness.hpp"
 
 namespace py = pybind11;
@@ -389,5 +390,46 @@ PYBIND11_MODULE(_core, m) {
   m.def("descramble_rows", &descramble::descramble_rows, py::arg("P"), py::arg("W"),
         py::call_guard<py::gil_scoped_release>());
   m.def("descramble_columns", &descramble::descramble_columns, py::arg("P"), py::arg("W_next"),
+        py::call_guard<py::gil_scoped_release>());
+
+  // Permutation descramblers (permutation.hpp).
+  py::class_<descramble::PermutationResult>(m, "PermutationResult")
+      .def_readonly("permutation", &descramble::PermutationResult::permutation)
+      .def_property_readonly("signs",
+                             [](const descramble::PermutationResult& r) -> py::object {
+                               if (r.signs.size() == 0) return py::none();
+                               return py::cast(r.signs);
+                             })
+      .def_readonly("loss", &descramble::PermutationResult::loss)
+      .def_readonly("bound", &descramble::PermutationResult::bound)
+      .def_readonly("gap", &descramble::PermutationResult::gap)
+      .def_readonly("iterations", &descramble::PermutationResult::iterations)
+      .def_readonly("moves", &descramble::PermutationResult::moves)
+      .def_readonly("timed_out", &descramble::PermutationResult::timed_out)
+      .def("matrix", &descramble::PermutationResult::matrix);
+  m.def(
+      "permutation_search",
+      [](const ClosedForm& start, const Smoothness& smoothness, bool with_signs, std::uint64_t seed,
+         Index max_iterations, double time_limit, std::vector<Index> initial, std::vector<double> initial_signs) {
+        descramble::PermutationOptions options;
+        options.with_signs = with_signs;
+        options.seed = seed;
+        options.max_iterations = max_iterations;
+        options.time_limit = time_limit;
+        options.initial = std::move(initial);
+        options.initial_signs = std::move(initial_signs);
+        return descramble::permutation_search(start, smoothness.gram, options);
+      },
+      py::arg("start"), py::arg("smoothness"), py::arg("with_signs") = false, py::arg("seed") = 0,
+      py::arg("max_iterations") = 100, py::arg("time_limit") = 0.0, py::arg("initial") = std::vector<Index>(),
+      py::arg("initial_signs") = std::vector<double>(), py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "permutation_loss",
+      [](FMatrix gram, FMatrix hidden, const std::vector<Index>& permutation, const Eigen::VectorXd& signs) {
+        return descramble::permutation_loss(gram, hidden, permutation, signs);
+      },
+      py::arg("gram"), py::arg("hidden"), py::arg("permutation"), py::arg("signs") = Eigen::VectorXd(),
+      py::call_guard<py::gil_scoped_release>());
+  m.def("linear_assignment", &descramble::linear_assignment, py::arg("weights"),
         py::call_guard<py::gil_scoped_release>());
 }

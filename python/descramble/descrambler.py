@@ -59,15 +59,19 @@ class Descrambler:
     Attributes
     ----------
     P : ndarray of shape (m, m)
-        The descrambler: orthogonal, det +1.
+        The descrambler: orthogonal, det +1 (for "permutation": a
+        permutation matrix; for "signed-permutation": a signed one; either
+        determinant).
     weights : ndarray or None
         ``P @ W``, the descrambled weights, when W was given.
     loss : float
         For ``criterion="smooth"``: eta(P) = tr(A P S P^T), the smoothness
-        loss at P (MATH.md §2). For ``"diagonal"``: ``-tr(P W)``.
+        loss at P (MATH.md §2); the same for the permutation criteria, at
+        the permutation found. For ``"diagonal"``: ``-tr(P W)``.
     bound : float
         The lower bound of the loss over all orthogonal P: sum_k lambda_k mu_k
-        for "smooth" (MATH.md §3), ``-sum(singular values)`` for "diagonal".
+        for "smooth" and the permutation criteria (MATH.md §3; permutations
+        are orthogonal), ``-sum(singular values)`` for "diagonal".
     basis : ndarray of shape (m, m)
         T, the smoothness eigenbasis (columns, smoothest first); for
         "diagonal", the right singular vectors V of W.
@@ -85,12 +89,27 @@ class Descrambler:
         S, the hidden autocorrelation the loss was evaluated on.
     smoothness : Smoothness or None
     criterion : str
+        "smooth", "diagonal", "permutation" or "signed-permutation". For the
+        permutation criteria, basis, basis_values, components, spectrum and
+        degenerate are those of the closed form the search started from.
     Q : ndarray of shape (n, n) or None
         The descrambler of the layer's input axis (for layer k of a network,
         the descrambler of layer k-1's post-activation signals); when set,
         ``weights`` is ``P @ W @ Q.T``. None: the inputs keep their order.
     n_samples : int or None
         N, the number of samples the statistics were estimated from, when known.
+    permutation : ndarray of shape (m,) or None
+        For ``criterion="permutation"`` and ``"signed-permutation"``: the
+        index array p with ``P @ x == signs * x[permutation]`` (hidden unit
+        ``permutation[i]`` goes to position i). None for the other criteria.
+    signs : ndarray of shape (m,) or None
+        For ``"signed-permutation"``: the signs (+1/-1) of P's entries,
+        ``P[i, permutation[i]] == signs[i]``. None otherwise.
+    gap : float or None
+        For the permutation criteria: the certificate
+        ``max(0, (loss - bound) / bound)``, how far the permutation's loss
+        can be above the optimum over all permutations at most (relative to
+        the orthogonal bound; inf when bound = 0 < loss). None otherwise.
     """
 
     P: np.ndarray
@@ -107,6 +126,9 @@ class Descrambler:
     criterion: str = "smooth"
     Q: Optional[np.ndarray] = None
     n_samples: Optional[int] = None
+    permutation: Optional[np.ndarray] = None
+    signs: Optional[np.ndarray] = None
+    gap: Optional[float] = None
 
     def apply(self, W: Any) -> np.ndarray:
         """Descramble this layer's rows: ``P @ W`` (W of shape (m, n))."""
@@ -293,17 +315,63 @@ class Descrambler:
                 f"degenerate groups={len(self.degenerate)})")
 
 
+#: The criteria whose P is a (signed) permutation matrix.
+PERMUTATION_CRITERIA = ("permutation", "signed-permutation")
+_CRITERIA = ("smooth", "diagonal") + PERMUTATION_CRITERIA
+
+
+class _Search(NamedTuple):
+    """The permutation search's arguments (checked)."""
+
+    with_signs: bool
+    seed: int
+    max_iterations: int
+    time_limit: float
+
+
+def _search_options(criterion: str, seed: Any, max_iterations: Any, time_limit: Any) -> Optional[_Search]:
+    """Checks the permutation search's arguments; None for the other criteria."""
+    for name, value in (("seed", seed), ("max_iterations", max_iterations)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name}: expected an int, got {value!r}")
+        if value < 0:
+            raise ValueError(f"{name}: expected >= 0, got {value}")
+    if int(seed) >= 2**64:
+        raise ValueError(f"seed: expected < 2**64, got {seed}")
+    limit = 0.0
+    if time_limit is not None:
+        if isinstance(time_limit, (bool, np.bool_)) or not isinstance(time_limit, numbers.Real):
+            raise TypeError(f"time_limit: expected seconds (a positive number) or None, got {time_limit!r}")
+        limit = float(time_limit)
+        if not (np.isfinite(limit) and limit > 0):
+            raise ValueError(f"time_limit: expected a positive number of seconds or None, got {time_limit!r}")
+    if criterion not in PERMUTATION_CRITERIA:
+        return None
+    return _Search(criterion == "signed-permutation", int(seed), int(max_iterations), limit)
+
+
 def _result(r: Any, W: Optional[np.ndarray], smooth: Optional[Smoothness], criterion: str,
-            n_samples: Optional[int] = None) -> Descrambler:
-    """A :class:`Descrambler` from the core's ClosedForm ``r`` (arrays copied out of the core)."""
+            n_samples: Optional[int] = None, search: Optional[_Search] = None) -> Descrambler:
+    """A :class:`Descrambler` from the core's ClosedForm ``r`` (arrays copied out of the core);
+    with ``search``, the (signed) permutation found from it."""
     P = np.array(r.P)
+    loss = float(r.loss)
+    permutation = signs = gap = None
+    if search is not None:
+        assert smooth is not None
+        found = _core.permutation_search(r, smooth._core, search.with_signs, search.seed, search.max_iterations,
+                                         search.time_limit)
+        P = np.array(found.matrix())
+        loss, gap = float(found.loss), float(found.gap)
+        permutation = np.asarray(found.permutation, dtype=np.intp)
+        signs = None if found.signs is None else np.array(found.signs)
     return Descrambler(
-        P=P, weights=None if W is None else _core.descramble_rows(P, W), loss=float(r.loss),
+        P=P, weights=None if W is None else _core.descramble_rows(P, W), loss=loss,
         bound=float(r.bound), basis=np.array(r.basis), basis_values=np.array(r.basis_values),
         components=np.array(r.components), spectrum=np.array(r.spectrum),
         degenerate=[Degeneracy(kind, np.asarray(g, dtype=np.intp)) for kind, g in r.degenerate],
-        hidden=np.array(r.hidden) if criterion == "smooth" else None, smoothness=smooth, criterion=criterion,
-        n_samples=n_samples,
+        hidden=np.array(r.hidden) if criterion != "diagonal" else None, smoothness=smooth, criterion=criterion,
+        n_samples=n_samples, permutation=permutation, signs=signs, gap=gap,
     )
 
 
@@ -435,6 +503,9 @@ def descramble(
     order: Optional[int] = None,
     criterion: str = "smooth",
     progress: bool = False,
+    seed: int = 0,
+    max_iterations: int = 100,
+    time_limit: Optional[float] = None,
 ) -> Descrambler:
     """The closed-form descrambler of a layer (Sule, Spencer & Czaja; MATH.md §3).
 
@@ -476,9 +547,28 @@ def descramble(
         maximising tr(P W) over SO(m): P = V U^T from W = U Sigma V^T (the
         orthogonal Procrustes solution), with the Kabsch sign fix when
         det(V U^T) = -1.
+        "permutation": the smoothest ordering of the hidden units found, a
+        permutation matrix P minimising tr(A P S P^T) over the permutations
+        (a quadratic assignment problem): the closed form's T U^T projected
+        onto the permutations by an exact linear assignment, then local
+        search by pair swaps and iterated perturbations, in the C++ core.
+        Unlike a rotation, a permutation commutes with element-wise
+        activations. "signed-permutation": the same over signed
+        permutations (for odd activations such as tanh). Both report
+        ``gap``, the certificate against the orthogonal bound.
     progress : bool, default False
         Show a tqdm progress bar while ``data`` is streamed (ignored, with an
         :class:`~descramble.IgnoredArgumentWarning`, without ``data``).
+    seed : int, default 0
+        Seeds the permutation search's random perturbations: the same input
+        and seed give the same permutation (unless ``time_limit`` cuts the
+        search short). Checked, otherwise unused, for the other criteria.
+    max_iterations : int, default 100
+        Rounds of perturbation and local search after the starts (0: the
+        starts' local optima only).
+    time_limit : float, optional
+        Seconds after which the permutation search stops with its best so
+        far (None: no limit). The result then depends on the machine's speed.
 
     Every array may also be a PyTorch tensor or ``nn.Parameter`` (on any
     device, requiring grad or not): it is detached and copied to the CPU.
@@ -526,7 +616,8 @@ def descramble(
     column's sign is chosen to make det(P) = +1.
     """
     result, found = _descramble(weights, autocorrelation=autocorrelation, data=data, bias=bias, hidden=hidden,
-                                smoothness=smoothness, order=order, criterion=criterion, progress=progress)
+                                smoothness=smoothness, order=order, criterion=criterion, progress=progress,
+                                seed=seed, max_iterations=max_iterations, time_limit=time_limit)
     for warning in found:
         warn(warning)
     return result
@@ -546,6 +637,9 @@ def _descramble(
     where: str = "",
     source: str = "",
     inputs: Optional[Tuple[int, bool]] = None,
+    seed: int = 0,
+    max_iterations: int = 100,
+    time_limit: Optional[float] = None,
 ) -> Tuple[Descrambler, List[DescrambleWarning]]:
     """:func:`descramble`, returning its warnings instead of issuing them.
 
@@ -559,6 +653,9 @@ def _descramble(
     if check_flag(progress, "progress") and data is None:
         found.append(IgnoredArgumentWarning(f"{where}progress=True shows the streaming of data=; without data= "
                                             "there is nothing to stream", argument="progress"))
+    if not isinstance(criterion, str):
+        raise TypeError(f"criterion: expected a string, got {criterion!r}")
+    search = _search_options(criterion, seed, max_iterations, time_limit)
     if criterion == "diagonal":
         if weights is None:
             raise ValueError("weights: criterion='diagonal' needs a square weight matrix")
@@ -568,8 +665,8 @@ def _descramble(
         if square.shape[0] != square.shape[1]:
             raise ValueError(f"weights: criterion='diagonal' needs a square matrix, got shape {square.shape}")
         return _result(_core.descramble_diagonal(square), square, None, "diagonal"), [w for w in found if w is not None]
-    if criterion != "smooth":
-        raise ValueError(f"criterion: expected 'smooth' or 'diagonal', got {criterion!r}")
+    if criterion not in _CRITERIA:
+        raise ValueError(f"criterion: expected one of {', '.join(map(repr, _CRITERIA))}, got {criterion!r}")
 
     W = None if weights is None else as_matrix(weights, "weights")
     if hidden is not None:
@@ -582,8 +679,8 @@ def _descramble(
         if W is not None and W.shape[0] != m:
             raise ValueError(f"weights: expected {m} rows (the hidden size), got {W.shape[0]}")
         smooth = resolve(smoothness, m, order)
-        d = _result(_core.descramble_closed_form(S, smooth._core), W, smooth, "smooth",
-                    None if hidden_acc is None else hidden_acc.count)
+        d = _result(_core.descramble_closed_form(S, smooth._core), W, smooth, criterion,
+                    None if hidden_acc is None else hidden_acc.count, search)
         constant = None if hidden_acc is None else _constant(hidden_acc, source or "hidden", where)
         found.append(constant)
         found.append(_underdetermined(d, "float64" if hidden_acc is None else hidden_acc.precision, inputs,
@@ -620,7 +717,7 @@ def _descramble(
         r = _core.descramble_layer(W, acc._core, smooth._core)
     else:
         r = _core.descramble_layer(W, b, acc._core, smooth._core)
-    d = _result(r, W, smooth, "smooth", None if acc is None else acc.count)
+    d = _result(r, W, smooth, criterion, None if acc is None else acc.count, search)
     constant = None if acc is None else _constant(acc, source or ("data" if data is not None else "autocorrelation"),
                                                   where)
     found.append(constant)

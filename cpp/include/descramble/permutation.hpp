@@ -1,0 +1,100 @@
+// Permutation descramblers (issue 13): the smoothest ordering of a layer's
+// hidden units, and of their signs.
+//
+// min over permutation matrices Pi of eta(Pi) = tr(A Pi S Pi^T) is a
+// quadratic assignment problem (Koopmans-Beckmann form, NP-hard). Every
+// permutation is orthogonal, so the closed-form bound sum_k lambda_k mu_k
+// (descrambler.hpp) is a lower bound: each answer carries a certificate,
+// its relative gap (eta(Pi) - bound) / bound.
+//
+// The search:
+//  1. starts: the orthogonal optimum P* = T U^T projected onto the
+//     permutations by an exact linear assignment (Hungarian /
+//     Jonker-Volgenant style shortest augmenting paths, O(m^3)) maximising
+//     sum_i (P*_{i p_i})^2, and one maximising sum_i |P*_{i p_i}|; the
+//     identity; and an optional caller's start (e.g. a previous best);
+//  2. local search from each start: pair swaps (O(m) incremental cost each,
+//     formula in permutation.cpp), and for signed permutations sign flips
+//     (O(m) each), first improvement until no move improves;
+//  3. iterated local search: `max_iterations` rounds of a random
+//     perturbation of the best answer (a few random swaps, and flips when
+//     signed, drawn from a std::mt19937_64 seeded by `seed`) followed by
+//     local search, keeping the best.
+// Deterministic for a seed unless `time_limit` cuts the search short.
+//
+// Conventions: the permutation p is an index array with (Pi x)_i = x[p_i],
+// i.e. Pi(i, p_i) = 1; with signs s (+1/-1), (Pi x)_i = s_i x[p_i]. Hidden
+// unit p_i of the original layer goes to position i of the descrambled one.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "descramble/chunk.hpp"
+#include "descramble/descrambler.hpp"
+#include "descramble/smoothness.hpp"
+
+namespace descramble {
+
+/// The knobs of the permutation search.
+struct PermutationOptions {
+  bool with_signs = false;       ///< search signed permutations (odd activations such as tanh)
+  std::uint64_t seed = 0;        ///< seeds the perturbations of the iterated local search
+  Index max_iterations = 100;    ///< perturbation rounds after the starts (0: starts and local search only)
+  double time_limit = 0.0;       ///< seconds; 0 = none. When it cuts the search, the result depends on timing
+  std::vector<Index> initial;    ///< an extra start (a permutation of 0..m-1), or empty
+  std::vector<double> initial_signs;  ///< its signs (+1/-1; empty: all +1); only with with_signs
+};
+
+/// A (signed) permutation descrambler and its certificate.
+struct PermutationResult {
+  std::vector<Index> permutation;  ///< p: (Pi x)_i = s_i x[p_i]
+  Eigen::VectorXd signs;           ///< s (+1/-1) when signed; empty otherwise
+  double loss = 0.0;               ///< eta(Pi) = tr(A Pi S Pi^T), recomputed from scratch
+  double bound = 0.0;              ///< sum_k lambda_k mu_k, a lower bound over all orthogonal matrices
+  double gap = 0.0;                ///< max(0, (loss - bound) / bound); 0 when loss <= bound, inf when bound = 0 < loss
+  Index iterations = 0;            ///< perturbation rounds run
+  Index moves = 0;                 ///< improving swaps and flips applied, over all local searches
+  bool timed_out = false;          ///< true when time_limit stopped the search
+
+  /// Pi as a dense m x m matrix (Pi(i, p_i) = s_i).
+  Eigen::MatrixXd matrix() const;
+};
+
+/// The relative certificate gap max(0, (loss - bound) / bound); 0 when
+/// loss <= bound (rounding), +inf when bound <= 0 < loss.
+double certificate_gap(double loss, double bound);
+
+/// eta(Pi) = sum_ij A_ij s_i s_j S_{p_i p_j} for the (signed) permutation (p, s) (s empty: all +1).
+double permutation_loss(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
+                        const std::vector<Index>& permutation, const Eigen::VectorXd& signs = Eigen::VectorXd());
+
+/// The change of eta when positions a != b of (p, s) exchange their entries:
+/// the O(m) formula the local search uses (exposed for tests).
+double swap_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
+                  const std::vector<Index>& permutation, const Eigen::VectorXd& signs, Index a, Index b);
+
+/// The change of eta when the sign s_a flips (O(m); exposed for tests).
+double flip_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
+                  const std::vector<Index>& permutation, const Eigen::VectorXd& signs, Index a);
+
+/// An exact linear assignment: the permutation p maximising sum_i W(i, p_i)
+/// (W square and finite), by shortest augmenting paths with potentials
+/// (the Hungarian method, O(m^3)).
+std::vector<Index> linear_assignment(const Eigen::Ref<const Eigen::MatrixXd>& weights);
+
+/// The (signed) permutation minimising eta(Pi) = tr(A Pi S Pi^T) that the
+/// search finds, starting from the closed form `start` (its P projected onto
+/// the permutations, its hidden S and its bound) under the operator's Gram
+/// matrix A (m x m). Throws std::invalid_argument naming the argument on bad
+/// input (sizes, a malformed initial permutation, negative budgets).
+PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<const Eigen::MatrixXd>& gram,
+                                     const PermutationOptions& options = PermutationOptions());
+
+/// descramble_closed_form(hidden, smoothness) followed by permutation_search.
+PermutationResult descramble_permutation(const Eigen::Ref<const Eigen::MatrixXd>& hidden, const Smoothness& smoothness,
+                                         const PermutationOptions& options = PermutationOptions(), int threads = 0);
+
+}  // namespace descramble
