@@ -43,6 +43,19 @@ class Search {
     // Moves that improve by less than this are rounding: ignoring them keeps
     // the search from cycling on ties.
     tol_ = 1e-12 * std::max(A.norm() * S.norm(), std::numeric_limits<double>::min());
+    // A's nonzeros by row, for the segment reversals.
+    rows_.resize(static_cast<std::size_t>(m_));
+    Index nnz = 0;
+    for (Index i = 0; i < m_; ++i)
+      for (Index j = 0; j < m_; ++j)
+        if (A(i, j) != 0.0) {
+          rows_[static_cast<std::size_t>(i)].push_back(j);
+          ++nnz;
+        }
+    // Reversals cost O(segment x nonzeros per row) each, m^2 nnz / 6 a
+    // sweep: on for banded operators (finite differences) and small m.
+    const double sweep = static_cast<double>(m_) * static_cast<double>(m_) * static_cast<double>(nnz) / 6.0;
+    reversals_ = m_ >= 3 && sweep <= 2e6;
   }
 
   void reset(std::vector<Index> p, Eigen::VectorXd s) {
@@ -87,6 +100,32 @@ class Search {
     B_.col(a) *= -1.0;  // B_aa negated twice: unchanged
   }
 
+  // Reversing the segment a..b (a < b; sigma(i) = a + b - i inside it)
+  // permutes rows and columns of B: B'_ij = B_{sigma i, sigma j}. Only
+  // terms with i or j inside change:
+  //   delta = sum_{i in R} [ sum_{j not in R} 2 A_ij (B_{sigma i, j} - B_ij)
+  //                        + sum_{j in R} A_ij (B_{sigma i, sigma j} - B_ij) ],
+  // over A's nonzeros only.
+  double reversal_delta(Index a, Index b) const {
+    double delta = 0.0;
+    for (Index i = a; i <= b; ++i) {
+      const Index si = a + b - i;
+      for (const Index j : rows_[static_cast<std::size_t>(i)]) {
+        // A and B are symmetric: read them down columns i and si (contiguous).
+        if (j < a || j > b) {
+          delta += 2.0 * A_(j, i) * (B_(j, si) - B_(j, i));
+        } else {
+          delta += A_(j, i) * (B_(a + b - j, si) - B_(j, i));
+        }
+      }
+    }
+    return delta;
+  }
+
+  void reverse(Index a, Index b) {
+    for (Index i = a, j = b; i < j; ++i, --j) swap(i, j);
+  }
+
   // First improvement until no swap (and no flip) improves, or the clock
   // runs out; returns the number of moves applied.
   template <class Clock>
@@ -112,6 +151,14 @@ class Search {
             improved = true;
           }
         }
+        if (!reversals_) continue;
+        for (Index b = a + 2; b < m_; ++b) {
+          if (reversal_delta(a, b) < -tol_) {
+            reverse(a, b);
+            ++moves;
+            improved = true;
+          }
+        }
       }
     }
     return moves;
@@ -127,6 +174,8 @@ class Search {
   bool with_signs_;
   Index m_;
   double tol_ = 0.0;
+  std::vector<std::vector<Index>> rows_;
+  bool reversals_ = false;
   std::vector<Index> p_;
   Eigen::VectorXd s_;
   Eigen::MatrixXd B_;
@@ -203,6 +252,16 @@ double swap_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Re
   if (a < 0 || b < 0 || a >= A.rows() || b >= A.rows() || a == b) throw std::invalid_argument("a, b: expected two distinct positions");
   search.reset(permutation, signs);
   return search.swap_delta(a, b);
+}
+
+double reversal_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
+                      const std::vector<Index>& permutation, const Eigen::VectorXd& signs, Index a, Index b) {
+  const Eigen::MatrixXd A = gram, S = hidden;
+  Search search(A, S, true);
+  check_permutation(permutation, A.rows(), "permutation");
+  if (a < 0 || b >= A.rows() || a >= b) throw std::invalid_argument("a, b: expected positions a < b");
+  search.reset(permutation, signs);
+  return search.reversal_delta(a, b);
 }
 
 double flip_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
@@ -350,6 +409,37 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
   // descend; repeat while it improves.
   const bool have_factors = start.basis.rows() == m && start.basis.cols() == m && start.components.rows() == m &&
                             start.components.cols() == m;
+  // Greedy signs: fix d_0, d_1, ... in turn (the first K components, which
+  // carry most of S), each to the sign whose projection of the partial sum
+  // sum_{l <= k} d_l T_l U_l^T has the lower loss; then project the whole
+  // T D U^T and descend.
+  if (have_factors && m >= 2 && !out_of_time()) {
+    const Index K = std::min<Index>(m, 24);
+    Eigen::MatrixXd partial = Eigen::MatrixXd::Zero(m, m);
+    Eigen::VectorXd d = Eigen::VectorXd::Ones(m);
+    for (Index k = 0; k < K && !out_of_time(); ++k) {
+      const Eigen::MatrixXd term = start.basis.col(k) * start.components.col(k).transpose();
+      double best_sign = 1.0, best_loss = std::numeric_limits<double>::infinity();
+      for (const double sign : {1.0, -1.0}) {
+        const Eigen::MatrixXd M = partial + sign * term;
+        const std::vector<Index> p = linear_assignment(options.with_signs ? M.cwiseAbs() : M);
+        const double loss = permutation_loss(A, S, p);
+        if (loss < best_loss) {
+          best_loss = loss;
+          best_sign = sign;
+        }
+        if (k == 0) break;  // the overall sign of the first term is irrelevant up to flipping all of T D U^T
+      }
+      d[k] = best_sign;
+      partial += best_sign * term;
+    }
+    const Eigen::MatrixXd aligned = start.basis * d.asDiagonal() * start.components.transpose();
+    const std::vector<Index> p = linear_assignment(options.with_signs ? aligned.cwiseAbs() : aligned);
+    Eigen::VectorXd s = Eigen::VectorXd::Ones(m);
+    if (options.with_signs)
+      for (Index i = 0; i < m; ++i) s[i] = aligned(i, p[static_cast<std::size_t>(i)]) < 0.0 ? -1.0 : 1.0;
+    run_from(p, s);
+  }
   for (int round = 0; have_factors && m >= 2 && round < 3 && !out_of_time(); ++round) {
     Eigen::VectorXd d(m);
     for (Index k = 0; k < m; ++k) {
@@ -366,6 +456,40 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
     run_from(p, s);
     if (!(best < before)) break;
   }
+  // Orderings stuck with one bad junction (a cyclic rotation of a good
+  // order, possibly reversed) are local optima for pair swaps: scan every
+  // rotation of the best so far and of its reversal (O(m^2) each), descend
+  // from the best of them when it improves.
+  auto rotation_scan = [&] {
+    if (m < 3 || out_of_time()) return;
+    double scan_best = best;
+    std::vector<Index> scan_p;
+    Eigen::VectorXd scan_s;
+    for (const bool reversed : {false, true}) {
+      std::vector<Index> base = best_p;
+      Eigen::VectorXd base_s = best_s;
+      if (reversed) {
+        std::reverse(base.begin(), base.end());
+        base_s.reverseInPlace();
+      }
+      for (Index r = reversed ? 0 : 1; r < m; ++r) {
+        std::vector<Index> p(static_cast<std::size_t>(m));
+        Eigen::VectorXd t(m);
+        for (Index i = 0; i < m; ++i) {
+          p[static_cast<std::size_t>(i)] = base[static_cast<std::size_t>((i + r) % m)];
+          t[i] = base_s[(i + r) % m];
+        }
+        const double loss = permutation_loss(A, S, p, t);
+        if (loss < scan_best - search.tol()) {
+          scan_best = loss;
+          scan_p = std::move(p);
+          scan_s = t;
+        }
+      }
+    }
+    if (!scan_p.empty()) run_from(std::move(scan_p), std::move(scan_s));
+  };
+  rotation_scan();
   std::vector<Index> identity(static_cast<std::size_t>(m));
   for (Index i = 0; i < m; ++i) identity[static_cast<std::size_t>(i)] = i;
   run_from(identity, Eigen::VectorXd::Ones(m));
@@ -397,7 +521,9 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
         std::swap(s[a], s[b]);
         if (options.with_signs && (rng() & 1u)) s[a] = -s[a];
       }
+      const double before = best;
       run_from(std::move(p), std::move(s));
+      if (best < before) rotation_scan();
       ++result.iterations;
     }
   }

@@ -111,6 +111,15 @@ TEST(permutation_incremental_costs_equal_recomputed_losses) {
       Eigen::VectorXd flipped = s;
       flipped[a] = -flipped[a];
       CHECK_CLOSE(flip_delta(A, S, p, s, a), permutation_loss(A, S, p, flipped) - before, 1e-9 * S.norm() * A.norm());
+      for (Index b = a + 1; b < m; ++b) {
+        std::vector<Index> q = p;
+        Eigen::VectorXd t = s;
+        std::reverse(q.begin() + a, q.begin() + b + 1);
+        t.segment(a, b - a + 1).reverseInPlace();
+        for (const Eigen::MatrixXd& G : {A, Eigen::MatrixXd(finite_difference_smoothness(m, 1, false, DifferenceScheme::forward).gram)})
+          CHECK_CLOSE(reversal_delta(G, S, p, s, a, b), permutation_loss(G, S, q, t) - permutation_loss(G, S, p, s),
+                      1e-9 * S.norm() * G.norm());
+      }
       for (Index b = 0; b < m; ++b) {
         if (a == b) continue;
         std::vector<Index> q = p;

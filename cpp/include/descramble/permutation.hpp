@@ -14,8 +14,11 @@
 //     sum_i (P*_{i p_i})^2, and one maximising sum_i |P*_{i p_i}|; the
 //     identity; and an optional caller's start (e.g. a previous best);
 //  2. local search from each start: pair swaps (O(m) incremental cost each,
-//     formula in permutation.cpp), and for signed permutations sign flips
-//     (O(m) each), first improvement until no move improves;
+//     formula in permutation.cpp), for signed permutations sign flips
+//     (O(m) each), and where affordable (banded A such as finite
+//     differences, or small m) segment reversals (O(length x nonzeros per
+//     row)), first improvement until no move improves; rotations of the
+//     best ordering (and of its reversal) are scanned after each improvement;
 //  3. iterated local search: `max_iterations` rounds of a random
 //     perturbation of the best answer (a few random swaps, and flips when
 //     signed, drawn from a std::mt19937_64 seeded by `seed`) followed by
@@ -75,6 +78,11 @@ double permutation_loss(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eig
 /// the O(m) formula the local search uses (exposed for tests).
 double swap_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
                   const std::vector<Index>& permutation, const Eigen::VectorXd& signs, Index a, Index b);
+
+/// The change of eta when the segment a..b (a < b) of (p, s) is reversed
+/// (O((b - a) x nonzeros per row of A); exposed for tests).
+double reversal_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
+                      const std::vector<Index>& permutation, const Eigen::VectorXd& signs, Index a, Index b);
 
 /// The change of eta when the sign s_a flips (O(m); exposed for tests).
 double flip_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
