@@ -231,7 +231,7 @@ def test_stability_shrinks_with_more_data(rng):
         ({"hidden": np.eye(3), "autocorrelation": np.eye(3)}, ValueError, r"hidden: pass either"),
         ({"hidden": np.eye(3), "smoothness": "splines"}, ValueError, r"smoothness: unknown name 'splines'"),
         ({"hidden": np.eye(3), "smoothness": np.ones((2, 4))}, ValueError, r"acts on 4 neurons, the layer has 3"),
-        ({"hidden": np.eye(3), "criterion": "sparse"}, ValueError, r"criterion: expected 'smooth' or 'diagonal'"),
+        ({"hidden": np.eye(3), "criterion": "sparse"}, ValueError, r"criterion: expected one of 'smooth', 'diagonal', 'permutation', 'signed-permutation'"),
         ({"weights": np.ones((3, 4)), "criterion": "diagonal"}, ValueError, r"needs a square matrix"),
         ({"weights": np.eye(3), "hidden": np.eye(3), "criterion": "diagonal"}, ValueError, r"uses the weights only"),
         ({}, ValueError, r"weights: needed unless hidden= is given"),

@@ -154,9 +154,13 @@ class Descrambler:
             "degenerate_indices": np.concatenate(
                 [np.asarray(d.indices, dtype=np.int64) for d in self.degenerate] + [np.zeros(0, np.int64)]),
         }
-        for key in ("weights", "hidden", "Q"):
+        for key in ("weights", "hidden", "Q", "signs"):
             if getattr(self, key) is not None:
                 state[key] = np.asarray(getattr(self, key))
+        if self.permutation is not None:
+            state["permutation"] = np.asarray(self.permutation, dtype=np.int64)
+        if self.gap is not None:
+            state["gap"] = np.float64(self.gap)
         if self.n_samples is not None:
             state["n_samples"] = np.int64(self.n_samples)
         if self.smoothness is not None:
@@ -170,7 +174,8 @@ class Descrambler:
         """Write the descrambler to ``path`` (an ``.npz`` archive, no pickles), atomically.
 
         Every field is stored: P, the weights, loss and bound, T and lambda,
-        U and mu, the degenerate groups, S, the criterion, Q, n_samples and
+        U and mu, the degenerate groups, S, the criterion, Q, n_samples, the
+        permutation, signs and gap of the permutation criteria, and
         the smoothness (its :attr:`~descramble.smoothness.Smoothness.spec`
         and, for a matrix or Gram operator, its array). As
         :meth:`Autocorrelation.save`: written to a temporary file in the same
@@ -217,7 +222,8 @@ class Descrambler:
         path = os.fspath(path)
         required = ("format", "version", "criterion", "P", "loss", "bound", "basis", "basis_values",
                     "components", "spectrum", "degenerate_kinds", "degenerate_sizes", "degenerate_indices")
-        optional = ("weights", "hidden", "Q", "n_samples", "smoothness_spec", "smoothness_array")
+        optional = ("weights", "hidden", "Q", "n_samples", "smoothness_spec", "smoothness_array", "permutation",
+                    "signs", "gap")
 
         def scalar(f: Any, key: str, kinds: str) -> Any:
             value = f[key]
@@ -253,7 +259,7 @@ class Descrambler:
                 if version != 1:
                     raise ValueError(f"unsupported version {version}")
                 criterion = str(scalar(f, "criterion", "U"))
-                if criterion not in ("smooth", "diagonal"):
+                if criterion not in _CRITERIA:
                     raise ValueError(f"criterion is {criterion!r}")
                 P = floats(f, "P", (None, None))
                 m = P.shape[0]
@@ -264,7 +270,7 @@ class Descrambler:
                 if not (np.isfinite(loss) and np.isfinite(bound)):
                     raise ValueError("loss or bound is not finite")
                 basis = floats(f, "basis", (m, m))
-                values = floats(f, "basis_values", (m if criterion == "smooth" else 0,))
+                values = floats(f, "basis_values", (m if criterion != "diagonal" else 0,))
                 components = floats(f, "components", (m, m))
                 spectrum = floats(f, "spectrum", (m,))
                 kinds, sizes, indices = f["degenerate_kinds"], f["degenerate_sizes"], f["degenerate_indices"]
@@ -281,7 +287,7 @@ class Descrambler:
                 weights = floats(f, "weights", (m, None)) if "weights" in names else None
                 hidden = floats(f, "hidden", (m, m)) if "hidden" in names else None
                 if (hidden is None) != (criterion == "diagonal"):
-                    raise ValueError("hidden: expected S exactly for criterion 'smooth'")
+                    raise ValueError("hidden: expected S exactly for the criteria other than 'diagonal'")
                 Q = floats(f, "Q", (None, None)) if "Q" in names else None
                 if Q is not None and (Q.shape[0] != Q.shape[1] or (weights is not None
                                                                    and Q.shape[0] != weights.shape[1])):
@@ -299,14 +305,38 @@ class Descrambler:
                 elif "smoothness_array" in names:
                     raise ValueError("smoothness_array without smoothness_spec")
                 if (smooth is None) != (criterion == "diagonal"):
-                    raise ValueError("smoothness: expected one exactly for criterion 'smooth'")
+                    raise ValueError("smoothness: expected one exactly for the criteria other than 'diagonal'")
+                permutation = signs = gap = None
+                searched = criterion in PERMUTATION_CRITERIA
+                if searched != ("permutation" in names) or searched != ("gap" in names):
+                    raise ValueError("permutation, gap: expected exactly for the permutation criteria")
+                if (criterion == "signed-permutation") != ("signs" in names):
+                    raise ValueError("signs: expected exactly for criterion 'signed-permutation'")
+                if searched:
+                    permutation = np.array(f["permutation"])
+                    if (permutation.dtype.kind not in "iu" or permutation.shape != (m,)
+                            or not np.array_equal(np.sort(permutation), np.arange(m))):
+                        raise ValueError("permutation is not a permutation of 0..m-1")
+                    permutation = permutation.astype(np.intp)
+                    gap = float(scalar(f, "gap", "f"))
+                    if not gap >= 0:
+                        raise ValueError(f"gap is {gap}")
+                    expected = np.zeros((m, m))
+                    if "signs" in names:
+                        signs = floats(f, "signs", (m,))
+                        if not np.all(np.abs(signs) == 1):
+                            raise ValueError("signs: expected +1 or -1 entries")
+                    expected[np.arange(m), permutation] = 1.0 if signs is None else signs
+                    if not np.array_equal(P, expected):
+                        raise ValueError("P is not the (signed) permutation matrix of permutation and signs")
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             raise
         except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"path: {path!r} is not a valid descramble.Descrambler file ({exc})") from None
         return cls(P=P, weights=weights, loss=loss, bound=bound, basis=basis, basis_values=values,
                    components=components, spectrum=spectrum, degenerate=degenerate, hidden=hidden,
-                   smoothness=smooth, criterion=criterion, Q=Q, n_samples=n_samples)
+                   smoothness=smooth, criterion=criterion, Q=Q, n_samples=n_samples, permutation=permutation,
+                   signs=signs, gap=gap)
 
     def __repr__(self) -> str:
         m = self.P.shape[0]
