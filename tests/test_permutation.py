@@ -94,6 +94,21 @@ def test_a_planted_order_is_recovered(m):
     assert d.gap == pytest.approx((d.loss - d.bound) / d.bound)
 
 
+def test_a_planted_circular_order_is_recovered_up_to_rotation_and_reversal():
+    # A kernel on a circle, under the (circular) Fourier operator: every
+    # rotation of the natural order and of its reversal is optimal.
+    m = 24
+    i = np.arange(m)
+    dist = np.minimum(np.abs(i[:, None] - i[None, :]), m - np.abs(i[:, None] - i[None, :]))
+    S = np.exp(-0.5 * (dist / 2.5) ** 2)
+    q = np.random.default_rng(9).permutation(m)
+    d = descramble.descramble(hidden=S[np.ix_(q, q)], smoothness="fourier", criterion="permutation")
+    order = q[d.permutation]
+    symmetries = [np.roll(i, r) for r in range(m)] + [np.roll(i[::-1], r) for r in range(m)]
+    assert any(np.array_equal(order, o) for o in symmetries)
+    assert d.loss == pytest.approx(eta(sm.fourier(m).gram, S, i), rel=1e-10)
+
+
 def test_from_a_layer_and_data():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((500, 6)) + 1.0
