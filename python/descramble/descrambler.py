@@ -341,6 +341,9 @@ class Descrambler:
     def __repr__(self) -> str:
         m = self.P.shape[0]
         name = self.smoothness.name if self.smoothness is not None else self.criterion
+        if self.gap is not None:
+            return (f"Descrambler(m={m}, {name}, {self.criterion}, loss={self.loss:.6g}, bound={self.bound:.6g}, "
+                    f"gap={self.gap:.3g})")
         return (f"Descrambler(m={m}, {name}, loss={self.loss:.6g}, bound={self.bound:.6g}, "
                 f"degenerate groups={len(self.degenerate)})")
 
