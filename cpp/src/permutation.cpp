@@ -56,7 +56,12 @@ class Search {
     // sweep: on for banded operators (finite differences) and small m.
     const double sweep = static_cast<double>(m_) * static_cast<double>(m_) * static_cast<double>(nnz) / 6.0;
     reversals_ = m_ >= 3 && sweep <= 2e6;
+    polish_reversals_ = m_ >= 3 && sweep <= 1e8;
   }
+
+  // Turns the segment reversals on for the polishing descents (after the
+  // starts, and at the end) where they are too dear for every descent.
+  void polishing(bool on) { polishing_ = on; }
 
   void reset(std::vector<Index> p, Eigen::VectorXd s) {
     p_ = std::move(p);
@@ -151,7 +156,7 @@ class Search {
             improved = true;
           }
         }
-        if (!reversals_) continue;
+        if (!(reversals_ || (polishing_ && polish_reversals_))) continue;
         for (Index b = a + 2; b < m_; ++b) {
           if (reversal_delta(a, b) < -tol_) {
             reverse(a, b);
@@ -176,6 +181,8 @@ class Search {
   double tol_ = 0.0;
   std::vector<std::vector<Index>> rows_;
   bool reversals_ = false;
+  bool polish_reversals_ = false;
+  bool polishing_ = false;
   std::vector<Index> p_;
   Eigen::VectorXd s_;
   Eigen::MatrixXd B_;
@@ -489,6 +496,13 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
     }
     if (!scan_p.empty()) run_from(std::move(scan_p), std::move(scan_s));
   };
+  // Polish: descend from the best with segment reversals on (dense A).
+  auto polish = [&] {
+    search.polishing(true);
+    run_from(best_p, best_s);
+    search.polishing(false);
+    rotation_scan();
+  };
   rotation_scan();
   std::vector<Index> identity(static_cast<std::size_t>(m));
   for (Index i = 0; i < m; ++i) identity[static_cast<std::size_t>(i)] = i;
@@ -498,6 +512,8 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
     for (std::size_t i = 0; i < options.initial_signs.size(); ++i) s[static_cast<Index>(i)] = options.initial_signs[i];
     run_from(options.initial, s);
   }
+
+  polish();
 
   // 3. Iterated local search: perturb the best by a few random swaps (and
   // flips), descend, keep the better.
@@ -528,6 +544,7 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
     }
   }
 
+  if (!out_of_time()) polish();
   result.permutation = best_p;
   if (options.with_signs) result.signs = best_s;
   result.loss = permutation_loss(A, S, result.permutation, result.signs);
