@@ -94,13 +94,13 @@ def test_a_planted_order_is_recovered(m):
     assert d.gap == pytest.approx((d.loss - d.bound) / d.bound)
 
 
-def test_a_planted_circular_order_is_recovered_up_to_rotation_and_reversal():
+@pytest.mark.parametrize("m, width", [(24, 2.5), (64, 4.0)])
+def test_a_planted_circular_order_is_recovered_up_to_rotation_and_reversal(m, width):
     # A kernel on a circle, under the (circular) Fourier operator: every
     # rotation of the natural order and of its reversal is optimal.
-    m = 24
     i = np.arange(m)
     dist = np.minimum(np.abs(i[:, None] - i[None, :]), m - np.abs(i[:, None] - i[None, :]))
-    S = np.exp(-0.5 * (dist / 2.5) ** 2)
+    S = np.exp(-0.5 * (dist / width) ** 2)
     q = np.random.default_rng(9).permutation(m)
     d = descramble.descramble(hidden=S[np.ix_(q, q)], smoothness="fourier", criterion="permutation")
     order = q[d.permutation]
