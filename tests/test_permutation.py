@@ -175,3 +175,18 @@ def test_save_and_load_keep_the_permutation(tmp_path, criterion):
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         descramble.descramble(hidden=np.eye(4), **kwargs)
+
+
+@pytest.mark.parametrize("criterion", ["permutation", "signed-permutation"])
+def test_the_underdetermined_warning_speaks_of_the_order_not_of_rotations(criterion):
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal((6, 2))
+    with pytest.warns(descramble.UnderdeterminedWarning) as caught:
+        d = descramble.descramble(W, autocorrelation=np.eye(2), criterion=criterion)
+    message = str(caught[0].message)
+    assert "weakly determined" in message and "certificate gap" in message
+    assert "null space of S" not in message  # the rotation wording does not apply to an order
+    assert caught[0].message.rank == 2 and caught[0].message.size == 6
+    assert d.permutation is not None
+    with pytest.warns(descramble.UnderdeterminedWarning, match="null space of S"):
+        descramble.descramble(W, autocorrelation=np.eye(2))

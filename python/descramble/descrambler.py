@@ -480,10 +480,17 @@ def _underdetermined(d: Descrambler, precision: str, inputs: Optional[Tuple[int,
     else:
         why = "the hidden signals are rank deficient (dead, duplicated or collinear units, or collinear inputs)"
     rest = m - rank
-    message = (f"{where}the hidden autocorrelation S has numerical rank {rank} < m = {m}: {why}. P is determined "
-               f"only on the leading {rank} component{'s' * (rank != 1)}; the other {rest} "
-               f"direction{'s' * (rest != 1)} (the null space of S) {'fill' if rest != 1 else 'fills'} the "
-               "remaining smooth modes in an arbitrary, deterministic order")
+    message = f"{where}the hidden autocorrelation S has numerical rank {rank} < m = {m}: {why}. "
+    if d.criterion in PERMUTATION_CRITERIA:
+        # The loss tr(A P S P^T) sees the units only through S: units whose signals are zero or
+        # linear combinations of the others can trade places at little or no cost (MATH.md §3).
+        message += (f"The order's loss sees only the leading {rank} component{'s' * (rank != 1)} of the hidden "
+                    "signals: units with zero or collinear signals can change places at little or no cost, so "
+                    "their positions are weakly determined (the certificate gap still holds)")
+    else:
+        message += (f"P is determined only on the leading {rank} component{'s' * (rank != 1)}; the other {rest} "
+                    f"direction{'s' * (rest != 1)} (the null space of S) {'fill' if rest != 1 else 'fills'} the "
+                    "remaining smooth modes in an arbitrary, deterministic order")
     return UnderdeterminedWarning(message, size=m, rank=rank, n_samples=N)
 
 
