@@ -349,3 +349,55 @@ def test_convergence_figure_with_a_zero_bound(layer, recwarn):
     fig = plot.convergence(result)
     assert not fig.axes[1].get_lines()  # no relative excess to draw
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.fixture(scope="module")
+def permuted():
+    """A 10-12-8-3 tanh network and its signed-permutation rewrite."""
+    rng = np.random.default_rng(4)
+    sizes = (10, 12, 8, 3)
+    layers = [(rng.normal(size=(m, n)), rng.normal(size=m), "tanh" if k < 2 else "identity")
+              for k, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    X = rng.normal(size=(400, 10))
+    with pytest.warns(descramble.UnderdeterminedWarning):
+        result = descramble.permute_network(layers, X, criterion="signed-permutation", max_iterations=3)
+    return layers, result
+
+
+def test_permuted_weights_shows_w_and_the_rewritten_w_with_the_certificate(permuted):
+    layers, result = permuted
+    d = result.descramblers[1]
+    fig = plot.permuted_weights(d, layers[1][0], title="fc2")
+    before, after = _arrays(fig)
+    np.testing.assert_array_equal(before, layers[1][0])
+    np.testing.assert_array_equal(after, result.layers[1][0])  # rows and columns permuted (and flipped)
+    title = fig._suptitle.get_text()
+    assert title.startswith("fc2: loss ") and f"bound {d.bound:.4g}" in title and f"gap {d.gap:.3g}" in title
+    left, right = fig.axes[:2]
+    assert left.get_ylabel() == "hidden unit (trained order)" and right.get_ylabel() == "hidden unit (new order)"
+    assert "previous layer's new order" in right.get_xlabel()
+    # The first layer's inputs keep their order; without signs the panel says "permuted" only.
+    first = dataclasses.replace(result.descramblers[0], signs=None)
+    assert _arrays(plot.permuted_weights(first, layers[0][0]))[1].shape == (12, 10)
+    assert plot.permuted_weights(first, layers[0][0]).axes[1].get_title().startswith("permuted: W' = P W")
+    _drawn(fig)
+
+
+def test_permuted_network_draws_every_layer_before_and_after(permuted):
+    layers, result = permuted
+    fig = plot.permuted_network(layers, result.layers, result.descramblers, names=["a", "b", "out"])
+    arrays = _arrays(fig)
+    assert len(arrays) == 6  # two rows of three layers
+    for k in range(3):
+        np.testing.assert_array_equal(arrays[k], layers[k][0])  # top row: trained
+        np.testing.assert_array_equal(arrays[3 + k], result.layers[k][0])  # bottom row: rewritten
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "a: 12 x 10, trained" in titles and any(t.startswith("loss ") and "gap" in t for t in titles)
+    assert any("output units in their order" in t for t in titles)
+    _drawn(fig)
+    with pytest.raises(ValueError, match="after: expected as many layers"):
+        plot.permuted_network(layers, result.layers[:2], result.descramblers)
+    with pytest.raises(ValueError, match=r"after\[1\]: shape"):
+        plot.permuted_network(layers, [layers[0], layers[0], layers[2]], result.descramblers)
+    with pytest.raises(ValueError, match="names: expected 3 names"):
+        plot.permuted_network(layers, result.layers, result.descramblers, names=["a"])

@@ -235,3 +235,27 @@ def test_index_of_an_empty_summary(tmp_path):
     assert "</html>" in page
     with pytest.raises(ValueError, match="summary"):
         report.write_index(tmp_path, {"layers": ["layer1"]})
+
+
+def test_layer_files_and_report_of_a_permutation(tmp_path):
+    from descramble.cli import report
+
+    assert report.layer_files("fc1", figures=False, convergence=False, criterion="permutation") == [
+        "P_fc1.npy", "PW_fc1.npy", "permutation_fc1.npy"]
+    assert report.layer_files("fc1", figures=False, convergence=False, criterion="signed-permutation")[-2:] == [
+        "permutation_fc1.npy", "signs_fc1.npy"]
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(6, 4))
+    S = W @ np.diag([3.0, 2, 1, 0.5]) @ W.T + 0.1 * np.eye(6)
+    d = descramble.descramble(W, hidden=S, criterion="signed-permutation", max_iterations=2)
+    summary = report.layer_report(tmp_path, "fc1", d, W, figures=False)
+    assert summary["criterion"] == "signed-permutation" and summary["gap"] == d.gap
+    assert summary["files"] == report.layer_files("fc1", figures=False, convergence=False,
+                                                  criterion="signed-permutation")
+    np.testing.assert_array_equal(np.load(tmp_path / "permutation_fc1.npy"), d.permutation)
+    np.testing.assert_array_equal(np.load(tmp_path / "signs_fc1.npy"), d.signs)
+    page = report.write_index(tmp_path, {"command": "permute", "layers": {"fc1": summary}, "figures": ["n.png"]})
+    text = page.read_text()
+    assert f"fc1 {d.gap:.6g}" in text and "certificate gap" in text and '<img src="n.png"' in text
+    smooth = report.layer_report(tmp_path, "s", descramble.descramble(W, hidden=S), W, figures=False)
+    assert smooth["criterion"] == "smooth" and 0 <= smooth["gap"] < 1e-9

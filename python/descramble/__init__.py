@@ -23,6 +23,9 @@ hidden_autocorrelations
 descramble_network
     Every hidden layer of a stack of dense layers descrambled, P_k W_k Q_{k-1}^T,
     from one pass over the data.
+permute_network
+    An equivalent stack of dense layers whose hidden units are in the
+    smoothest order found (permutations, certified by their gap).
 convergence
     The descrambler from the first N samples, for growing N, in one pass.
 plot
@@ -63,6 +66,7 @@ from .descrambler import Degeneracy, Descrambler, Stability, descramble, stabili
 from .hidden import HiddenAutocorrelations, hidden_autocorrelations
 from .linalg import eigh, svd
 from .network import descramble_network
+from .permute import PermutedNetwork, permute_network
 
 
 
@@ -92,6 +96,8 @@ __all__ = [
     "HiddenAutocorrelations",
     "hidden_autocorrelations",
     "descramble_network",
+    "permute_network",
+    "PermutedNetwork",
     "Stability",
     "descramble",
     "eigh",

@@ -14,6 +14,13 @@ weights are ``P_k W_k Q_{k-1}^T``:
   smoothness. For identity activations the outputs are the pre-activations,
   so ``Q_{k-1} = P_{k-1}``.
 
+With ``criterion="permutation"`` (or ``"signed-permutation"``) every P_k is
+the (signed) permutation found from the same pre-activation statistics, and
+``Q_{k-1} = P_{k-1}``: a permutation commutes with element-wise activations
+(a signed one with odd activations), so ``P_k W_k P_{k-1}^T`` are the
+weights of a network that computes exactly the same function
+(:func:`descramble.permute_network` writes it out).
+
 All autocorrelations come from :func:`descramble.hidden_autocorrelations`
 (the core's forward pass, one pass over the data); every descrambler and
 product is computed by the core.
@@ -22,17 +29,20 @@ product is computed by the core.
 from __future__ import annotations
 
 import warnings
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from . import _core
-from .descrambler import Descrambler, descramble
+from .descrambler import PERMUTATION_CRITERIA, Descrambler, _descramble, _search_options, descramble
 from .diagnostics import ConstantDataWarning, DescrambleWarning, IgnoredArgumentWarning, warn
 from .hidden import HiddenAutocorrelations, _layer, hidden_autocorrelations
 from .smoothness import Smoothness, resolve
 
-__all__ = ["descramble_network"]
+__all__ = ["descramble_network", "ODD_ACTIVATIONS"]
+
+#: The activations f with f(-x) = -f(x): a signed permutation of their units commutes with them.
+ODD_ACTIVATIONS = ("identity", "tanh")
 
 
 def _is_spec(value: Any) -> bool:
@@ -61,6 +71,10 @@ def descramble_network(
     smoothness: Any = "fourier",
     order: Any = None,
     output: bool = False,
+    criterion: str = "smooth",
+    seed: int = 0,
+    max_iterations: int = 100,
+    time_limit: Optional[float] = None,
     chunk_rows: Optional[int] = None,
     dtype: Any = None,
     n_features: Optional[int] = None,
@@ -96,7 +110,24 @@ def descramble_network(
     output : bool, default False
         Also descramble the last (output) layer. Its units usually have a
         meaning of their own (the network's outputs), so by default only
-        the hidden layers (all but the last) are descrambled.
+        the hidden layers (all but the last) are descrambled. With a
+        permutation criterion, permuting the output layer's rows reorders
+        the network's outputs: the rewritten network then computes the same
+        outputs in another order (why the default is False).
+    criterion : {"smooth", "permutation", "signed-permutation"}, default "smooth"
+        As in :func:`descramble.descramble`, for every descrambled layer.
+        "smooth": the closed-form orthogonal descramblers. "permutation":
+        each P_k is the permutation matrix of the smoothest ordering of
+        layer k's units found (from the same pre-activation statistics), and
+        Q_{k-1} is P_{k-1} itself, so that ``weights`` are the exactly
+        permuted ``P_k W_k P_{k-1}^T``. "signed-permutation": the same with
+        sign flips, only for layers whose activation is odd ("identity",
+        "tanh"): ``-f(x) = f(-x)`` is what lets a flipped unit's sign pass
+        through to the next layer's columns. "diagonal" (a square W by
+        itself, without data) has no meaning for a network: a ValueError.
+    seed, max_iterations, time_limit
+        The permutation search's budget, as in :func:`descramble.descramble`
+        (the same for every layer; checked, otherwise unused, for "smooth").
     chunk_rows, dtype, n_features, progress, threads
         As in :func:`descramble.hidden_autocorrelations`.
 
@@ -105,8 +136,11 @@ def descramble_network(
     list of Descrambler
         One per descrambled layer, in order. Layer k's ``P`` is its
         descrambler, ``Q`` the descrambler of layer k-1's outputs (None for
-        the first layer), ``weights`` is ``P_k W_k Q_{k-1}^T``, ``hidden`` the
-        pre-activation autocorrelation (with the bias) and ``n_samples`` N.
+        the first layer; for the permutation criteria ``P_{k-1}``),
+        ``weights`` is ``P_k W_k Q_{k-1}^T``, ``hidden`` the pre-activation
+        autocorrelation (with the bias) and ``n_samples`` N. For the
+        permutation criteria ``permutation``, ``signs`` and ``gap`` are
+        set, as by :func:`descramble.descramble`.
 
     Raises
     ------
@@ -114,7 +148,10 @@ def descramble_network(
         For malformed layers (naming the layer), a network of one layer
         without ``output=True`` (it has no hidden layer), a smoothness that
         does not fit a layer (naming it; checked before the data are read),
-        or bad data (as :func:`descramble.hidden_autocorrelations`).
+        or bad data (as :func:`descramble.hidden_autocorrelations`); an
+        unknown criterion, ``"diagonal"``, or ``"signed-permutation"`` with a
+        descrambled layer whose activation is not odd (naming the layer and
+        its activation). All checked before the data are read.
 
     Warns
     -----
@@ -146,6 +183,11 @@ def descramble_network(
     if count == 0:
         raise ValueError("layers: a single layer is the output layer, with no hidden layer before it; "
                          "pass output=True to descramble it")
+    check_criterion(criterion, [activation for _, _, activation in parsed[:count]])
+    _search_options(criterion, seed, max_iterations, time_limit)  # the search's budget, before the data are read
+    permuted = criterion in PERMUTATION_CRITERIA
+    search: Dict[str, Any] = {"criterion": criterion, "seed": seed, "max_iterations": max_iterations,
+                              "time_limit": time_limit}
     specs = _per_layer(smoothness, count, "smoothness", _is_spec)
     orders = _per_layer(order, count, "order", _is_order)
     # Every operator before the data are read: a spec that does not fit a layer fails now, naming it.
@@ -181,15 +223,29 @@ def descramble_network(
         W, b, _ = parsed[k]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if k == 0:
-                d = descramble(W, autocorrelation=stats.input, bias=b, smoothness=operators[0])
-                if constant and not any(isinstance(w.message, ConstantDataWarning) for w in caught):
-                    warn(ConstantDataWarning("data: every row is the same (zero variance): the data say nothing "
-                                             "about the order of the units", source="data"))
+            if k == 0 and permuted:
+                # The search starts from the closed form of S itself: from the pre-activations' S, as for the
+                # other layers (the augmented input's SVD gives the same S, but a start that differs by
+                # rounding, and the search's path depends on its start).
+                d, found = _descramble(W, hidden=stats.pre[0], smoothness=operators[0], inputs=(W.shape[1], True),
+                                       **search)
+                for warning in found:
+                    warn(warning)
+            elif k == 0:
+                d = descramble(W, autocorrelation=stats.input, bias=b, smoothness=operators[0], **search)
             else:
-                d = descramble(W, hidden=stats.pre[k], smoothness=operators[k])
+                d = descramble(W, hidden=stats.pre[k], smoothness=operators[k], **search)
+            if k == 0 and constant and not any(isinstance(w.message, ConstantDataWarning) for w in caught):
+                warn(ConstantDataWarning("data: every row is the same (zero variance): the data say nothing "
+                                         "about the order of the units", source="data"))
         _reissue(caught, k)
-        if k > 0:
+        if k > 0 and permuted:
+            # Q_{k-1} = P_{k-1}: the previous layer's units are permuted (and flipped) as a whole, which the
+            # activation between the layers commutes with.
+            d.Q = result[k - 1].P
+            assert d.weights is not None
+            d.weights = _core.descramble_columns(d.Q, d.weights)
+        elif k > 0:
             # Q_{k-1}: the previous layer's outputs (what this layer reads), its smoothness. Its
             # warnings are about those outputs (e.g. dead ReLU units), and say so.
             with warnings.catch_warnings(record=True) as caught:
@@ -202,6 +258,39 @@ def descramble_network(
         d.n_samples = n_samples
         result.append(d)
     return result
+
+
+def check_criterion(criterion: Any, activations: Sequence[str]) -> None:
+    """The criterion of a network's descramblers, checked against the activations of the layers it permutes.
+
+    Parameters
+    ----------
+    criterion : str
+        "smooth", "permutation" or "signed-permutation".
+    activations : sequence of str
+        The activation of each descrambled layer, in order.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a string; an unknown criterion or "diagonal"; "signed-permutation"
+        when a layer's activation is not odd (naming the first such layer,
+        counted from 1, and its activation).
+    """
+    if not isinstance(criterion, str):
+        raise TypeError(f"criterion: expected a string, got {criterion!r}")
+    if criterion == "diagonal":
+        raise ValueError("criterion: 'diagonal' (maximum diagonality of one square W, without data) does not apply "
+                         "to a network's layers; use 'smooth', 'permutation' or 'signed-permutation'")
+    if criterion not in ("smooth",) + PERMUTATION_CRITERIA:
+        raise ValueError(f"criterion: expected 'smooth', 'permutation' or 'signed-permutation', got {criterion!r}")
+    if criterion == "signed-permutation":
+        for k, activation in enumerate(activations):
+            if activation not in ODD_ACTIVATIONS:
+                raise ValueError(
+                    f"criterion: 'signed-permutation' flips the signs of layer {k + 1}'s units, but its activation "
+                    f"{activation!r} is not odd (f(-x) != -f(x)), so the flip would change the network; use "
+                    f"criterion='permutation', or signed permutations only for {' or '.join(ODD_ACTIVATIONS)} layers")
 
 
 def _reissue(caught: List[warnings.WarningMessage], k: int, what: Optional[str] = None) -> None:

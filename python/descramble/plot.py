@@ -197,6 +197,147 @@ def weights(
     return fig
 
 
+def certificate(descrambler: Descrambler) -> str:
+    """One line with a descrambler's loss, bound and (for the permutation criteria) certificate gap."""
+    d = descrambler
+    text = f"loss {d.loss:.4g}, bound {d.bound:.4g}"
+    if d.gap is not None:
+        text += f", gap {d.gap:.3g}" if np.isfinite(d.gap) else ", gap inf"
+    return text
+
+
+def permuted_weights(
+    descrambler: Descrambler,
+    weights: Any = None,
+    *,
+    input_label: Optional[str] = None,
+    title: Optional[str] = None,
+) -> Any:
+    """A layer before and after a permutation of its units: the trained W and the permuted ``W' = P W Q^T``.
+
+    For a permutation descrambler (``criterion="permutation"`` or
+    ``"signed-permutation"``) of layer k of a network, ``P`` permutes (and
+    flips) the layer's units and ``Q`` is the previous layer's permutation:
+    ``W'`` is the weight matrix of the rewritten network, which computes the
+    same function. The figure's title carries the certificate: loss, bound
+    and gap. Each panel has its own colour scale, symmetric about zero.
+
+    Parameters
+    ----------
+    descrambler : Descrambler
+        A permutation descrambler (any descrambler is drawn, but the
+        labels speak of permutations).
+    weights : array_like of shape (m, n), optional
+        The trained W (default: recovered from ``descrambler.weights``).
+    input_label : str, optional
+        Name of the input axis in the trained order (default ``"input"``).
+    title : str, optional
+        Put before the certificate in the figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = descrambler
+    W = _weights_of(d, weights)
+    permuted = descrambled_weights(d, W)
+    label = "input" if input_label is None else str(input_label)
+    signed = d.signs is not None and bool(np.any(np.asarray(d.signs) < 0))
+    fig = _figure((11, 4.2))
+    left, right = fig.subplots(1, 2)
+    after = "permuted and sign-flipped" if signed else "permuted"
+    panels = [
+        (left, W, "trained order: W", label, "hidden unit (trained order)"),
+        (right, permuted, f"{after}: W' = P W Q$^T$" if d.Q is not None else f"{after}: W' = P W",
+         "input (previous layer's new order)" if d.Q is not None else label, "hidden unit (new order)"),
+    ]
+    for ax, M, name, xname, yname in panels:
+        limit = _symmetric_limit(M)
+        image = ax.imshow(M, aspect="auto", cmap=_DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xname)
+        ax.set_ylabel(yname)
+        fig.colorbar(image, ax=ax, shrink=0.9, label="weight")
+    fig.suptitle(f"{title}: {certificate(d)}" if title else certificate(d))
+    return fig
+
+
+def permuted_network(
+    before: Sequence[Any],
+    after: Sequence[Any],
+    descramblers: Sequence[Descrambler],
+    *,
+    names: Optional[Sequence[str]] = None,
+    title: Optional[str] = None,
+) -> Any:
+    """A whole network before (top row) and after (bottom row) its hidden units were permuted.
+
+    One column per layer: the trained ``W_k`` above, the rewritten
+    ``W_k'`` below (rows permuted by layer k's permutation, columns by
+    layer k-1's). The hidden layers' columns are titled with their
+    certificates (loss, bound, gap); the output layer's units keep their
+    order (only its columns move).
+
+    Parameters
+    ----------
+    before, after : sequence of (W, b, activation) or of W
+        The original and the rewritten layers (as :func:`descramble.permute_network`
+        takes and returns them), the same count and shapes.
+    descramblers : sequence of Descrambler
+        One per hidden layer (the first ``len(descramblers)`` layers).
+    names : sequence of str, optional
+        The layers' names (default ``layer 1``, ``layer 2``, ...).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    def matrix(layer: Any, where: str) -> np.ndarray:
+        W = layer[0] if isinstance(layer, (tuple, list)) else layer
+        return as_matrix(W, where)
+
+    if len(before) != len(after) or not before:
+        raise ValueError(f"after: expected as many layers as before ({len(before)}), got {len(after)}")
+    if len(descramblers) > len(before):
+        raise ValueError(f"descramblers: at most one per layer ({len(before)}), got {len(descramblers)}")
+    count = len(before)
+    labels = [f"layer {k + 1}" for k in range(count)] if names is None else [str(n) for n in names]
+    if len(labels) != count:
+        raise ValueError(f"names: expected {count} names, got {len(labels)}")
+    old = [matrix(layer, f"before[{k}]") for k, layer in enumerate(before)]
+    new = [matrix(layer, f"after[{k}]") for k, layer in enumerate(after)]
+    for k, (a, b) in enumerate(zip(old, new)):
+        if a.shape != b.shape:
+            raise ValueError(f"after[{k}]: shape {b.shape}, but before[{k}] has shape {a.shape}")
+    from matplotlib.ticker import MaxNLocator
+
+    widths = [float(np.clip(W.shape[1] / max(W.shape[0], 1) * 2.5, 1.6, 4.0)) for W in old]
+    fig = _figure((min(1.9 * sum(widths) + 1.3 * count, 20), 7.6))
+    axes = fig.subplots(2, count, squeeze=False, width_ratios=widths)
+    for k in range(count):
+        limit = _symmetric_limit(old[k])  # one scale per layer: the same numbers, moved
+        image = None
+        for row, (M, when) in enumerate(((old[k], "trained"), (new[k], "new"))):
+            ax = axes[row, k]
+            image = ax.imshow(M, aspect="auto", cmap=_DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+            ax.set_xlabel("input" if k == 0 else f"{labels[k - 1]} unit ({when} order)", fontsize=8)
+            ax.set_ylabel(f"{labels[k]} unit ({when} order)" if k < len(descramblers) else f"{labels[k]} output",
+                          fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            if row == 0:
+                ax.set_title(f"{labels[k]}: {M.shape[0]} x {M.shape[1]}, trained", fontsize=9)
+            elif k < len(descramblers):
+                ax.set_title(certificate(descramblers[k]).replace(", gap", "\ngap"), fontsize=8)
+            else:
+                ax.set_title("output units in their order\n(columns moved)", fontsize=8)
+        fig.colorbar(image, ax=list(axes[:, k]), shrink=0.6, aspect=30, label="weight")
+    fig.suptitle(title or "the network before (top) and after (bottom) permuting its hidden units", fontsize=10)
+    return fig
+
+
 def weight_images(
     descrambler: Descrambler,
     weights: Any = None,

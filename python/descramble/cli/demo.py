@@ -186,6 +186,12 @@ def describe(summary: Dict[str, Any]) -> str:
             ratio = f", {raw / layer['loss']:.1f}x rougher" if layer['loss'] > 0 else ""
             raw_text = f" (trained order {raw:.4g}{ratio})"
         loss, bound = layer["loss"], layer["bound"]
+        if layer.get("criterion") in ("permutation", "signed-permutation"):
+            certificate = layer.get("gap")
+            gap_text = "inf" if certificate is None else f"{certificate:.3g}"
+            lines.append(f"{name}: {layer['m']} x {layer['n']}, {layer['criterion']}: smoothness loss {loss:.6g}, "
+                         f"bound {bound:.6g} (certificate gap {gap_text}){raw_text}")
+            continue
         # "=" only when the report found them equal to 1e-9 relative (layer_report's "equal").
         equal = layer.get("equal", abs(loss - bound) <= 1e-9 * max(abs(loss), abs(bound)))
         relation = " = bound" if equal else ", bound"

@@ -1,4 +1,4 @@
-"""The ``descramble`` command line: ``demo``, ``run`` and ``bench``.
+"""The ``descramble`` command line: ``demo``, ``run``, ``permute`` and ``bench``.
 
 Every user error (a missing file, a wrong shape, an unknown option) ends
 with one line on stderr, ``descramble <command>: error: <what>``, and exit
@@ -252,6 +252,45 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def _search_arguments(parser: argparse.ArgumentParser, criteria: Tuple[str, ...], default: str) -> None:
+    """``--criterion``, ``--seed``, ``--max-iterations`` and ``--time-limit`` (the permutation search)."""
+    parser.add_argument("--criterion", choices=criteria, default=default,
+                        help=f"{' | '.join(criteria)} (default {default}): " + (
+                            "'smooth' is the closed-form orthogonal descrambler; " if "smooth" in criteria else "")
+                        + "'permutation' the smoothest ordering of each layer's units found (it commutes with "
+                          "every activation, the rewritten network is exact), with its certificate gap; "
+                          "'signed-permutation' also flips units' signs (odd activations only: identity, tanh)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the permutation search (default 0): the same seed, the same result")
+    parser.add_argument("--max-iterations", type=non_negative_int, default=100, metavar="N",
+                        help="rounds of perturbation and local search of the permutation search (default 100)")
+    parser.add_argument("--time-limit", type=positive_float, metavar="SECONDS",
+                        help="stop each layer's permutation search after this many seconds (default: no limit; "
+                             "the result then depends on the machine's speed)")
+
+
 def numpy_dtype(text: str) -> str:
     """argparse type: a name NumPy reads as a dtype."""
     try:
@@ -380,6 +419,7 @@ def _run_layer(args: argparse.Namespace, start: float) -> int:
     from . import report
     from ..convergence import convergence
     from .demo import describe
+    from ..accumulator import accumulate
     from ..descrambler import descramble
     from ..io import load_layer
     from ..sources import progress_bar
@@ -392,8 +432,9 @@ def _run_layer(args: argparse.Namespace, start: float) -> int:
     figures = not args.no_figures
     options = _report_options(args, W.shape[1])
     # Before any work: never replace a file this run did not write, nor any of its inputs.
-    planned = report.layer_files(_safe(name), figures=figures, convergence=args.hidden is None, format=args.format,
-                                 images="input_shape" in options)
+    permuted = args.criterion != "smooth"
+    planned = report.layer_files(_safe(name), figures=figures, convergence=args.hidden is None and not permuted,
+                                 format=args.format, images="input_shape" in options, criterion=args.criterion)
     report.check_outputs(args.out, planned + ["summary.json", "index.html"], _inputs(args), args.force)
     if args.bias is not None:
         b = _load_array(args.bias, "--bias")
@@ -404,16 +445,25 @@ def _run_layer(args: argparse.Namespace, start: float) -> int:
     smooth = parse_smoothness(_specs(args)[0], W.shape[0])
     out = report.prepare(args.out)
     conv = None
-    inputs = {"weights": str(args.weights), "layer": name, "matrix": key, "bias": b is not None}
+    inputs = {"weights": str(args.weights), "layer": name, "matrix": key, "bias": b is not None,
+              **_search_inputs(args)}
+    search = _search(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.hidden is not None:
             if args.bias is not None:
                 raise UserError("--bias: not used with --hidden (S already includes it); drop one")
             hidden = _load_hidden(args.hidden, W.shape[0])
-            d = descramble(W, hidden=hidden, smoothness=smooth)
+            d = descramble(W, hidden=hidden, smoothness=smooth, **search)
             inputs["hidden"] = str(args.hidden)
             n_samples = getattr(hidden, "count", None)
+        elif permuted:
+            # A permutation: from the whole stream's statistics (no convergence curve: one search, not one per N).
+            data, keywords = open_data(args.data, args.dtype, args.n_features)
+            acc = accumulate(data, progress=args.progress, **keywords)
+            d = descramble(W, autocorrelation=acc, bias=b, smoothness=smooth, **search)
+            inputs["data"] = str(args.data)
+            n_samples = acc.count
         else:
             data, keywords = open_data(args.data, args.dtype, args.n_features)
             with progress_bar(args.progress, None) as progress:
@@ -447,56 +497,34 @@ def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, O
     """Every hidden dense layer (and the output layer with --output), from one pass over --data."""
     from . import report
     from .demo import describe
-    from ..io import load_activation
-    from ..network import descramble_network
+    from ..network import check_criterion, descramble_network
 
     if args.bias is not None:
         raise UserError("--bias: only for a single layer (--layer NAME); the weights file gives each layer's bias")
-    activation = args.activation
-    if activation is None:
-        try:
-            activation = load_activation(args.weights)
-        except (ValueError, OSError) as exc:
-            raise UserError(f"--weights: {_one_line(exc)}") from None
-        if activation is None:
-            raise UserError(f"--activation: {args.weights} holds {len(layers)} dense layers but does not say which "
-                            "activation follows them; pass --activation relu|tanh|sigmoid|identity "
-                            "(or --layer NAME for one layer)")
+    activation = _activation(args, layers)
     count = len(layers) if args.output else len(layers) - 1
-    # Files are named after the layers: fc1 stays fc1; a bare index (a Sequential's "0", "net.2") is "layer<k>".
-    names = [_safe(name) if re.search(r"[A-Za-z]", re.split(r"[./:]", name)[-1]) else f"layer{k + 1}"
-             for k, (name, _, _) in enumerate(layers)]
-    if len(set(names)) != len(names):
-        names = [f"layer{k + 1}" for k in range(len(layers))]
+    names = _layer_names(layers)
     figures = not args.no_figures
     options = _report_options(args, layers[0][1].shape[1])
     planned = []
     for k in range(count):
         planned += report.layer_files(names[k], figures=figures, convergence=False, format=args.format,
-                                      images=k == 0 and "input_shape" in options, input_descrambled=k > 0)
+                                      images=k == 0 and "input_shape" in options, input_descrambled=k > 0,
+                                      criterion=args.criterion)
     report.check_outputs(args.out, planned + ["summary.json", "index.html"], _inputs(args), args.force)
-    specs = _specs(args)
-    if len(specs) not in (1, count):
-        raise UserError(f"--smoothness: give one spec for every layer or one per descrambled layer ({count}: "
-                        f"{', '.join(names[:count])}); got {len(specs)}")
-    smooths = []
-    for k in range(count):
-        m = layers[k][1].shape[0]
-        try:
-            smooths.append(parse_smoothness(specs[k if len(specs) > 1 else 0], m))
-        except UserError as exc:
-            hint = (f" (one --smoothness per descrambled layer gives each its own operator: {count} here)"
-                    if len(specs) == 1 and count > 1 else "")
-            raise UserError(f"--smoothness: layer {names[k]} ({m} units): "
-                            + str(exc).removeprefix("--smoothness: ") + hint) from None
-    data, keywords = open_data(args.data, args.dtype, args.n_features)
-    out = report.prepare(args.out)
+    smooths = _smoothness_per_layer(args, layers, names, count)
     # The output layer's activation does not enter any descrambler: identity, whatever --activation says.
     stack = [(W, b, activation if k < len(layers) - 1 else "identity") for k, (_, W, b) in enumerate(layers)]
+    try:
+        check_criterion(args.criterion, [a for _, _, a in stack[:count]])
+    except ValueError as exc:
+        raise UserError(_criterion_error(exc, names)) from None
+    data, keywords = open_data(args.data, args.dtype, args.n_features)
+    out = report.prepare(args.out)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = descramble_network(stack, data, smoothness=smooths, output=args.output, progress=args.progress,
-                                    **keywords)
+                                    **_search(args), **keywords)
     n_samples = int(result[0].n_samples or 0)
     summaries: Dict[str, Any] = {}
     for k, d in enumerate(result):
@@ -521,7 +549,7 @@ def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, O
         "command": "run",
         "inputs": {"weights": str(args.weights), "data": str(args.data), "activation": activation,
                    "layers": [name for name, _, _ in layers], "output": bool(args.output),
-                   "transpose": bool(args.transpose)},
+                   "transpose": bool(args.transpose), **_search_inputs(args)},
         "network": {"sizes": [int(layers[0][1].shape[1])] + [int(W.shape[0]) for _, W, _ in layers]},
         "N": n_samples,
         "layers": summaries,
@@ -533,6 +561,77 @@ def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, O
     print(describe(summary))
     print(f"report: {out.resolve()} ({len(_files(summary))} files)")
     return 0
+
+
+def _activation(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, Optional[np.ndarray]]]) -> str:
+    """``--activation``, or the one the weights file names (a UserError when neither says)."""
+    from ..io import load_activation
+
+    if args.activation is not None:
+        return str(args.activation)
+    try:
+        activation = load_activation(args.weights)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"--weights: {_one_line(exc)}") from None
+    if activation is None:
+        raise UserError(f"--activation: {args.weights} holds {len(layers)} dense layers but does not say which "
+                        "activation follows them; pass --activation relu|tanh|sigmoid|identity"
+                        + (" (or --layer NAME for one layer)" if args.command == "run" else ""))
+    return activation
+
+
+def _layer_names(layers: List[Tuple[str, np.ndarray, Optional[np.ndarray]]]) -> List[str]:
+    """The layers' names in file names: fc1 stays fc1; a bare index (a Sequential's "0", "net.2") is "layer<k>"."""
+    names = [_safe(name) if re.search(r"[A-Za-z]", re.split(r"[./:]", name)[-1]) else f"layer{k + 1}"
+             for k, (name, _, _) in enumerate(layers)]
+    if len(set(names)) != len(names):
+        names = [f"layer{k + 1}" for k in range(len(layers))]
+    return names
+
+
+def _smoothness_per_layer(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, Optional[np.ndarray]]],
+                          names: List[str], count: int) -> List[Any]:
+    """The ``--smoothness`` operator of each of the first ``count`` layers."""
+    specs = _specs(args)
+    if len(specs) not in (1, count):
+        raise UserError(f"--smoothness: give one spec for every layer or one per descrambled layer ({count}: "
+                        f"{', '.join(names[:count])}); got {len(specs)}")
+    smooths = []
+    for k in range(count):
+        m = layers[k][1].shape[0]
+        try:
+            smooths.append(parse_smoothness(specs[k if len(specs) > 1 else 0], m))
+        except UserError as exc:
+            hint = (f" (one --smoothness per descrambled layer gives each its own operator: {count} here)"
+                    if len(specs) == 1 and count > 1 else "")
+            raise UserError(f"--smoothness: layer {names[k]} ({m} units): "
+                            + str(exc).removeprefix("--smoothness: ") + hint) from None
+    return smooths
+
+
+def _criterion_error(exc: ValueError, names: List[str]) -> str:
+    """check_criterion's message ("criterion: ... layer 2's units ...") as this command's, naming the layer."""
+    text = _one_line(exc).removeprefix("criterion: ")
+    found = re.search(r"layer (\d+)'s units", text)
+    if found:
+        k = int(found.group(1)) - 1
+        text = text.replace(found.group(0), f"layer {names[k]}'s units", 1)
+    text = text.replace("use criterion='permutation'", "use --criterion permutation")
+    return f"--criterion: {text}"
+
+
+def _search(args: argparse.Namespace) -> Dict[str, Any]:
+    """The descramble keywords of ``--criterion``, ``--seed``, ``--max-iterations`` and ``--time-limit``."""
+    return {"criterion": args.criterion, "seed": args.seed, "max_iterations": args.max_iterations,
+            "time_limit": args.time_limit}
+
+
+def _search_inputs(args: argparse.Namespace) -> Dict[str, Any]:
+    """The search's options, for the summary (only the criterion for "smooth", which has no search)."""
+    if args.criterion == "smooth":
+        return {"criterion": "smooth"}
+    return {"criterion": args.criterion, "seed": args.seed, "max_iterations": args.max_iterations,
+            "time_limit": args.time_limit}
 
 
 def _inputs(args: argparse.Namespace) -> Dict[str, Optional[str]]:
@@ -575,12 +674,12 @@ def _bench(args: argparse.Namespace, extra: List[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``descramble`` argument parser (its subcommands: demo, run, bench)."""
+    """The ``descramble`` argument parser (its subcommands: demo, run, permute, bench)."""
     from .. import __version__
 
     parser = _Parser(prog="descramble", description="Closed-form descrambling of neural-network layers.")
     parser.add_argument("--version", action="version", version=f"descramble {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{demo,run,bench}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{demo,run,permute,bench}", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="the whole story on an embedded relaxometry network (10 to 20 s)",
                           description="Simulate biexponential relaxometry, train a small MLP with NumPy, "
@@ -634,6 +733,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="overwrite report files already in --out (never this run's own input files)")
     run.add_argument("--progress", action="store_true", help="show a progress bar while streaming")
+    _search_arguments(run, ("smooth", "permutation", "signed-permutation"), "smooth")
+
+    permute = sub.add_parser(
+        "permute", help="rewrite a network with its hidden units in the smoothest order (exactly equivalent)",
+        description="Permute (and, for odd activations, sign-flip) every hidden layer's units into the smoothest "
+                    "order found from one pass over --data, write the rewritten network (a PyTorch state dict "
+                    "for .pt/.pth weights, else .npz, with the same keys) and a report with each layer's "
+                    "certificate gap. The output layer's units keep their order.")
+    permute.add_argument("--weights", required=True, metavar="FILE",
+                         help="the network: a PyTorch .pt/.pth state dict of Linear layers, or .npz/.mat with "
+                              "W1, b1, W2, b2, ... (or fc1.weight, fc1.bias, ...)")
+    permute.add_argument("--data", required=True, metavar="SRC",
+                         help="the network's input samples (rows): FILE.npy, FILE.npz[:KEY], FILE.h5:DATASET, "
+                              "DIR.zarr[:ARRAY], or a raw file with --dtype and --n-features")
+    permute.add_argument("--out", required=True, metavar="DIR",
+                         help="directory for the rewritten network and its report")
+    permute.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "identity"),
+                         help="the activation after each hidden layer (needed unless the weights file names it)")
+    _search_arguments(permute, ("permutation", "signed-permutation"), "permutation")
+    permute.add_argument("--smoothness", action="append", metavar="SPEC",
+                         help="as for run (default fourier:2); once for every hidden layer, or once per hidden "
+                              "layer, in order")
+    permute.add_argument("--transpose", action="store_true",
+                         help="the file stores the matrices as (inputs, outputs), e.g. Keras kernels")
+    permute.add_argument("--dtype", type=numpy_dtype, help="element type of a raw --data file (e.g. float32)")
+    permute.add_argument("--n-features", type=positive_int, metavar="N", help="row width of a raw --data file")
+    permute.add_argument("--no-figures", action="store_true", help="skip the figures")
+    permute.add_argument("--dpi", type=positive_int, default=150, help="resolution of PNG figures (default 150)")
+    permute.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
+                         help="figure format (default png)")
+    permute.add_argument("--force", action="store_true",
+                         help="overwrite files already in --out (never this run's own input files)")
+    permute.add_argument("--progress", action="store_true", help="show a progress bar while streaming")
 
     bench = sub.add_parser("bench", help="run the benchmark suite against NumPy and print its table",
                            description="Benchmarks against the NumPy reference (see descramble.cli.benchmarks); "
@@ -671,6 +803,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _demo(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "permute":
+            from .permute import permute_command
+
+            return permute_command(args)
         return _bench(args, extra)
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)

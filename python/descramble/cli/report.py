@@ -20,7 +20,7 @@ import numpy as np
 
 from .._validation import as_matrix
 from ..convergence import Convergence
-from ..descrambler import Descrambler, smoothness_loss
+from ..descrambler import PERMUTATION_CRITERIA, Descrambler, smoothness_loss
 
 
 class ArgumentError(ValueError):
@@ -99,15 +99,21 @@ def _format(format: Any) -> str:
 
 
 def layer_files(name: str, *, figures: bool, convergence: bool, format: str = "png",
-                images: bool = False, input_descrambled: bool = False) -> List[str]:
+                images: bool = False, input_descrambled: bool = False, criterion: str = "smooth") -> List[str]:
     """The names of the files :func:`layer_report` writes for layer ``name``.
 
     ``format`` is the figures' format (png, svg or pdf); ``images`` whether
     the weight-image figure is drawn (``layer_report(..., input_shape=...)``);
     ``input_descrambled`` whether the descrambler has a ``Q`` (saved as
-    ``Q_<name>.npy``).
+    ``Q_<name>.npy``); ``criterion`` the descrambler's (the permutation
+    criteria add ``permutation_<name>.npy``, and ``signs_<name>.npy`` when
+    signed).
     """
     files = [f"P_{name}.npy", f"PW_{name}.npy"] + ([f"Q_{name}.npy"] if input_descrambled else [])
+    if criterion in PERMUTATION_CRITERIA:
+        files.append(f"permutation_{name}.npy")
+    if criterion == "signed-permutation":
+        files.append(f"signs_{name}.npy")
     if figures:
         suffix = _format(format)
         stems = ["weights", "spectrum", "fourier"] + (["images"] if images else []) \
@@ -171,7 +177,8 @@ def layer_report(
 
     Files: ``P_<name>.npy``, ``PW_<name>.npy`` (the descrambled weights
     ``P W``, or ``P W Q^T`` when ``descrambler.Q`` is set: both axes
-    descrambled) and, with matplotlib, ``weights_<name>.<format>``,
+    descrambled), for a permutation descrambler ``permutation_<name>.npy``
+    (and ``signs_<name>.npy`` when signed) and, with matplotlib, ``weights_<name>.<format>``,
     ``spectrum_<name>.<format>``, ``fourier_<name>.<format>``, given
     ``input_shape`` ``images_<name>.<format>`` and given ``convergence``
     ``convergence_<name>.<format>`` (:func:`layer_files` lists them).
@@ -206,7 +213,9 @@ def layer_report(
     Returns
     -------
     dict
-        Shapes, loss, bound, relative gap, whether loss and bound agree
+        Shapes, the criterion, loss, bound, relative gap, the certificate
+        ``gap`` (the descrambler's for the permutation criteria, else
+        ``max(0, relative gap)``), whether loss and bound agree
         (``"equal"``), the trained-order loss, degeneracies, convergence
         numbers and the files written (JSON-ready).
     """
@@ -236,8 +245,11 @@ def layer_report(
     drawn: List[Any] = []
     if figures:
         title = f"{name}: {W.shape[0]} units x {W.shape[1]} inputs"
-        drawn.append(("weights", plot.weights(d, W, input_values=input_values, input_label=input_label,
-                                              title=title)))
+        if d.permutation is not None:
+            drawn.append(("weights", plot.permuted_weights(d, W, input_label=input_label, title=title)))
+        else:
+            drawn.append(("weights", plot.weights(d, W, input_values=input_values, input_label=input_label,
+                                                  title=title)))
         drawn.append(("spectrum", plot.singular_spectrum(d, title=title)))
         drawn.append(("fourier", plot.fourier_magnitude(d, W, sample_spacing=sample_spacing,
                                                         frequency_unit=frequency_unit, title=title)))
@@ -247,7 +259,12 @@ def layer_report(
             drawn.append(("convergence", plot.convergence(convergence, title=title)))
     files: List[str] = []
     # Q: the input axis's descrambler (layer k-1's outputs), so that the columns of P W Q^T map back.
-    for stem, array in (("P", d.P), ("PW", PW)) + ((("Q", d.Q),) if d.Q is not None else ()):
+    arrays: List[Any] = [("P", d.P), ("PW", PW)] + ([("Q", d.Q)] if d.Q is not None else [])
+    if d.permutation is not None:
+        arrays.append(("permutation", np.asarray(d.permutation, dtype=np.int64)))
+    if d.signs is not None:
+        arrays.append(("signs", np.asarray(d.signs)))
+    for stem, array in arrays:
         path = out / f"{stem}_{name}.npy"
         np.save(path, array)
         files.append(path.name)
@@ -259,14 +276,20 @@ def layer_report(
     scale = (float(np.max(d.basis_values)) * float(np.trace(d.hidden))
              if d.hidden is not None and d.basis_values.size else abs(d.bound))
     tolerance = max(1e-9 * abs(d.bound), 1e-12 * scale, np.finfo(np.float64).tiny)
+    # (loss - bound) / |bound|; None when the bound is zero up to rounding (see loss_scale).
+    relative = (d.loss - d.bound) / abs(d.bound) if abs(d.bound) > 1e-12 * scale and d.bound else None
+    # The certificate: how far above the optimum over all orthogonal P the loss can be (the permutation
+    # search's own gap; the closed form's is zero up to rounding). JSON has no infinity: None then.
+    gap = d.gap if d.gap is not None else (None if relative is None else max(0.0, relative))
     summary: Dict[str, Any] = {
         "m": int(W.shape[0]),
         "n": int(W.shape[1]),
+        "criterion": d.criterion,
         "smoothness": None if d.smoothness is None else d.smoothness.name,
         "loss": d.loss,
         "bound": d.bound,
-        # (loss - bound) / |bound|; None when the bound is zero up to rounding (see loss_scale).
-        "relative_gap": (d.loss - d.bound) / abs(d.bound) if abs(d.bound) > 1e-12 * scale and d.bound else None,
+        "gap": gap if gap is None or np.isfinite(gap) else None,
+        "relative_gap": relative,
         "loss_scale": scale,
         # The closed form reaches the bound: "=" only when they agree to 1e-9 relative (or, for a bound that
         # is zero up to rounding, to 1e-12 of the loss's scale).
@@ -314,9 +337,11 @@ figcaption { font-size: 0.85em; color: #555; }
 _LAYER_ROWS = (
     ("m", "hidden units m"),
     ("n", "inputs n"),
+    ("criterion", "criterion"),
     ("smoothness", "smoothness operator"),
     ("loss", "loss eta(P)"),
     ("bound", "bound sum lambda_k mu_k"),
+    ("gap", "certificate gap max(0, (loss - bound) / bound)"),
     ("relative_gap", "relative gap (loss - bound) / |bound|"),
     ("equal", "loss = bound (to 1e-9)"),
     ("loss_scale", "loss scale lambda_max tr(S)"),
@@ -408,7 +433,9 @@ def write_index(out: Any, summary: Dict[str, Any]) -> Path:
     ``summary["layers"]`` maps each layer's name to the dict
     :func:`layer_report` returned (with an optional ``"warnings"`` list);
     ``"command"``, ``"inputs"``, ``"N"``, ``"network"``, ``"timings_s"``
-    and ``"versions"`` are shown when present.
+    and ``"versions"`` are shown when present; ``"figures"`` (file names
+    in ``out``) are the run's own figures, shown before the layers'. The
+    permutation criteria's certificate gaps are listed first.
 
     Returns
     -------
@@ -428,10 +455,24 @@ def write_index(out: Any, summary: Dict[str, Any]) -> Path:
         parts.append("<p>Layers: " + ", ".join(f'<a href="#{_href("layer-" + str(n))}">{html.escape(str(n))}</a>'
                                                for n in layers) + "</p>")
     run = [(key, summary[key]) for key in _RUN_KEYS if key in summary and summary[key] is not None]
-    run += [(key, value) for key, value in summary.items() if key not in _RUN_KEYS and key != "layers"]
+    run += [(key, value) for key, value in summary.items() if key not in _RUN_KEYS and key not in ("layers", "figures")]
     if run:
         parts.append("<h2>run</h2><table>" + "".join(
             f"<tr><th>{html.escape(str(key))}</th><td>{_value(value)}</td></tr>" for key, value in run) + "</table>")
+    gaps = [(str(name), layer.get("gap")) for name, layer in layers.items()
+            if isinstance(layer, dict) and layer.get("criterion") in PERMUTATION_CRITERIA]
+    if gaps:
+        parts.append("<p>Certificate gap max(0, (loss - bound) / bound) of each layer's permutation (how far "
+                     "above the best orthogonal descrambler its loss is; the best permutation lies in between): "
+                     + ", ".join(f"{html.escape(name)} {_text(gap) if gap is not None else 'inf'}"
+                                 for name, gap in gaps) + "</p>")
+    for file in summary.get("figures") or []:
+        file = str(file)
+        if file.rsplit(".", 1)[-1].lower() in ("png", "svg"):
+            parts.append(f'<figure><img src="{_href(file)}" alt="{html.escape(file, quote=True)}">'
+                         f"<figcaption>{html.escape(file)}</figcaption></figure>")
+        else:
+            parts.append(f'<p>Figure: <a href="{_href(file)}">{html.escape(file)}</a></p>')
     for name, layer in layers.items():
         parts += _layer_html(str(name), layer if isinstance(layer, dict) else {})
     parts.append("</body></html>")
