@@ -361,7 +361,7 @@ def test_unsupported_outputs_and_unused_layers(x):
     with pytest.raises(ValueError, match=r"layer '1': output of shape \(1000,\)"):
         dtorch.collect(flat.double(), ["1"], x)
     assert no_hooks(model) and no_hooks(flat)
-    with pytest.raises(ValueError, match="model has no nn.Linear layers"):
+    with pytest.raises(ValueError, match="model has no nn.Linear, nn.Conv1d, nn.Conv2d or nn.Conv3d layers"):
         dtorch.collect(nn.Sequential(nn.ReLU()), None, x)
 
 
@@ -416,7 +416,7 @@ def test_descramble_model_leaves_the_output_layer_alone_by_default(x):
     assert list(default) == ["0", "2"]  # not "4": the output units' order is the task's
     assert list(dtorch.descramble_model(model, x, ["2", "4"])) == ["2", "4"]  # named: descrambled
     single = nn.Sequential(nn.Linear(16, 3)).double()
-    with pytest.raises(ValueError, match=r"only nn.Linear, '0', is the output layer.*output=True"):
+    with pytest.raises(ValueError, match=r"only weight layer, '0', is the output layer.*output=True"):
         dtorch.descramble_model(single, x)
     assert list(dtorch.descramble_model(single, x, output=True)) == ["0"]
     with pytest.raises(TypeError, match="output: expected True or False"):
@@ -451,14 +451,14 @@ def test_descramble_model_options_and_errors(x):
     assert one["2"].smoothness.name == expected.smoothness.name
     np.testing.assert_allclose(one["2"].P, expected.P, atol=1e-10)
     assert one["2"].loss == pytest.approx(expected.loss, rel=1e-10)
-    with pytest.raises(ValueError, match="'1' is a ReLU, not an nn.Linear"):
+    with pytest.raises(ValueError, match="'1' is a ReLU, not an nn.Linear, nn.Conv1d, nn.Conv2d or nn.Conv3d"):
         dtorch.descramble_model(model, x, ["0", "1"])
     with pytest.raises(ValueError, match="unknown layer 'nope'"):
         dtorch.descramble_model(model, x, ["nope"])
     with pytest.raises(TypeError, match="model: expected a torch.nn.Module"):
         dtorch.descramble_model(object(), x)
     # Not "name the layers to record": naming a non-Linear layer is refused too.
-    with pytest.raises(ValueError, match=r"model: it has no nn.Linear layers.*use collect\(\) and descramble\(hidden"):
+    with pytest.raises(ValueError, match=r"model: it has no nn.Linear, nn.Conv1d, nn.Conv2d or nn.Conv3d layers.*use collect\(\) and descramble\(hidden"):
         dtorch.descramble_model(nn.Sequential(nn.Tanh()), x)
     assert no_hooks(model)
 
