@@ -224,8 +224,12 @@ def draw_figure(r: Dict[str, Any], out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(2, 4, figsize=(18, 9.5))
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.subplots_adjust(left=0.04, right=0.97, bottom=0.06, top=0.88, wspace=0.3, hspace=0.38)
     panels = (("0", r["W1"], r["W1p"], "tap", "conv '0' filters (16 x 7 taps)"),
               ("4", r["W2"].sum(axis=2), r["W2p"].sum(axis=2), "in-channel (permuted like conv '0')",
