@@ -257,6 +257,15 @@ def test_unsupported_models_are_errors_naming_the_module(gen):
 
     with pytest.raises(TypeError, match="model: permute_model rewrites nn.Sequential models.*got Net"):
         dtorch.permute_model(Net(), x)
+    class Custom(nn.Sequential):
+        def forward(self, inp):
+            return self[2](self[1](self[0](inp)) + 1.0)
+
+    with pytest.raises(TypeError, match=r"model: the model \(Custom\) is an nn.Sequential with its own forward"):
+        dtorch.permute_model(Custom(nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 2)), x)
+    nested = nn.Sequential(nn.Linear(12, 4), Custom(nn.ReLU(), nn.Identity(), nn.Identity()), nn.Linear(4, 2))
+    with pytest.raises(TypeError, match=r"model: '1' \(Custom\) is an nn.Sequential with its own forward"):
+        dtorch.permute_model(nested, x)
     with pytest.raises(TypeError, match=r"model: '1' \(Softmax\) lies between layer '0' and its consumer '2'"):
         dtorch.permute_model(nn.Sequential(nn.Linear(12, 4), nn.Softmax(dim=1), nn.Linear(4, 2)), x)
     with pytest.raises(ValueError, match=r"'signed-permutation' needs odd functions.*layer '0'.*'1' \(ReLU\) is not odd"):
