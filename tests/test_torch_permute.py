@@ -195,6 +195,37 @@ def test_cnn2d_signed_with_tanh_batchnorm_and_average_pooling(gen):
     assert_same_function(model, new, torch.randn(30, 2, 8, 8, generator=gen))
 
 
+def test_batchnorm_after_linear_per_channel_prelu_and_other_convolutions(gen):
+    torch.manual_seed(16)
+    mlp_bn = randomise_batchnorms(nn.Sequential(
+        nn.Linear(12, 10), nn.BatchNorm1d(10), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(10, 8), nn.PReLU(8), nn.Linear(8, 3),
+    ), 4)
+    with torch.no_grad():
+        mlp_bn[5].weight.uniform_(-0.5, 0.5)  # one slope per unit, permuted with the units
+    x = torch.randn(200, 12, generator=gen)
+    new, descramblers = dtorch.permute_model(mlp_bn, x, max_iterations=ITER)
+    assert all(not_identity(d) for d in descramblers.values())
+    np.testing.assert_array_equal(new[5].weight.detach().numpy(),
+                                  mlp_bn[5].weight.detach().numpy()[descramblers["4"].permutation])
+    assert_same_function(mlp_bn, new, x)
+    torch.manual_seed(17)
+    conv = nn.Sequential(nn.Conv1d(2, 6, 3, padding=1, padding_mode="circular"), nn.ELU(), nn.AvgPool1d(2),
+                         nn.Conv1d(6, 5, 3, dilation=2, stride=2), nn.SiLU(), nn.AdaptiveMaxPool1d(1),
+                         nn.Flatten(), nn.Linear(5, 2))
+    x = torch.randn(60, 2, 24, generator=gen)
+    new, descramblers = dtorch.permute_model(conv, x, max_iterations=ITER)
+    assert list(descramblers) == ["0", "3"] and all(not_identity(d) for d in descramblers.values())
+    assert_same_function(conv, new, x)
+    torch.manual_seed(18)
+    conv3 = nn.Sequential(nn.Conv3d(1, 4, 2), nn.BatchNorm3d(4), nn.Tanh(), nn.Conv3d(4, 3, 2), nn.Flatten(),
+                          nn.Linear(3 * 8, 2))
+    x = torch.randn(30, 1, 4, 4, 4, generator=gen)
+    new, descramblers = dtorch.permute_model(randomise_batchnorms(conv3, 5), x, criterion="signed-permutation",
+                                             max_iterations=ITER)
+    assert_same_function(conv3, new, x)
+
+
 # -- the permutations are the descramblers of the collected statistics ------------------------
 
 
