@@ -361,7 +361,7 @@ def test_unsupported_outputs_and_unused_layers(x):
     with pytest.raises(ValueError, match=r"layer '1': output of shape \(1000,\)"):
         dtorch.collect(flat.double(), ["1"], x)
     assert no_hooks(model) and no_hooks(flat)
-    with pytest.raises(ValueError, match="model has no nn.Linear layers"):
+    with pytest.raises(ValueError, match="model has no nn.Linear, nn.Conv1d, nn.Conv2d or nn.Conv3d layers"):
         dtorch.collect(nn.Sequential(nn.ReLU()), None, x)
 
 
@@ -416,7 +416,7 @@ def test_descramble_model_leaves_the_output_layer_alone_by_default(x):
     assert list(default) == ["0", "2"]  # not "4": the output units' order is the task's
     assert list(dtorch.descramble_model(model, x, ["2", "4"])) == ["2", "4"]  # named: descrambled
     single = nn.Sequential(nn.Linear(16, 3)).double()
-    with pytest.raises(ValueError, match=r"only nn.Linear, '0', is the output layer.*output=True"):
+    with pytest.raises(ValueError, match=r"only weight layer, '0', is the output layer.*output=True"):
         dtorch.descramble_model(single, x)
     assert list(dtorch.descramble_model(single, x, output=True)) == ["0"]
     with pytest.raises(TypeError, match="output: expected True or False"):
@@ -451,16 +451,141 @@ def test_descramble_model_options_and_errors(x):
     assert one["2"].smoothness.name == expected.smoothness.name
     np.testing.assert_allclose(one["2"].P, expected.P, atol=1e-10)
     assert one["2"].loss == pytest.approx(expected.loss, rel=1e-10)
-    with pytest.raises(ValueError, match="'1' is a ReLU, not an nn.Linear"):
+    with pytest.raises(ValueError, match="'1' is a ReLU, not an nn.Linear, nn.Conv1d, nn.Conv2d or nn.Conv3d"):
         dtorch.descramble_model(model, x, ["0", "1"])
     with pytest.raises(ValueError, match="unknown layer 'nope'"):
         dtorch.descramble_model(model, x, ["nope"])
     with pytest.raises(TypeError, match="model: expected a torch.nn.Module"):
         dtorch.descramble_model(object(), x)
     # Not "name the layers to record": naming a non-Linear layer is refused too.
-    with pytest.raises(ValueError, match=r"model: it has no nn.Linear layers.*use collect\(\) and descramble\(hidden"):
+    with pytest.raises(ValueError, match=r"model: it has no nn.Linear, nn.Conv1d, nn.Conv2d or nn.Conv3d layers.*use collect\(\) and descramble\(hidden"):
         dtorch.descramble_model(nn.Sequential(nn.Tanh()), x)
     assert no_hooks(model)
+
+
+# -- convolutional channels -------------------------------------------------------------------
+
+
+def channel_rows(h):
+    """(B, C, *spatial) -> (B * prod(spatial), C), row = sample * positions + position, in NumPy."""
+    h = np.asarray(h)
+    return np.moveaxis(h, 1, -1).reshape(-1, h.shape[1])
+
+
+def cnn1d(length_out=14):
+    torch.manual_seed(5)
+    return nn.Sequential(nn.Conv1d(3, 6, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(6, 5, 3),
+                         nn.Tanh(), nn.Flatten(), nn.Linear(5 * length_out, 2)).double()
+
+
+@pytest.mark.parametrize("length", [32, 400])  # positions per sample below and above the strided-view path
+def test_conv1d_channels_pooled_over_positions_and_samples(rng, length):
+    model = cnn1d((length // 2) - 2)
+    x = rng.standard_normal((37, 3, length))
+    t = torch.from_numpy(x)
+    with torch.no_grad():
+        h0 = model[0](t)
+        a1 = torch.relu(h0)
+        h3 = model[3](model[2](a1))
+    stats = dtorch.collect(model, None, x, chunk_rows=10)
+    assert list(stats) == ["0", "3", "6"]  # the convolutions are layers by default
+    assert_matches(stats["0"], channel_rows(h0), 1e-10)
+    assert_matches(stats["3"], channel_rows(h3), 1e-10)
+    assert stats["0"].count == 37 * length
+    # The activation after a convolution (pre_activation=False, or named) and pooling are channel-first too.
+    post = dtorch.collect(model, ["0", "3"], x, pre_activation=False, chunk_rows=10)
+    assert_matches(post["0"], channel_rows(a1), 1e-10)
+    assert_matches(post["3"], channel_rows(torch.tanh(h3)), 1e-10)
+    named = dtorch.collect(model, ["1", "2", "4"], x, chunk_rows=10)
+    assert_matches(named["1"], channel_rows(a1), 1e-10)
+    assert_matches(named["2"], channel_rows(model[2](a1)), 1e-10)
+    assert_matches(named["4"], channel_rows(torch.tanh(h3)), 1e-10)
+    # Negative control: the same values read as (rows, last axis) are a different matrix.
+    wrong = np.asarray(h0).reshape(-1, length)[:, :6]
+    assert np.abs(stats["0"].autocorrelation() - wrong.T @ wrong / len(wrong)).max() > 0.1
+
+
+def test_conv_outputs_reach_the_core_as_views_when_long(rng, monkeypatch):
+    model = cnn1d(198)
+    x = rng.standard_normal((4, 3, 400))
+    fed = []
+    original = descramble.Autocorrelation.update
+
+    def spy(self, chunk, weights=None, **where):
+        fed.append((chunk, where["first_row"]))
+        return original(self, chunk, weights, **where)
+
+    monkeypatch.setattr(descramble.Autocorrelation, "update", spy)
+    outputs = []
+    handle = model[0].register_forward_hook(lambda m, i, o: outputs.append(o))
+    dtorch.collect(model, ["0"], x)
+    handle.remove()
+    assert [first for _, first in fed] == [0, 400, 800, 1200]  # one (400, 6) block per sample
+    for (chunk, _), block in zip(fed, outputs[0]):
+        assert chunk.shape == (400, 6) and np.shares_memory(chunk, outputs[0].numpy())
+        np.testing.assert_array_equal(chunk, block.numpy().T)
+
+
+def test_conv2d_and_conv3d_channels(rng):
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 3, 1)).double()
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+    model.eval()  # the reference below: batch norm on its running statistics, as collect runs it
+    x = rng.standard_normal((20, 2, 9, 7))
+    with torch.no_grad():
+        h0 = model[0](torch.from_numpy(x))
+        b1 = model[1](h0)
+    stats = dtorch.collect(model, ["0", "1", "2", "3"], x)
+    assert_matches(stats["0"], channel_rows(h0), 1e-10)
+    assert stats["0"].count == 20 * 7 * 5
+    assert_matches(stats["1"], channel_rows(b1), 1e-10)  # batch norm: channels on axis 1
+    assert_matches(stats["2"], channel_rows(torch.relu(b1)), 1e-10)
+    conv3 = nn.Sequential(nn.Conv3d(1, 3, 2)).double()
+    x3 = rng.standard_normal((5, 1, 4, 3, 3))
+    with torch.no_grad():
+        h = conv3(torch.from_numpy(x3))
+    assert_matches(dtorch.collect(conv3, None, x3)["0"], channel_rows(h), 1e-10)
+
+
+def test_conv_nan_names_the_row_of_sample_and_position(rng):
+    model = cnn1d()
+    x = rng.standard_normal((20, 3, 32))
+    x[13, 1, 7] = np.nan  # reaches positions 5..9 of sample 13 through the kernel of 5
+    with pytest.raises(descramble.NonFiniteError, match=rf"layer '0' output: row {13 * 32 + 5} contains NaN"):
+        dtorch.collect(model, ["0"], x, chunk_rows=6)
+    assert no_hooks(model)
+
+
+def test_descramble_model_on_convolutions(rng):
+    model = cnn1d()
+    x = rng.standard_normal((50, 3, 32))
+    with torch.no_grad():
+        h3 = model[3](model[2](torch.relu(model[0](torch.from_numpy(x)))))
+    result = dtorch.descramble_model(model, x)
+    assert list(result) == ["0", "3"]  # not the output layer "6"
+    rows = channel_rows(h3)
+    W3 = model[3].weight.detach().numpy()
+    expected = descramble.descramble(W3.reshape(5, -1), hidden=rows.T @ rows / len(rows))
+    d = result["3"]
+    assert d.n_samples == 50 * 14
+    np.testing.assert_allclose(d.P, expected.P, atol=1e-10)
+    # The weights: P on the out-channel axis of the (C_out, C_in * k) kernel.
+    assert d.weights.shape == (5, 6 * 3)
+    np.testing.assert_allclose(d.weights.reshape(W3.shape), np.einsum("ij,jkl->ikl", d.P, W3), atol=1e-12)
+    # The permutation criteria and their options pass through.
+    perm = dtorch.descramble_model(model, x, "3", criterion="signed-permutation", seed=3, max_iterations=5)["3"]
+    ref = descramble.descramble(hidden=rows.T @ rows / len(rows), criterion="signed-permutation", seed=3,
+                                max_iterations=5)
+    np.testing.assert_array_equal(perm.permutation, ref.permutation)
+    np.testing.assert_array_equal(perm.signs, ref.signs)
+    assert perm.criterion == "signed-permutation" and perm.gap == pytest.approx(ref.gap, rel=1e-9)
+    with pytest.raises(ValueError, match="time_limit: expected a positive number"):
+        dtorch.descramble_model(model, x, criterion="permutation", time_limit=0)
+    with pytest.raises(ValueError, match="criterion: expected one of"):
+        dtorch.descramble_model(model, x, criterion="best")
+    with pytest.raises(ValueError, match="'2' is a MaxPool1d, not an nn.Linear, nn.Conv1d"):
+        dtorch.descramble_model(model, x, ["2"])
 
 
 # -- packaging ------------------------------------------------------------------------------
