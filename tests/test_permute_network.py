@@ -249,3 +249,12 @@ def test_descramble_network_criteria():
     # The budget reaches the search: a different seed may find another order, never a different bound.
     other = descramble.descramble_network(layers, X, criterion="permutation", max_iterations=5, seed=9, output=True)
     assert [d.bound for d in other] == [d.bound for d in perm]
+
+
+def test_warnings_point_at_the_callers_line():
+    rng = np.random.default_rng(3)
+    layers = [(rng.standard_normal((10, 3)), rng.standard_normal(10), "relu"),
+              (rng.standard_normal((2, 10)), None, "identity")]
+    with pytest.warns(descramble.UnderdeterminedWarning, match="layer 1: .*weakly determined") as caught:
+        descramble.permute_network(layers, rng.standard_normal((400, 3)), max_iterations=2)
+    assert caught[0].filename == __file__

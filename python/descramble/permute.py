@@ -19,6 +19,7 @@ pre-activations), all from one forward pass in the core
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from ._validation import as_numpy
 from .descrambler import PERMUTATION_CRITERIA, Descrambler
+from .diagnostics import DescrambleWarning
 from .hidden import _layer
 from .network import ODD_ACTIVATIONS, descramble_network
 
@@ -249,10 +251,17 @@ def permute_network(
         raise ValueError(f"criterion: expected 'permutation' or 'signed-permutation' (an exact rewrite needs a "
                          f"permutation; descramble_network gives the orthogonal descramblers), got {criterion!r}")
     parsed = _checked(layers)
-    descramblers = descramble_network(layers, data, smoothness=smoothness, order=order, criterion=criterion,
-                                      seed=seed, max_iterations=max_iterations, time_limit=time_limit,
-                                      chunk_rows=chunk_rows, dtype=dtype, n_features=n_features, progress=progress,
-                                      threads=threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        descramblers = descramble_network(layers, data, smoothness=smoothness, order=order, criterion=criterion,
+                                          seed=seed, max_iterations=max_iterations, time_limit=time_limit,
+                                          chunk_rows=chunk_rows, dtype=dtype, n_features=n_features,
+                                          progress=progress, threads=threads)
+    for record in caught:  # issued again at the caller's line, not at this one
+        if isinstance(record.message, DescrambleWarning):
+            warnings.warn(record.message, stacklevel=2)
+        else:
+            warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
     rewritten = permute_layers(parsed, [d.permutation for d in descramblers],
                                [d.signs for d in descramblers])
     return PermutedNetwork(rewritten, descramblers, criterion)
