@@ -56,8 +56,14 @@ autodoc_typehints = "none"  # numpydoc's Parameters sections already give the ty
 autodoc_member_order = "bysource"
 # PyTorch, Dask, h5py, zarr and onnx are optional: their modules import them lazily, but
 # mocking keeps autodoc working on a machine without them.
-autodoc_mock_imports = [name for name in ("torch", "dask", "distributed", "zarr", "onnx", "h5py")
-                        if importlib.util.find_spec(name) is None]
+def _missing(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):
+        return True
+
+
+autodoc_mock_imports = [name for name in ("torch", "dask", "distributed", "zarr", "onnx", "h5py") if _missing(name)]
 
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

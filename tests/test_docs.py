@@ -4,7 +4,8 @@ Examples: each ```python block of ``docs/*.md`` runs, page by page, in order, in
 fresh temporary directory (so a page may write files and read them back). A block preceded by the line
 ``<!-- no-test -->`` is shown but not run (used sparingly: code that needs a cluster, a GPU or the user's own
 files). A page whose blocks import an optional package that is not installed (torch, dask, distributed,
-sklearn, matplotlib, h5py, zarr, onnx) is skipped with the reason printed.
+sklearn, matplotlib, h5py, zarr, onnx) is skipped with the reason printed; a page that uses one only through the library (``descramble.plot`` needs
+matplotlib) says so with a ``<!-- requires: matplotlib -->`` line.
 
 Citations: code, tests and pages cite the mathematics as "MATH.md §N" or "docs/math.md §N"; every such N
 must be a section of docs/math.md (``## N. Title``), and every section must be a link target
@@ -26,6 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 NO_TEST = "<!-- no-test -->"
+REQUIRES = re.compile(r"<!--\s*requires:\s*([\w, ]+?)\s*-->")
 OPTIONAL = {"torch", "dask", "distributed", "sklearn", "matplotlib", "h5py", "zarr", "onnx", "scipy"}
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
 
@@ -62,6 +64,20 @@ def imported_modules(code: str) -> Set[str]:
     return names
 
 
+def declared_requirements(page: Path) -> Set[str]:
+    """Packages a page declares with ``<!-- requires: matplotlib, ... -->`` (used through the library, not imported)."""
+    text = page.read_text(encoding="utf-8")
+    return {name.strip() for match in REQUIRES.finditer(text) for name in match.group(1).split(",") if name.strip()}
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
 PAGES = sorted(p for p in DOCS.glob("*.md") if python_blocks(p.read_text(encoding="utf-8")))
 
 
@@ -73,10 +89,10 @@ def test_the_pages_have_examples():
 def test_page_examples_run(page, tmp_path, monkeypatch, capsys):
     blocks = python_blocks(page.read_text(encoding="utf-8"))
     runnable = [(line, code) for line, code, run in blocks if run]
-    missing = sorted(name for line, code in runnable for name in imported_modules(code)
-                     if name in OPTIONAL and importlib.util.find_spec(name) is None)
+    needed = {n for line, code in runnable for n in imported_modules(code)} | declared_requirements(page)
+    missing = sorted(name for name in needed if name in OPTIONAL and not _importable(name))
     if missing:
-        message = f"{page.name}: its examples need {', '.join(sorted(set(missing)))} (not installed)"
+        message = f"{page.name}: its examples need {', '.join(missing)} (not installed)"
         print(message)
         pytest.skip(message)
     monkeypatch.chdir(tmp_path)
@@ -100,6 +116,44 @@ def test_block_extraction():
         "````markdown", "```python", "inside = 1", "```", "````", "```bash", "ls", "```", "```python", "b = a", "```",
     ])
     assert python_blocks(text) == [(3, "a = 1", True), (9, "raise SystemExit", False), (20, "b = a", True)]
+
+
+def test_declared_requirements(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("# p\n\n<!-- requires: matplotlib, h5py -->\n", encoding="utf-8")
+    assert declared_requirements(page) == {"matplotlib", "h5py"}
+
+
+# -- docstring examples -------------------------------------------------------------------------
+
+PACKAGE = ROOT / "python" / "descramble"
+DOCTEST_MODULES = sorted(
+    "descramble." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts).replace(".__init__", "")
+    for path in PACKAGE.rglob("*.py") if ">>>" in path.read_text(encoding="utf-8"))
+NEEDS = {"descramble.dask": "dask", "descramble.torch": "torch"}
+
+
+def test_docstring_examples_are_found():
+    assert {"descramble.accumulator", "descramble.covariance"} <= set(DOCTEST_MODULES)
+
+
+@pytest.mark.parametrize("name", DOCTEST_MODULES)
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    """The ``>>>`` examples of the docstrings (the API reference shows them) give the output they show."""
+    import doctest
+    import importlib
+    import warnings
+
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name], reason=f"{name}'s examples need {NEEDS[name]}")
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # examples on tiny data may warn (rank); the output is what is checked
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+                                 verbose=False, report=True)
+    assert result.attempted > 0
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed (printed above)"
 
 
 # -- section citations --------------------------------------------------------------------------
