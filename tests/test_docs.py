@@ -124,6 +124,34 @@ def test_declared_requirements(tmp_path):
     assert declared_requirements(page) == {"matplotlib", "h5py"}
 
 
+# -- the API reference ---------------------------------------------------------------------------
+
+
+def test_api_pages_list_every_public_name(tmp_path):
+    """docs/conf.py writes the reference from the modules; every public name of every module gets an entry."""
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import api_pages
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    modules = [module for module, _, _ in api_pages.MODULES]
+    assert set(modules) >= {"descramble", "descramble.smoothness", "descramble.sources", "descramble.io",
+                            "descramble.plot", "descramble.dask", "descramble.torch", "descramble.reference",
+                            "descramble.diagnostics", "descramble.cli"}
+    documented = api_pages.write_pages(tmp_path)
+    assert {"descramble", "Autocorrelation", "cov", "Descrambler", "NonFiniteError"} <= set(documented["descramble"])
+    assert "fourier" in documented["descramble.smoothness"]
+    assert {"collect", "descramble_model"} <= set(documented["descramble.torch"])
+    for module in modules:
+        text = (tmp_path / f"{module}.rst").read_text(encoding="utf-8")
+        entries = set(re.findall(r"^   (\w+)$", text, re.MULTILINE))
+        assert entries == set(documented[module]), module
+        exported = getattr(importlib.import_module(module), "__all__", None)
+        if exported is not None:  # everything a module exports, but its submodules and __version__
+            assert set(exported) - entries <= {"__version__", "io", "plot", "reference", "smoothness", "sources",
+                                               "convergence", "dask", "torch"}, module
+
+
 # -- docstring examples -------------------------------------------------------------------------
 
 PACKAGE = ROOT / "python" / "descramble"
