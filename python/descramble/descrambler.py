@@ -797,7 +797,7 @@ class Stability(NamedTuple):
     Attributes
     ----------
     loss_gap : float
-        |eta_1 - eta_2| / mean(eta_1, eta_2) between the halves' descramblers.
+        ``|eta_1 - eta_2| / mean(eta_1, eta_2)`` between the halves' descramblers.
     angles : ndarray of shape (m,)
         Angle in degrees between the halves' k-th components (within a
         degenerate group of the spectrum: the largest principal angle between

@@ -129,9 +129,11 @@ def finitediff(m: int, order: int = 1) -> np.ndarray:
 
 
 def grid_difference_matrix(shape: Any, order: int = 1, circular: bool = False) -> np.ndarray:
-    """The forward difference on a grid of hidden units (row-major ravel): the 1-D
-    :func:`finite_difference_matrix` of each axis, Kronecker-multiplied with identities
-    (``I (x) ... (x) D_a (x) ... (x) I``), stacked axis by axis."""
+    """The forward difference on a grid of hidden units (row-major ravel).
+
+    The 1-D :func:`finite_difference_matrix` of each axis, Kronecker-multiplied with identities
+    (``I (x) ... (x) D_a (x) ... (x) I``), stacked axis by axis.
+    """
     shape = tuple(int(n) for n in shape)
     blocks = []
     for a, n in enumerate(shape):
