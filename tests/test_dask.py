@@ -18,8 +18,8 @@ import descramble
 from descramble import reference
 from conftest import assert_same_state, state_of
 
-dask = pytest.importorskip("dask", reason="descramble.dask needs dask: pip install 'descramble[dask]'")
-da = pytest.importorskip("dask.array", reason="descramble.dask needs dask.array: pip install 'descramble[dask]'")
+dask = pytest.importorskip("dask", reason="descramble.dask needs dask: pip install 'dask[array,distributed]'")
+da = pytest.importorskip("dask.array", reason="descramble.dask needs dask.array: pip install 'dask[array,distributed]'")
 import descramble.dask as ddask  # noqa: E402
 from dask.delayed import Delayed  # noqa: E402
 
@@ -324,7 +324,7 @@ def test_non_finite_value_in_unknown_chunks_names_the_block():
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip(
-        "distributed", reason="the cluster tests need dask.distributed: pip install 'descramble[dask]'"
+        "distributed", reason="the cluster tests need dask.distributed: pip install 'dask[array,distributed]'"
     )
     with warnings.catch_warnings():
         # the scheduler's HTTP server falls back to a free port when 8787 is taken

@@ -226,7 +226,7 @@ def test_linear_network_bad_arguments():
 @pytest.mark.parametrize("name, args", [("isotropic_svd", ["--samples", "8000"]),
                                         ("linear_network", ["--samples", "5000"])])
 def test_figures(name, args, tmp_path, capsys):
-    pytest.importorskip("matplotlib", reason="figures need matplotlib: pip install 'descramble[plot]'")
+    pytest.importorskip("matplotlib", reason="figures need matplotlib: pip install matplotlib")
     assert load_example(name).main(args + ["--out", str(tmp_path)]) == 0
     path = tmp_path / f"{name}.png"
     assert f"figure: {path}" in capsys.readouterr().out
@@ -351,7 +351,7 @@ def test_regnet_central_difference_quirk(regnet):
 
 def test_regnet_main_quick(capsys, tmp_path):
     pytest.importorskip("torch", reason="examples/authors_regnet.py trains a PyTorch network: pip install torch")
-    pytest.importorskip("matplotlib", reason="figures need matplotlib: pip install 'descramble[plot]'")
+    pytest.importorskip("matplotlib", reason="figures need matplotlib: pip install matplotlib")
     example = load_example("authors_regnet")
     assert example.main(["--quick", "--seed", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -418,7 +418,7 @@ def test_cnn_permutations_are_smoother_and_certified(cnn):
 
 
 def test_cnn_report_and_figure(cnn, capsys, tmp_path):
-    pytest.importorskip("matplotlib", reason="figures need matplotlib: pip install 'descramble[plot]'")
+    pytest.importorskip("matplotlib", reason="figures need matplotlib: pip install matplotlib")
     example = load_example("cnn_permutation")
     example.report(cnn)
     out = capsys.readouterr().out

@@ -10,7 +10,7 @@ exact (MATH.md §7), so the result equals :func:`descramble.accumulate` on the
 whole array in memory up to rounding (tested: 1e-12 relative), whatever the
 chunking and whichever worker ran which block.
 
-Dask is an optional dependency (``pip install 'descramble[dask]'``); it is
+Dask is an optional dependency (``pip install 'dask[array,distributed]'``); it is
 imported by the functions of this module, never by ``import descramble``.
 
 Functions
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover - only for type checkers
 
 __all__ = ["accumulate", "autocorrelation", "covariance"]
 
-_MISSING = "descramble.dask needs dask: pip install 'descramble[dask]'"
+_MISSING = "descramble.dask needs dask: pip install 'dask[array,distributed]'"
 
 
 def _import_dask():

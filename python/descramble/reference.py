@@ -247,7 +247,7 @@ def descramble_iterative(
     try:
         from scipy.optimize import minimize
     except ImportError:  # pragma: no cover - exercised only without SciPy
-        raise ImportError("descramble_iterative needs SciPy: pip install scipy (or descramble[reference])") from None
+        raise ImportError("descramble_iterative needs SciPy: pip install scipy") from None
     from .smoothness import resolve
 
     S = np.asarray(hidden, dtype=np.float64)

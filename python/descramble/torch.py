@@ -6,7 +6,7 @@ stream through the model; the signals themselves are never stored, so memory
 stays bounded by one batch plus the ``m x m`` accumulators, whatever the size
 of the data (MATH.md §1: ``S = (1/N) sum_i y_i y_i^T``).
 
-PyTorch is an optional dependency (``pip install 'descramble[torch]'``; the
+PyTorch is an optional dependency (``pip install torch``; the
 CPU build is enough). It is imported by the functions of this module, never
 by ``import descramble``.
 
@@ -103,7 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover - only for type checkers
 
 __all__ = ["ELEMENTWISE", "PermutedModel", "collect", "descramble_model", "permute_model"]
 
-_MISSING = ("descramble.torch needs PyTorch: pip install 'descramble[torch]' "
+_MISSING = ("descramble.torch needs PyTorch: pip install torch "
             "(CPU-only build: pip install torch --index-url https://download.pytorch.org/whl/cpu)")
 
 #: Names of the ``torch.nn`` activation modules that ``pre_activation=False``

@@ -265,7 +265,7 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
             import scipy  # noqa: F401  (the iterative reference's optimiser)
         except ImportError:
             print("skipping closed form vs iterative: the iterative reference needs SciPy "
-                  "(pip install 'descramble[reference]')", file=sys.stderr, flush=True)
+                  "(pip install scipy)", file=sys.stderr, flush=True)
         else:
             print("running closed form vs iterative ...", file=sys.stderr, flush=True)
             in_process += _descrambler(args.quick)

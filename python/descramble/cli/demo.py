@@ -80,7 +80,7 @@ def run_demo(
     n_train, epochs = as_positive_int(n_train, "n_train"), as_positive_int(epochs, "epochs")
     out = report.prepare(out)
     if figures and not report.have_matplotlib():
-        raise ImportError("the demo's figures need matplotlib: pip install 'descramble[plot]' "
+        raise ImportError("the demo's figures need matplotlib: pip install matplotlib "
                           "(or pass figures=False)")
     timings: Dict[str, float] = {}
     clock = time.perf_counter()

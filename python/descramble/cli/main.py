@@ -165,16 +165,16 @@ def _npz_member(path: Path, key: str) -> Any:
     return z[key]
 
 
-def _optional(module: str, files: str, extra: str) -> Any:
-    """Import the optional dependency ``module`` that reading ``files`` needs, or say which extra installs it."""
+def _optional(module: str, files: str, package: str) -> Any:
+    """Import the optional dependency ``module`` that reading ``files`` needs, or say which package installs it."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"--data: {files} need {module}: pip install 'descramble[{extra}]'") from None
+        raise UserError(f"--data: {files} need {module}: pip install {package}") from None
 
 
 def _hdf5_dataset(path: Path, key: str) -> Any:
-    h5py = _optional("h5py", "HDF5 files", "hdf5")
+    h5py = _optional("h5py", "HDF5 files", "h5py")
     if not key:
         raise UserError(f"--data: name the dataset, as {path}:DATASET")
     try:
@@ -324,7 +324,7 @@ def _check_figures(args: argparse.Namespace) -> None:
     from . import report
 
     if not args.no_figures and not report.have_matplotlib():
-        raise UserError("figures need matplotlib: pip install 'descramble[plot]' (or pass --no-figures)")
+        raise UserError("figures need matplotlib: pip install matplotlib (or pass --no-figures)")
 
 
 def _demo(args: argparse.Namespace) -> int:

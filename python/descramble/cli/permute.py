@@ -102,7 +102,7 @@ def _torch_state(path: str) -> Tuple[Any, Dict[str, Any], Dict[str, Tuple[Any, A
     try:
         import torch
     except ImportError:
-        raise UserError("--weights: rewriting a PyTorch state dict needs torch: pip install 'descramble[torch]'") \
+        raise UserError("--weights: rewriting a PyTorch state dict needs torch: pip install torch") \
             from None
     from ..io.torch_files import _CHECKPOINT_KEYS
 

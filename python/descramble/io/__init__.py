@@ -8,14 +8,14 @@ order (and :func:`load_activation` the activation the file names, if any).
 
 Formats, chosen by the file's suffix (case-insensitive):
 
-=============  ==========================================  =====================
-suffix         read with                                   extra
-=============  ==========================================  =====================
-.npy, .npz     NumPy, ``allow_pickle=False``               (none)
-.pt, .pth      ``torch.load(weights_only=True)``           ``descramble[torch]``
-.mat           SciPy (v4 to v7), h5py (v7.3 / HDF5)        ``descramble[matlab]``
-.onnx          ``onnx.load``, graph initializers           ``descramble[onnx]``
-=============  ==========================================  =====================
+=============  ==========================================  =========================
+suffix         read with                                   needs
+=============  ==========================================  =========================
+.npy, .npz     NumPy, ``allow_pickle=False``               (nothing more)
+.pt, .pth      ``torch.load(weights_only=True)``           ``pip install torch``
+.mat           SciPy (v4 to v7), h5py (v7.3 / HDF5)        ``pip install scipy h5py``
+.onnx          ``onnx.load``, graph initializers           ``pip install onnx``
+=============  ==========================================  =========================
 
 Nothing here unpickles arbitrary Python objects: NumPy object arrays are
 skipped, and PyTorch files go through PyTorch's weights-only unpickler.

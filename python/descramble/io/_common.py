@@ -59,10 +59,9 @@ def invalid(path: str, fmt: str, err: BaseException) -> ValueError:
     return ValueError(f"{path}: not a valid {fmt} file ({what})")
 
 
-def missing(module: str, fmt: str, extra: str) -> ImportError:
-    return ImportError(
-        f"descramble.io needs {module} to read {fmt} files: pip install 'descramble[{extra}]'"
-    )
+def missing(module: str, fmt: str, package: str) -> ImportError:
+    """The ImportError for a missing optional package, naming the pip package that provides it."""
+    return ImportError(f"descramble.io needs {module} to read {fmt} files: pip install {package}")
 
 
 def is_numeric(arr: np.ndarray) -> bool:

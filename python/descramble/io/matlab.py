@@ -35,7 +35,7 @@ def read_mat(path: str) -> Dict[str, np.ndarray]:
         import scipy.sparse
         from scipy.io import matlab
     except ImportError:
-        raise missing("SciPy", "MATLAB .mat", "matlab") from None
+        raise missing("SciPy", "MATLAB .mat", "scipy") from None
     complex_warning = getattr(getattr(np, "exceptions", np), "ComplexWarning")
 
     def read(mat_dtype: bool) -> Dict[str, Any]:
@@ -108,7 +108,7 @@ def read_mat73_(path: str) -> Dict[str, np.ndarray]:
     try:
         import h5py
     except ImportError:
-        raise missing("h5py", "MATLAB v7.3 .mat", "matlab") from None
+        raise missing("h5py", "MATLAB v7.3 .mat", "h5py") from None
     out: Dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as f:
