@@ -58,7 +58,7 @@ What does not, or is not what it seems:
 
 * rows as a whole do not get smoother along the input axis: P only mixes rows,
   so the total input-axis roughness of P W1 equals that of W1 exactly;
-* the descrambled weights are not the SVD laid out along T (MATH.md §3's
+* the descrambled weights are not the SVD laid out along T (docs/math.md §3's
   ``P W = T Sigma V^T`` needs isotropic inputs): the frequency < 3 rows of P W1
   share three or four of their five directions with the top five right singular
   vectors of W1 (angles 75.6, 26.9, 2.8, 0.5, 0.05 deg); with Gaussian inputs
@@ -298,7 +298,7 @@ def run(seed: int = 0, grid: int = 50, realisations: int = 16, epochs: int = 15,
     power_raw, power = hidden_power(H), hidden_power(H @ d.P.T)
     U, sigma, Vt = np.linalg.svd(W, full_matrices=False)
 
-    # Gaussian inputs (the authors' x_randn runs): isotropic C, where MATH.md §3 predicts P W = T Sigma V^T.
+    # Gaussian inputs (the authors' x_randn runs): isotropic C, where docs/math.md §3 predicts P W = T Sigma V^T.
     Z = np.random.default_rng(seed + 1).standard_normal((20_000, WIDTHS[0]))
     d_randn = descramble.descramble(W, data=Z, bias=b)
     # The authors' central-difference operator (their finitediff.m), as a user-supplied D.

@@ -1,10 +1,10 @@
 """Isotropic hidden data: the largest principal components land on the lowest
-Fourier modes, and P W = T Sigma V^T (MATH.md §3).
+Fourier modes, and P W = T Sigma V^T (docs/math.md §3).
 
 A layer W (m x n) with a designed, decaying singular spectrum
 ``W = U Sigma V^T`` sees isotropic Gaussian inputs (E[x x^T] = I). The inputs
 are streamed in chunks through :func:`descramble.accumulate`, and the layer is
-descrambled with Fourier smoothness of order 2. MATH.md §3 predicts:
+descrambled with Fourier smoothness of order 2. docs/math.md §3 predicts:
 
 (a) the descrambled weights are the SVD of W laid out along the smooth basis
     T: ``P W = T Sigma V^T``, up to the freedom of the closed form (a sign per
@@ -12,7 +12,7 @@ descrambled with Fourier smoothness of order 2. MATH.md §3 predicts:
     comparison is made per Fourier frequency, up to an orthogonal matrix on
     that frequency's rows, and by the largest principal angle between row
     spaces, never entrywise alone. With N samples the error shrinks like
-    N^{-1/2} (MATH.md §5);
+    N^{-1/2} (docs/math.md §5);
 (b) the power of the descrambled hidden signals ``P W x`` per Fourier
     frequency (computed here with ``numpy.fft``, independently of T)
     decreases with frequency: the largest principal components sit on the
@@ -165,7 +165,7 @@ def run(seed: int = 0, n_samples: int = 200_000, m: int = 32, n: int = 64, decay
         d = descramble.descramble(W, autocorrelation=acc, smoothness="fourier", order=order)
         groups = frequency_groups(d.basis_values, order)
         target = sigma[:, None] * V.T  # Sigma V^T: row j is laid out on T's column j
-        # T^T (P W) against Sigma V^T, row group by row group (MATH.md §3's freedom).
+        # T^T (P W) against Sigma V^T, row group by row group (docs/math.md §3's freedom).
         err, angles = group_errors(d.basis.T @ d.weights, target, groups)
         errors.append(err)
         losses.append(d.loss)

@@ -1,4 +1,4 @@
-"""Two-layer linear network on a linear signal-recovery task (MATH.md §6):
+"""Two-layer linear network on a linear signal-recovery task (docs/math.md §6):
 descrambled first-layer weights over training show the task's singular modes
 appearing in order of singular value; the whole trajectory from one data pass.
 

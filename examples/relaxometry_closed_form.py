@@ -1,14 +1,14 @@
 """A non-linear network: the closed form against the iterative descrambler, and convergence in N.
 
 On the demo's problem (biexponential relaxometry, a tanh MLP trained with
-NumPy; see ``descramble demo``), two properties of the closed form (MATH.md §3,
+NumPy; see ``descramble demo``), two properties of the closed form (docs/math.md §3,
 §5), not a figure of the paper (the third result of its final version, Sule,
 Spencer & Czaja, ACHA 2025, is about CNNs and permutations):
 
 1. On finite data (N signals), the original descrambler (Amey et al. 2021:
    L-BFGS over the Cayley parametrisation, ``descramble.reference``) and the
-   closed form (Sule, Spencer & Czaja; MATH.md §3) solve the same problem
-   (MATH.md §5). The closed form reaches the bound in milliseconds; the
+   closed form (Sule, Spencer & Czaja; docs/math.md §3) solve the same problem
+   (docs/math.md §5). The closed form reaches the bound in milliseconds; the
    iterative method approaches the same loss from above as its iteration
    budget grows, and never goes below it. On this trained network the
    problem is badly conditioned (hidden variances spanning ten decades, A's
@@ -18,7 +18,7 @@ Spencer & Czaja, ACHA 2025, is about CNNs and permutations):
    hidden autocorrelation) are compared.
 2. As N grows, the descrambler built from N signals converges: its loss on
    all the data approaches the bound, the excess falling about as N^-1
-   (MATH.md §5: S_N -> S at rate N^-1/2, and the excess is quadratic).
+   (docs/math.md §5: S_N -> S at rate N^-1/2, and the excess is quadratic).
 
 Run: ``python examples/relaxometry_closed_form.py [--seed S] [--train N]``
 (needs SciPy for the iterative reference).
@@ -116,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("convergence of the first layer's descrambler (loss on all the data, relative excess over the bound):")
     for N, e in zip(conv["n_samples"], conv["excess"]):
         print(f"  N = {N:>7}: {e:.3e}")
-    print(f"  log-log slope {conv['slope']:.2f} (MATH.md §5 predicts about -1)")
+    print(f"  log-log slope {conv['slope']:.2f} (docs/math.md §5 predicts about -1)")
     return 0
 
 

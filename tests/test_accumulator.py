@@ -149,7 +149,7 @@ def test_covariance_needs_more_weight_than_ddof(rng):
 
 
 def test_large_common_offset_keeps_relative_accuracy(rng):
-    """1e9 + U(0,1) (MATH.md §7): per-chunk centring keeps 1e-9 relative accuracy."""
+    """1e9 + U(0,1) (docs/math.md §7): per-chunk centring keeps 1e-9 relative accuracy."""
     x = 1e9 + rng.uniform(0.0, 1.0, size=(200_000, 4))
     exact = reference.covariance(x - x[0])  # x - x[0] is exact in float64 (Sterbenz)
     acc = descramble.Autocorrelation(4)

@@ -111,7 +111,7 @@ def test_dtypes_are_read_as_float64(rng, dtype):
 
 
 def test_large_common_offset_keeps_relative_accuracy(rng):
-    # The one-pass textbook formula would lose every digit here (MATH.md §7).
+    # The one-pass textbook formula would lose every digit here (docs/math.md §7).
     x = 1e9 + rng.normal(size=(400, 3))
     acc = ddask.accumulate(da.from_array(x, chunks=37), scheduler="sync")
     assert_close(acc.covariance(), reference.covariance(x), tol=1e-7)

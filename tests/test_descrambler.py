@@ -49,7 +49,7 @@ def test_never_worse_than_the_iterative_reference_from_several_starts(rng):
         it = reference.descramble_iterative(S, "fourier", seed=seed, max_iter=3000)
         assert closed.loss <= it["loss"] * (1 + 1e-9), (closed.loss, it["loss"], seed)
         assert_orthogonal_det_one(it["P"])
-    # and the best iterative run gets close to the closed form (same problem, MATH.md §5)
+    # and the best iterative run gets close to the closed form (same problem, docs/math.md §5)
     best = min(reference.descramble_iterative(S, "fourier", seed=s)["loss"] for s in [None, 1, 2])
     assert best <= closed.loss * (1 + 1e-3)
 
@@ -71,7 +71,7 @@ def test_iterative_gradient_matches_finite_differences(rng):
 
 
 def test_isotropic_inputs_give_the_svd_along_the_smooth_basis(rng):
-    """C = c I: P W = T Sigma V^T (MATH.md §3, 'the emergence of the SVD')."""
+    """C = c I: P W = T Sigma V^T (docs/math.md §3, 'the emergence of the SVD')."""
     m, n = 7, 12
     W = rng.normal(size=(m, n))
     d = descramble.descramble(W, autocorrelation=2.5 * np.eye(n), smoothness="fd")
@@ -275,7 +275,7 @@ def test_progress_bars_count_the_streamed_rows(rng, capsys):
 def test_bias_under_a_large_common_offset_keeps_the_centred_part(offset):
     # X = offset + Z with a bias that cancels W offset: the pre-activations are W Z (plus rounding
     # of b). Factoring E[x x^T] = Sigma + mean mean^T rounded Sigma away (overlaps 0.16 at 1e9);
-    # the core factors the covariance and the mean separately (MATH.md §1, §7).
+    # the core factors the covariance and the mean separately (docs/math.md §1, §7).
     rng = np.random.default_rng(0)
     m, n, N = 6, 10, 20_000
     W = rng.standard_normal((m, n))

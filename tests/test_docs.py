@@ -78,7 +78,8 @@ def _importable(name: str) -> bool:
     return True
 
 
-PAGES = sorted(p for p in DOCS.glob("*.md") if python_blocks(p.read_text(encoding="utf-8")))
+# The pages, and README.md (the front page's example runs too).
+PAGES = [p for p in sorted(DOCS.glob("*.md")) + [ROOT / "README.md"] if python_blocks(p.read_text(encoding="utf-8"))]
 
 
 def test_the_pages_have_examples():

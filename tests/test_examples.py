@@ -58,7 +58,7 @@ def max_principal_angle(A: np.ndarray, B: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(cosines.min(), 0.0, 1.0))))
 
 
-# -- examples/isotropic_svd.py (MATH.md §3) --------------------------------------------
+# -- examples/isotropic_svd.py (docs/math.md §3) --------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_isotropic_bad_arguments():
         example.run(n_samples=100)
 
 
-# -- examples/linear_network.py (MATH.md §6) -------------------------------------------
+# -- examples/linear_network.py (docs/math.md §6) -------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +247,7 @@ def test_relaxometry_closed_form_is_never_beaten(relaxometry):
     for name, c in relaxometry["comparison"].items():
         assert c["closed_loss"] == pytest.approx(c["bound"], rel=1e-9), name
         losses = [it["loss"] for it in c["iterative"]]
-        # The iterative method is the same problem (MATH.md §5): never below the closed form ...
+        # The iterative method is the same problem (docs/math.md §5): never below the closed form ...
         assert min(losses) >= c["closed_loss"] * (1 - 1e-9), name
         # ... and it approaches it as its budget grows.
         assert losses[-1] <= losses[0], name
@@ -334,7 +334,7 @@ def test_regnet_descrambled_first_layer(regnet):
 def test_regnet_svd_emerges_for_gaussian_inputs_only(regnet):
     r = regnet
     # Gaussian inputs (the authors' x_randn): the lowest-frequency rows of P W1 span the top right
-    # singular vectors of W1 (MATH.md §3, up to the bias column) ...
+    # singular vectors of W1 (docs/math.md §3, up to the bias column) ...
     assert r["angles_low_randn"].max() < 25.0
     # ... the decays share only one direction with them: the SVD does not emerge from real data.
     assert r["angles_low"].min() < 6.0 and r["angles_low"].max() > 45.0

@@ -1,4 +1,4 @@
-"""Results do not depend on chunking or on merge order (MATH.md §7)."""
+"""Results do not depend on chunking or on merge order (docs/math.md §7)."""
 
 import numpy as np
 from hypothesis import given, settings

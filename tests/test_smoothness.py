@@ -1,4 +1,4 @@
-"""Smoothness operators: matrices, analytic bases against eigh, degeneracies (MATH.md §4)."""
+"""Smoothness operators: matrices, analytic bases against eigh, degeneracies (docs/math.md §4)."""
 
 import numpy as np
 import pytest

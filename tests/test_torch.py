@@ -373,7 +373,7 @@ def test_descramble_model_per_linear_layer(x):
     with pytest.warns(descramble.UnderdeterminedWarning) as caught:
         result = dtorch.descramble_model(model, torch.from_numpy(x), chunk_rows=CHUNK, output=True)
     assert list(result) == ["0", "2", "4"]
-    # Layer "0" maps 16 inputs and a bias to 32 units: rank(S) <= 17 (MATH.md §3).
+    # Layer "0" maps 16 inputs and a bias to 32 units: rank(S) <= 17 (docs/math.md §3).
     assert [(w.message.size, w.message.rank, w.message.n_samples) for w in caught] == [(32, 17, N)]
     assert "layer '0'" in str(caught[0].message) and "n = 16 inputs and a bias" in str(caught[0].message)
     assert [d.n_samples for d in result.values()] == [N, N, N]
@@ -388,7 +388,7 @@ def test_descramble_model_per_linear_layer(x):
         assert abs(d.loss - d.bound) <= 1e-10 * abs(d.bound)  # the closed form reaches the bound
         S = ref[name].T @ ref[name] / N
         assert np.abs(d.hidden - S).max() <= 1e-10 * np.abs(S).max()
-        # The input route (MATH.md §1: S = W~ C~ W~^T with the bias) gives the same descrambler.
+        # The input route (docs/math.md §1: S = W~ C~ W~^T with the bias) gives the same descrambler.
         inputs = {"0": x, "2": ref["1"], "4": ref["3"]}[name]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", descramble.UnderdeterminedWarning)  # layer "0", as above

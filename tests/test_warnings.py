@@ -150,7 +150,7 @@ def test_not_constant(rng):
     W = rng.normal(size=(3, 4))
     one_row = np.ones((1, 4))  # N = 1: too few to call constant (the rank warning says N < m)
     assert caught(UnderdeterminedWarning, descramble.descramble, W, data=one_row, bias=0)
-    # A large common offset with small noise (MATH.md §7) varies: not constant. Without a bias to absorb
+    # A large common offset with small noise (docs/math.md §7) varies: not constant. Without a bias to absorb
     # the offset, S = W (Cov + mean mean^T) W^T resolves only its leading component in float64
     # (mu_2 / mu_1 ~ 1e-24): that is underdetermined, and said so.
     X = 1e9 + rng.normal(size=(200, 4)) * 1e-3

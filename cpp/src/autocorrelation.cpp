@@ -98,7 +98,7 @@ Eigen::MatrixXd Autocorrelation::autocorrelation() const {
   if (!(w > 0.0)) {
     throw std::domain_error("autocorrelation: no samples with positive weight have been accumulated");
   }
-  // E[x x^T] = scatter / W + m m^T, with m the absolute mean (MATH.md §1).
+  // E[x x^T] = scatter / W + m m^T, with m the absolute mean (docs/math.md §1).
   const Eigen::VectorXd m = state_.shift + state_.mean;
   Eigen::MatrixXd result = state_.scatter / w;
   result.noalias() += m * m.transpose();
@@ -135,7 +135,7 @@ void Autocorrelation::update(const ChunkView& chunk, const double* weights) {
     if (state_.weight > 0.0) origin = state_.shift;
   }
   // A fresh accumulator measures everything from the chunk's first row, so
-  // data with a large common offset are centred exactly (MATH.md §7).
+  // data with a large common offset are centred exactly (docs/math.md §7).
   if (origin.size() == 0) origin = read_row(chunk, 0);
   if (!origin.allFinite()) origin.setZero();  // reduce_chunk reports row 0 precisely
   commit(reduce_chunk(chunk, weights, origin, options));  // no lock held while reducing

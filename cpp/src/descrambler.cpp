@@ -32,7 +32,7 @@ void check_smoothness(const Smoothness& s, Index m) {
   }
 }
 
-// P = T U^T with det +1 (MATH.md §3), then the loss and the bound.
+// P = T U^T with det +1 (docs/math.md §3), then the loss and the bound.
 ClosedForm finish(Eigen::MatrixXd S, Eigen::MatrixXd U, Eigen::VectorXd mu, const Smoothness& smoothness,
                   int threads) {
   const Index m = S.rows();
@@ -87,7 +87,7 @@ void check_bias(const Eigen::Ref<const Eigen::VectorXd>& b, Index m) {
   if (!b.allFinite()) throw std::invalid_argument("bias: contains NaN or infinity");
 }
 
-// M = W L with C = L L^T: U and mu from the SVD of M, S = M M^T (MATH.md §3).
+// M = W L with C = L L^T: U and mu from the SVD of M, S = M M^T (docs/math.md §3).
 ClosedForm from_factor(const Eigen::Ref<const Eigen::MatrixXd>& M, const Smoothness& smoothness, int threads) {
   const Index m = M.rows();
   check_smoothness(smoothness, m);
@@ -117,7 +117,7 @@ ClosedForm from_layer(const Eigen::Ref<const Eigen::MatrixXd>& W, const Eigen::R
   return from_factor(M, smoothness, threads);
 }
 
-// M = [W L_c, W mean + b] from the accumulator's centred moments (MATH.md §1, §7): with the
+// M = [W L_c, W mean + b] from the accumulator's centred moments (docs/math.md §1, §7): with the
 // covariance Sigma = L_c L_c^T, the augmented second moment [[Sigma + mean mean^T, mean], [mean^T, 1]]
 // of [x; 1] is L~ L~^T for L~ = [[L_c, mean], [0, 1]], so W~ L~ = [W L_c, W mean + b]. Factoring the
 // covariance itself (not E[x x^T] = Sigma + mean mean^T) keeps the centred part exact under a large

@@ -301,7 +301,7 @@ void add_block_product(Block& b, Index nb, bool mixed, Eigen::MatrixXd& scatter)
 
 // The Chan-Golub-LeVeque correction for a block of weight `block_weight` and
 // mean `block_mean` whose centred scatter is already in part.scatter's lower
-// triangle (MATH.md §7).
+// triangle (docs/math.md §7).
 void merge_block_mean(Moments& part, const Eigen::VectorXd& block_mean, double block_weight, Index nb,
                       Eigen::VectorXd& delta) {
   const double total = part.weight + block_weight;

@@ -1,4 +1,4 @@
-// The closed-form descrambler and its smoothness operators (MATH.md §3, §4),
+// The closed-form descrambler and its smoothness operators (docs/math.md §3, §4),
 // checked against independent constructions: Weideman & Reddy's explicit
 // fourdif formulas, eigen-equations with the analytic spectra, random
 // orthogonal matrices against the bound, and the isotropic SVD identity.
@@ -239,7 +239,7 @@ TEST(closed_form_sign_convention_and_degeneracy_report) {
 }
 
 TEST(isotropic_input_gives_the_svd_along_the_smooth_basis) {
-  // C = c I: P W = T Sigma V^T (MATH.md §3), row k up to sign.
+  // C = c I: P W = T Sigma V^T (docs/math.md §3), row k up to sign.
   for (Index m : {4, 6}) {
     const Index n = 9;
     const Eigen::MatrixXd W = random_matrix(m, n, 31 + unsigned(m));

@@ -86,7 +86,7 @@ TEST(all_zero_weights_count_rows_only) {
 }
 
 TEST(large_offset_keeps_relative_accuracy) {
-  // 1e9 + U(0, 1): the naive E[xx^T] - m m^T loses every digit (MATH.md §7).
+  // 1e9 + U(0, 1): the naive E[xx^T] - m m^T loses every digit (docs/math.md §7).
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> u(0.0, 1.0);
   const Index rows = 20000, cols = 3;

@@ -1,7 +1,7 @@
 // descramble_raw: the closed-form descrambler of a linear layer, from C++
 // only (no Python): streams a raw float32 data file through the core's file
 // reader into an Autocorrelation, reads the layer's weights, and descrambles
-// the layer with Fourier smoothness (MATH.md §3, §4).
+// the layer with Fourier smoothness (docs/math.md §3, §4).
 //
 //   descramble_raw DATA.f32 N_FEATURES WEIGHTS M [--order P]
 //   descramble_raw --demo

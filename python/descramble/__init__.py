@@ -1,7 +1,7 @@
 """descramble: closed-form descrambling of neural-network layers.
 
 The C++ core streams data of any size into autocorrelation and covariance
-matrices (MATH.md §1, §7); this package is its NumPy-first API.
+matrices (docs/math.md §1, §7); this package is its NumPy-first API.
 
 Main entry points
 -----------------
@@ -15,9 +15,9 @@ cov
 eigh, svd
     Spectral kernels (LAPACK in the core) with a deterministic sign convention.
 smoothness
-    Smoothness operators and their eigenbases (MATH.md §4).
+    Smoothness operators and their eigenbases (docs/math.md §4).
 descramble, stability
-    The closed-form descrambler (MATH.md §3) and a split-half diagnostic.
+    The closed-form descrambler (docs/math.md §3) and a split-half diagnostic.
 hidden_autocorrelations
     Every hidden layer's autocorrelation from one pass over the data.
 descramble_network

@@ -71,10 +71,10 @@ class Autocorrelation:
     Samples arrive as chunks of rows; the accumulator keeps, in float64, the
     number of rows, the total weight, the mean and the centred sum of outer
     products (the scatter matrix). From these it gives the uncentred
-    autocorrelation ``E[x x^T]`` and the covariance (MATH.md §1).
+    autocorrelation ``E[x x^T]`` and the covariance (docs/math.md §1).
 
     Every chunk is reduced about its own mean and merged with the
-    Chan-Golub-LeVeque update (MATH.md §7): the result does not depend on how
+    Chan-Golub-LeVeque update (docs/math.md §7): the result does not depend on how
     the data are chunked or in which order accumulators are merged, and data
     with a large common offset (``1e9 + noise``) keep full relative accuracy.
 

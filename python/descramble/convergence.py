@@ -1,4 +1,4 @@
-"""Convergence of the descrambler as the number of samples grows (MATH.md §5)."""
+"""Convergence of the descrambler as the number of samples grows (docs/math.md §5)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def convergence(
     (chunks being split at exactly that row) the descrambler P_N of the
     samples so far is built and kept (m x m; the n x n accumulator is not
     copied). Each P_N is then scored on the whole stream's hidden autocorrelation S: its loss
-    tends to the whole stream's bound at the N^-1/2 rate of S_N (MATH.md §5).
+    tends to the whole stream's bound at the N^-1/2 rate of S_N (docs/math.md §5).
 
     Parameters
     ----------
@@ -199,7 +199,7 @@ def _convergence(
     whole = last if last is not None and n_samples[-1] == acc.count else snapshot()
     smooth, S = whole.smoothness, whole.hidden
     assert smooth is not None and S is not None  # criterion "smooth" always has both
-    loss = [smoothness_loss(P, S, smooth) for P in rotations]  # tr(A P S P^T), MATH.md §2
+    loss = [smoothness_loss(P, S, smooth) for P in rotations]  # tr(A P S P^T), docs/math.md §2
     result = Convergence(np.array(n_samples), np.array(loss), np.array(own_loss), np.array(own_bound),
                          whole.bound, acc, whole)
     return result, found  # the warnings of the whole stream

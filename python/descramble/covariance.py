@@ -52,7 +52,7 @@ def cov(
     as :func:`numpy.cov` for real input: replace ``np.cov`` by
     ``descramble.cov`` and change nothing else. The data are read in place
     (no copy, no centred temporary), accumulated in float64 with per-block
-    centring (MATH.md §7), which is more accurate than NumPy for data with a
+    centring (docs/math.md §7), which is more accurate than NumPy for data with a
     large common offset.
 
     Parameters

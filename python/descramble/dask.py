@@ -6,7 +6,7 @@ combined by a tree of :meth:`~descramble.Autocorrelation.merge` tasks, ``split_e
 at a time, as Dask's own reductions do. Only accumulators travel between
 workers, never data: each pickles to its lower triangle, ``n (n + 1) / 2``
 float64 values plus ``2 n`` for the mean (``n`` features). The Chan merge is
-exact (MATH.md §7), so the result equals :func:`descramble.accumulate` on the
+exact (docs/math.md §7), so the result equals :func:`descramble.accumulate` on the
 whole array in memory up to rounding (tested: 1e-12 relative), whatever the
 chunking and whichever worker ran which block.
 

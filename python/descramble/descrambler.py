@@ -1,4 +1,4 @@
-"""The closed-form descrambler (MATH.md §2, §3, §5) and its diagnostics.
+"""The closed-form descrambler (docs/math.md §2, §3, §5) and its diagnostics.
 
 Every number comes from the C++ core (``descrambler.hpp``): this module checks
 and converts the arguments, and wraps the core's result.
@@ -40,7 +40,7 @@ ZERO_MEAN_RTOL = float(np.sqrt(np.finfo(np.float64).eps))
 
 
 class Degeneracy(NamedTuple):
-    """Indices where the descrambler is not unique (MATH.md §3).
+    """Indices where the descrambler is not unique (docs/math.md §3).
 
     ``kind`` is ``"smoothness"`` (equal eigenvalues of A: the basis T may
     rotate inside the group) or ``"spectrum"`` (equal hidden variances mu:
@@ -66,11 +66,11 @@ class Descrambler:
         ``P @ W``, the descrambled weights, when W was given.
     loss : float
         For ``criterion="smooth"``: eta(P) = tr(A P S P^T), the smoothness
-        loss at P (MATH.md §2); the same for the permutation criteria, at
+        loss at P (docs/math.md §2); the same for the permutation criteria, at
         the permutation found. For ``"diagonal"``: ``-tr(P W)``.
     bound : float
         The lower bound of the loss over all orthogonal P: sum_k lambda_k mu_k
-        for "smooth" and the permutation criteria (MATH.md §3; permutations
+        for "smooth" and the permutation criteria (docs/math.md §3; permutations
         are orthogonal), ``-sum(singular values)`` for "diagonal".
     basis : ndarray of shape (m, m)
         T, the smoothness eigenbasis (columns, smoothest first); for
@@ -408,7 +408,7 @@ def _result(r: Any, W: Optional[np.ndarray], smooth: Optional[Smoothness], crite
     )
 
 
-# -- diagnostics (MATH.md §3: what a result does not determine) -----------------------------
+# -- diagnostics (docs/math.md §3: what a result does not determine) -----------------------------
 
 
 def numerical_rank(spectrum: Any, precision: str = "float64") -> int:
@@ -483,7 +483,7 @@ def _underdetermined(d: Descrambler, precision: str, inputs: Optional[Tuple[int,
     message = f"{where}the hidden autocorrelation S has numerical rank {rank} < m = {m}: {why}. "
     if d.criterion in PERMUTATION_CRITERIA:
         # The loss tr(A P S P^T) sees the units only through S: units whose signals are zero or
-        # linear combinations of the others can trade places at little or no cost (MATH.md §3).
+        # linear combinations of the others can trade places at little or no cost (docs/math.md §3).
         message += (f"The order's loss sees only the leading {rank} component{'s' * (rank != 1)} of the hidden "
                     "signals: units with zero or collinear signals can change places at little or no cost, so "
                     "their positions are weakly determined (the certificate gap still holds)")
@@ -547,7 +547,7 @@ def descramble(
     max_iterations: int = 100,
     time_limit: Optional[float] = None,
 ) -> Descrambler:
-    """The closed-form descrambler of a layer (Sule, Spencer & Czaja; MATH.md §3).
+    """The closed-form descrambler of a layer (Sule, Spencer & Czaja; docs/math.md §3).
 
     With A = T diag(lambda ascending) T^T (the smoothness operator) and
     S = U diag(mu descending) U^T (the hidden autocorrelation), ``P = T U^T``
@@ -567,7 +567,7 @@ def descramble(
         takes), streamed once into an Autocorrelation.
     bias : array_like of shape (m,) or 0, optional
         The layer's bias b, handled exactly through the augmented input
-        [x; 1] (MATH.md §1): the descrambler of the pre-activations W x + b.
+        [x; 1] (docs/math.md §1): the descrambler of the pre-activations W x + b.
         ``bias=0`` (a scalar zero) says the layer has no bias: the
         descrambler of W x, without the :class:`~descramble.MissingBiasWarning`
         that leaving ``bias`` out gives when the input mean is not zero; it
@@ -750,7 +750,7 @@ def _descramble(
                          "instead of an autocorrelation matrix (or bias=0 for a layer without a bias)")
     smooth = resolve(smoothness, m, order)
     # U from the SVD of W~ L with C~ = L L^T, the bias through the augmented
-    # input [x; 1] (MATH.md §1, §3): all in the core.
+    # input [x; 1] (docs/math.md §1, §3): all in the core.
     if acc is None:
         r = _core.descramble_layer(W, C, smooth._core)
     elif b is None:
@@ -769,7 +769,7 @@ def _descramble(
 
 
 def smoothness_loss(P: Any, hidden: Any, smoothness: Smoothness) -> float:
-    """eta(P) = tr(A P S P^T) (MATH.md §2): the loss of the descrambler ``P`` on the hidden autocorrelation ``S``.
+    """eta(P) = tr(A P S P^T) (docs/math.md §2): the loss of the descrambler ``P`` on the hidden autocorrelation ``S``.
 
     Parameters
     ----------
@@ -803,7 +803,7 @@ class Stability(NamedTuple):
         degenerate group of the spectrum: the largest principal angle between
         the groups' subspaces). Small angles mean N is large enough for that
         component; large ones mark ill-determined components (small gaps
-        between successive mu, MATH.md §5).
+        between successive mu, docs/math.md §5).
     first, second : Descrambler
         The descramblers of the two halves.
     """
@@ -816,7 +816,7 @@ class Stability(NamedTuple):
 
 def stability(weights: Any, data: Any, *, bias: Any = None, smoothness: Any = "fourier",
               order: Optional[int] = None, progress: bool = False) -> Stability:
-    """Descramble two halves of the data (even and odd rows) and compare (MATH.md §5).
+    """Descramble two halves of the data (even and odd rows) and compare (docs/math.md §5).
 
     Parameters
     ----------

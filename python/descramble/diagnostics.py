@@ -41,7 +41,7 @@ class DescrambleWarning(UserWarning):
 
 
 class UnderdeterminedWarning(DescrambleWarning):
-    """The hidden autocorrelation has rank < m: P is not determined beyond the rank (MATH.md §3).
+    """The hidden autocorrelation has rank < m: P is not determined beyond the rank (docs/math.md §3).
 
     Attributes
     ----------
@@ -89,7 +89,7 @@ class IgnoredArgumentWarning(DescrambleWarning):
 class MissingBiasWarning(DescrambleWarning):
     """A layer with a bias is descrambled without it: the answer is that of ``W x``, not ``W x + b``.
 
-    The authors' method always includes the bias (MATH.md §1, the augmented
+    The authors' method always includes the bias (docs/math.md §1, the augmented
     input); leaving it out can change P by orders of magnitude on a trained layer.
 
     Attributes

@@ -1,12 +1,12 @@
 """Descrambling every hidden layer of a stack of dense layers, from one pass over the data.
 
 For a network ``h_k = f_k(W_k h_{k-1} + b_k)`` (``h_0 = x``), layer k's
-descrambler ``P_k`` orders its units (MATH.md §2, §3) and the previous
+descrambler ``P_k`` orders its units (docs/math.md §2, §3) and the previous
 layer's reordering ``Q_{k-1}`` acts on its inputs, so that the descrambled
 weights are ``P_k W_k Q_{k-1}^T``:
 
 * ``P_1`` from the input autocorrelation with the bias (the augmented
-  input, MATH.md §1): the descrambler of the pre-activations ``W_1 x + b_1``;
+  input, docs/math.md §1): the descrambler of the pre-activations ``W_1 x + b_1``;
 * ``P_k`` (k >= 2) from the autocorrelation of the pre-activations
   ``W_k h_{k-1} + b_k``;
 * ``Q_{k-1}`` from the autocorrelation of layer k-1's *outputs*

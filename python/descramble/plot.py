@@ -463,7 +463,7 @@ def singular_spectrum(descrambler: Descrambler, *, title: Optional[str] = None) 
     """The hidden data's principal standard deviations sqrt(mu_k), and the smoothness eigenvalues.
 
     The closed form pairs the k-th largest mu with the k-th smallest
-    lambda (MATH.md §3); the loss is sum_k lambda_k mu_k. The right panel's
+    lambda (docs/math.md §3); the loss is sum_k lambda_k mu_k. The right panel's
     lambda axis is logarithmic when every lambda is positive and symlog
     (linear up to the smallest positive lambda) when some are zero; the
     legend sits below the panels, clear of the data.
@@ -513,7 +513,7 @@ def eigenmode_power(descrambler: Descrambler) -> Tuple[np.ndarray, np.ndarray]:
     With T = ``descrambler.basis`` (columns t_k, ascending lambda) and S =
     ``descrambler.hidden``: ``before[k] = t_k^T S t_k`` and ``after[k] =
     t_k^T (P S P^T) t_k``. Both sum to tr(S) (T and P are orthogonal); at
-    the closed form ``after`` is mu in descending order (MATH.md §3): the
+    the closed form ``after`` is mu in descending order (docs/math.md §3): the
     most power in the smoothest modes.
 
     Returns
@@ -553,7 +553,7 @@ def fourier_magnitude(
     operator actually used (:func:`eigenmode_power`), before (S) and after
     (P S P^T) descrambling, modes in ascending lambda (smoothest first; the
     top axis gives lambda): descrambling moves the power into the smoothest
-    modes (MATH.md §2-§4). For the Fourier operator the modes are the cosine
+    modes (docs/math.md §2-§4). For the Fourier operator the modes are the cosine
     and sine of each frequency, drawn one by one (a degenerate pair shares
     its lambda). Without a hidden autocorrelation (``criterion="diagonal"``)
     the right panel is empty.

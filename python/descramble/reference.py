@@ -40,7 +40,7 @@ def scatter(data: Any, weights: Any = None) -> np.ndarray:
 
 
 def autocorrelation(data: Any, weights: Any = None) -> np.ndarray:
-    """Uncentred second moment ``E[x x^T] = sum_i w_i x_i x_i^T / sum_i w_i`` (MATH.md §1)."""
+    """Uncentred second moment ``E[x x^T] = sum_i w_i x_i x_i^T / sum_i w_i`` (docs/math.md §1)."""
     x = _rows(data)
     w = _weights(weights, x.shape[0])
     return (x * w[:, None]).T @ x / w.sum()
@@ -57,7 +57,7 @@ def naive_covariance(data: Any) -> np.ndarray:
     """One-pass textbook formula ``E[x x^T] - mean mean^T`` (biased).
 
     Shown for contrast only: it cancels catastrophically when the data share
-    a large offset (MATH.md §7), which the accumulator is built to avoid.
+    a large offset (docs/math.md §7), which the accumulator is built to avoid.
     """
     x = _rows(data)
     m = x.mean(axis=0)
@@ -77,7 +77,7 @@ def chunked_autocorrelation(chunks: Iterable[Any]) -> np.ndarray:
     return total / rows
 
 
-# -- smoothness operators (MATH.md §4) and the closed form (MATH.md §3) -------------------
+# -- smoothness operators (docs/math.md §4) and the closed form (docs/math.md §3) -------------------
 
 
 def fourdif(m: int, order: int = 2) -> np.ndarray:
@@ -145,7 +145,7 @@ def grid_difference_matrix(shape: Any, order: int = 1, circular: bool = False) -
 
 
 def closed_form(A: Any, S: Any) -> dict:
-    """The closed-form descrambler from ``numpy.linalg.eigh`` (MATH.md §3):
+    """The closed-form descrambler from ``numpy.linalg.eigh`` (docs/math.md §3):
     ``P = T U^T`` with A = T diag(lambda ascending) T^T, S = U diag(mu
     descending) U^T, the last column of U negated when det(P) = -1.
 
@@ -168,11 +168,11 @@ def closed_form(A: Any, S: Any) -> dict:
             "components": U, "spectrum": mu}
 
 
-# -- the descrambler (MATH.md §2): loss, Cayley parametrisation, iterative optimiser ------
+# -- the descrambler (docs/math.md §2): loss, Cayley parametrisation, iterative optimiser ------
 
 
 def eta(P: Any, A: Any, S: Any) -> float:
-    """The smoothness loss ``eta(P) = tr(A P S P^T)`` (MATH.md §2)."""
+    """The smoothness loss ``eta(P) = tr(A P S P^T)`` (docs/math.md §2)."""
     P = np.asarray(P, dtype=np.float64)
     return float(np.trace(np.asarray(A) @ P @ np.asarray(S) @ P.T))
 
@@ -193,7 +193,7 @@ def cayley(q: Any, m: int) -> np.ndarray:
 
 
 def eta_and_gradient(q: Any, A: np.ndarray, S: np.ndarray) -> tuple:
-    """eta(P(q)) and its gradient with respect to q (MATH.md §2):
+    """eta(P(q)) and its gradient with respect to q (docs/math.md §2):
 
     ``G = -2 (I + Q)^{-T} A P S (I + P)^T``, ``d eta / d q = lower triangle of (G - G^T)``.
     """
@@ -216,7 +216,7 @@ def descramble_iterative(
     tol: float = 1e-12,
     seed: int | None = None,
 ) -> dict:
-    """The original numerical descrambler (Amey et al. 2021; MATH.md §2).
+    """The original numerical descrambler (Amey et al. 2021; docs/math.md §2).
 
     Minimises ``eta(P) = tr(A P S P^T)`` over the Cayley parametrisation
     ``P = (I + Q)^{-1} (I - Q)`` with the analytic gradient, by L-BFGS

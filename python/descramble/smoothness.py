@@ -1,4 +1,4 @@
-"""Smoothness operators on the hidden units of a layer and their eigenbases (MATH.md §4).
+"""Smoothness operators on the hidden units of a layer and their eigenbases (docs/math.md §4).
 
 Every smoothness operator acts on the hidden units (neurons) of the layer
 being descrambled, i.e. on the rows of its weight matrix ``W`` (shape
@@ -11,7 +11,7 @@ itself. Passing a Laplacian ``L`` as ``D`` penalises ``L^T L = L^2``, not
 ``L``: to use a Laplacian (or any positive semi-definite matrix) as the
 penalty, pass ``from_gram(L)`` -- or, for hidden units on a grid,
 :func:`grid`. The closed form needs ``A``'s eigenbasis ``T`` with
-eigenvalues ascending (smoothest first); where MATH.md §4 gives it
+eigenvalues ascending (smoothest first); where docs/math.md §4 gives it
 analytically, the C++ core builds it exactly in O(m^2), otherwise it comes
 from the core's ``eigh``. NumPy versions of the matrices, for checking, are
 in :mod:`descramble.reference`.

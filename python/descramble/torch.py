@@ -4,7 +4,7 @@ Forward hooks on the named submodules of a model hand every batch's hidden
 signals to :class:`~descramble.Autocorrelation` accumulators as the data
 stream through the model; the signals themselves are never stored, so memory
 stays bounded by one batch plus the ``m x m`` accumulators, whatever the size
-of the data (MATH.md §1: ``S = (1/N) sum_i y_i y_i^T``).
+of the data (docs/math.md §1: ``S = (1/N) sum_i y_i y_i^T``).
 
 PyTorch is an optional dependency (``pip install torch``; the
 CPU build is enough). It is imported by the functions of this module, never
@@ -17,7 +17,7 @@ collect
     passes over the data.
 descramble_model
     One :class:`~descramble.Descrambler` per hidden ``nn.Linear`` or
-    convolution layer (MATH.md §3).
+    convolution layer (docs/math.md §3).
 permute_model
     An equivalent copy of an ``nn.Sequential`` model whose hidden units
     (``nn.Linear`` units, convolution channels) are in the smoothest order
@@ -499,7 +499,7 @@ def collect(
     Forward hooks hand every batch's signals to one
     :class:`~descramble.Autocorrelation` per layer; the signals are never
     stored. ``S = acc.autocorrelation()`` is the layer's hidden
-    autocorrelation (MATH.md §1), ready for ``descramble(hidden=acc)``.
+    autocorrelation (docs/math.md §1), ready for ``descramble(hidden=acc)``.
 
     Parameters
     ----------
@@ -692,7 +692,7 @@ def descramble_model(
     threads: Optional[int] = None,
     progress: bool = False,
 ) -> Dict[str, Descrambler]:
-    """The descrambler of every hidden ``nn.Linear`` and convolution layer of a model (MATH.md §3).
+    """The descrambler of every hidden ``nn.Linear`` and convolution layer of a model (docs/math.md §3).
 
     One pass over ``data`` (:func:`collect` with ``pre_activation=True``)
     accumulates each layer's pre-activations ``y = W x + b``; each layer's
@@ -700,7 +700,7 @@ def descramble_model(
     autocorrelation of the recorded ``y``: exactly the finite-N hidden
     autocorrelation of the signals the model computes, bias included (equal,
     up to rounding, to the input route ``descramble(W, autocorrelation=C,
-    bias=b)`` of MATH.md §1; tested to 1e-10 relative in float64). It costs
+    bias=b)`` of docs/math.md §1; tested to 1e-10 relative in float64). It costs
     ``m^2`` per sample and layer (``m`` = out_features) rather than ``n^2``
     for the input.
 

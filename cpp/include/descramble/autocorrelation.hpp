@@ -1,5 +1,5 @@
 // A thread-safe streaming accumulator of autocorrelation and covariance
-// matrices (MATH.md §1, §7).
+// matrices (docs/math.md §1, §7).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// The closed-form descrambler (MATH.md §2, §3), usable from C++ without
-// Python; its smoothness operators (MATH.md §4) are in smoothness.hpp.
+// The closed-form descrambler (docs/math.md §2, §3), usable from C++ without
+// Python; its smoothness operators (docs/math.md §4) are in smoothness.hpp.
 //
 // With A = T diag(lambda ascending) T^T (the smoothness operator's Gram
 // matrix) and S = U diag(mu descending) U^T (the hidden autocorrelation),
@@ -9,7 +9,7 @@
 // This is the one implementation: descramble.descramble and
 // descramble.smoothness in the Python package call these functions. Conventions:
 //  * T is the smoothness operator's basis (smoothness.hpp: analytic where
-//    MATH.md §4 gives it, from eigh(A) otherwise);
+//    docs/math.md §4 gives it, from eigh(A) otherwise);
 //  * U comes from eigh(S) (hidden autocorrelation given) or from the SVD of
 //    W L with C = L L^T (layer and input autocorrelation given), with
 //    linalg.hpp's sign convention;
@@ -31,7 +31,7 @@
 
 namespace descramble {
 
-/// Where the descrambler is not unique (MATH.md §3).
+/// Where the descrambler is not unique (docs/math.md §3).
 struct Degeneracy {
   std::string kind;            ///< "smoothness" (equal lambda) or "spectrum" (equal mu)
   std::vector<Index> indices;  ///< positions in basis_values / spectrum
@@ -70,7 +70,7 @@ ClosedForm descramble_closed_form(const Eigen::Ref<const Eigen::MatrixXd>& hidde
 
 /// The descrambler of a linear layer y = W x from its weights W (m x n) and
 /// its input autocorrelation C = E[x x^T] (n x n, symmetric): U and mu from
-/// the SVD of W L with C = L L^T (MATH.md §3; not from eigh(W C W^T), which
+/// the SVD of W L with C = L L^T (docs/math.md §3; not from eigh(W C W^T), which
 /// squares the condition number), S = W C W^T. Behind
 /// descramble.descramble(W, autocorrelation=C, smoothness=...).
 ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights,
@@ -82,7 +82,7 @@ ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights, co
                             const Smoothness& smoothness, int threads = 0);
 
 /// The layer y = W x + b, handled exactly through the augmented input
-/// [x; 1] (MATH.md §1): C~ = [[C, mean], [mean^T, 1]], W~ = [W b].
+/// [x; 1] (docs/math.md §1): C~ = [[C, mean], [mean^T, 1]], W~ = [W b].
 ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights,
                             const Eigen::Ref<const Eigen::VectorXd>& bias, const Autocorrelation& input,
                             const Smoothness& smoothness, int threads = 0);
@@ -97,7 +97,7 @@ ClosedForm descramble_layer(const Eigen::Ref<const Eigen::MatrixXd>& weights,
 /// Throws std::overflow_error when the loss or the bound is not finite.
 ClosedForm descramble_diagonal(const Eigen::Ref<const Eigen::MatrixXd>& weights, int threads = 0);
 
-/// eta(P) = tr(A P S P^T) (MATH.md §2): the smoothness loss of the
+/// eta(P) = tr(A P S P^T) (docs/math.md §2): the smoothness loss of the
 /// descrambler P (m x m) on a hidden autocorrelation S under the operator's
 /// Gram matrix A (both m x m, symmetric).
 double smoothness_loss(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
@@ -111,11 +111,11 @@ Eigen::MatrixXd descramble_columns(const Eigen::Ref<const Eigen::MatrixXd>& P,
                                    const Eigen::Ref<const Eigen::MatrixXd>& W_next);
 
 /// S = W C W^T (symmetrised): the hidden autocorrelation of the linear layer
-/// y = W x whose input has autocorrelation C (MATH.md §1).
+/// y = W x whose input has autocorrelation C (docs/math.md §1).
 Eigen::MatrixXd hidden_autocorrelation(const Eigen::Ref<const Eigen::MatrixXd>& weights,
                                        const Eigen::Ref<const Eigen::MatrixXd>& autocorrelation);
 
-/// S = W~ C~ W~^T for y = W x + b, from the input's Autocorrelation (MATH.md §1).
+/// S = W~ C~ W~^T for y = W x + b, from the input's Autocorrelation (docs/math.md §1).
 Eigen::MatrixXd hidden_autocorrelation(const Eigen::Ref<const Eigen::MatrixXd>& weights,
                                        const Eigen::Ref<const Eigen::VectorXd>& bias, const Autocorrelation& input);
 

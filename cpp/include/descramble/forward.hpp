@@ -1,6 +1,6 @@
 // One pass over the data through a stack of dense layers, accumulating the
 // input's and every layer's pre- and post-activation second moments
-// (MATH.md §1: the hidden autocorrelations of non-linear layers).
+// (docs/math.md §1: the hidden autocorrelations of non-linear layers).
 #pragma once
 
 #include <string>

@@ -1,6 +1,6 @@
 // Spectral kernels: symmetric eigendecomposition and SVD (full, and a
 // randomised truncated SVD for large matrices), LAPACK-backed (dsyevd,
-// dgesdd) when the core has LAPACK, Eigen otherwise (MATH.md §3).
+// dgesdd) when the core has LAPACK, Eigen otherwise (docs/math.md §3).
 //
 // Sign convention (deterministic results): every eigenvector, and every left
 // singular vector, has its largest-magnitude entry positive (the first such

@@ -1,4 +1,4 @@
-// Weighted first and second central moments of a set of samples (MATH.md §1, §7).
+// Weighted first and second central moments of a set of samples (docs/math.md §1, §7).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +19,7 @@ Index check_feature_count(Index n);
 
 /// The sufficient statistics of a weighted sample set, kept about a fixed
 /// origin `shift` so that data with a large common offset keep full relative
-/// accuracy (MATH.md §7):
+/// accuracy (docs/math.md §7):
 ///
 ///   count    number of rows seen (rows of zero weight included),
 ///   weight   W = sum_i w_i,

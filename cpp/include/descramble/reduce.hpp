@@ -1,4 +1,4 @@
-// Reduction of one chunk of samples to its Moments (MATH.md §7).
+// Reduction of one chunk of samples to its Moments (docs/math.md §7).
 #pragma once
 
 #include <Eigen/Core>

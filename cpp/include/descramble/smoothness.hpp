@@ -1,11 +1,11 @@
 // Smoothness operators on the hidden units of a layer and their eigenbases
-// (MATH.md §4), usable from C++ without Python.
+// (docs/math.md §4), usable from C++ without Python.
 //
 // A smoothness operator acts on the hidden units (neurons) of a layer, the
 // rows of its weight matrix W. D is a *difference* operator; its Gram matrix
 // A = D^T D is the penalty tr(A P S P^T) the descrambler minimises, and T is
 // A's eigenbasis with eigenvalues ascending (smoothest first): analytic
-// (exact, O(m^2)) where MATH.md §4 gives it, from eigh(A) otherwise.
+// (exact, O(m^2)) where docs/math.md §4 gives it, from eigh(A) otherwise.
 #pragma once
 
 #include <string>
@@ -42,7 +42,7 @@ enum class DifferenceScheme {
 };
 
 /// Fourier spectral differentiation of `order` on m points over [0, 2 pi)
-/// (Weideman & Reddy's fourdif; MATH.md §4): circulant, eigenvalue k^(2 order)
+/// (Weideman & Reddy's fourdif; docs/math.md §4): circulant, eigenvalue k^(2 order)
 /// for frequency k with the real Fourier modes as T (constant first, then
 /// cos/sin pairs, which are degenerate). Quirk kept from fourdif: for odd
 /// `order` and even m the Nyquist row of D is zero, so the Nyquist mode's
@@ -51,7 +51,7 @@ enum class DifferenceScheme {
 /// Python package) when the largest eigenvalue (m/2)^(2 order) exceeds 1e15.
 Smoothness fourier_smoothness(Index m, int order = 2);
 
-/// Finite differences of `order` along the neuron axis (MATH.md §4).
+/// Finite differences of `order` along the neuron axis (docs/math.md §4).
 ///  * forward, circular = false: the ((m - order) x m) forward difference
 ///    (0 x m when order >= m). For order 1, A is the path-graph Laplacian
 ///    with eigenvalues 4 sin^2(pi k / (2m)) and DCT-II eigenvectors (analytic

@@ -5,12 +5,12 @@
 3. Stream the training signals through the core once: the input, and every
    hidden layer's autocorrelation (:func:`descramble.hidden_autocorrelations`).
 4. Descramble the first layer in closed form from the input autocorrelation
-   (MATH.md §3), and the second (non-linear input) from its hidden
+   (docs/math.md §3), and the second (non-linear input) from its hidden
    autocorrelation, its inputs reordered by the descrambler of the first
    layer's outputs (P2 W2 Q1^T, :func:`descramble.descramble_network`);
    descramble every training checkpoint from the same single input
    accumulator (no second pass over the data).
-5. Measure how the descrambler converges as N grows (MATH.md §5).
+5. Measure how the descrambler converges as N grows (docs/math.md §5).
 6. Write figures, arrays, ``summary.json`` and ``index.html``
    (:mod:`descramble.cli.report`).
 """
