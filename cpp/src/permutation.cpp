@@ -482,6 +482,42 @@ double flip_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Re
   return nb.flip_delta(a);
 }
 
+NeighbourhoodProbe probe_neighbourhood(const Eigen::Ref<const Eigen::MatrixXd>& gram,
+                                       const Eigen::Ref<const Eigen::MatrixXd>& hidden,
+                                       const std::vector<Index>& permutation, const Eigen::VectorXd& signs,
+                                       Index moves, std::uint64_t seed) {
+  const Eigen::MatrixXd A = gram, S = hidden;
+  const Index m = A.rows();
+  check_permutation(permutation, m, "permutation");
+  if (m < 2) throw std::invalid_argument("gram: expected m >= 2");
+  const bool with_signs = signs.size() != 0;
+  Neighbourhood nb(A, S, with_signs, 0.0);
+  nb.reset(permutation, signs);
+  std::mt19937_64 rng(seed);
+  for (Index k = 0; k < moves; ++k) {
+    const auto a = static_cast<Index>(rng() % static_cast<std::uint64_t>(m));
+    if (with_signs && (rng() & 1u)) {
+      nb.flip(a, nb.flip_delta(a));
+      continue;
+    }
+    auto b = static_cast<Index>(rng() % static_cast<std::uint64_t>(m - 1));
+    if (b >= a) ++b;
+    nb.swap(a, b, nb.swap_delta(a, b));
+  }
+  NeighbourhoodProbe probe;
+  probe.permutation = nb.permutation();
+  probe.signs = nb.signs();
+  probe.loss = nb.loss();
+  probe.swap_deltas = Eigen::MatrixXd::Zero(m, m);
+  for (Index a = 0; a < m; ++a)
+    for (Index b = 0; b < m; ++b)
+      if (a != b) probe.swap_deltas(a, b) = nb.swap_delta(a, b);
+  probe.flip_deltas = Eigen::VectorXd::Zero(m);
+  if (with_signs)
+    for (Index a = 0; a < m; ++a) probe.flip_deltas[a] = nb.flip_delta(a);
+  return probe;
+}
+
 // Shortest augmenting paths with row and column potentials (the Hungarian
 // method in its O(n^3) form, as in Jonker & Volgenant's augmentation phase),
 // minimising sum_i cost(i, p_i) with cost = -W.
