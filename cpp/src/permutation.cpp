@@ -727,7 +727,7 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
         std::reverse(base.begin(), base.end());
         base_s.reverseInPlace();
       }
-      for (Index r = reversed ? 0 : 1; r < m; ++r) {
+      for (Index r = reversed ? 0 : 1; r < m && !out_of_time(); ++r) {
         std::vector<Index> p(static_cast<std::size_t>(m));
         Eigen::VectorXd t(m);
         for (Index i = 0; i < m; ++i) {
