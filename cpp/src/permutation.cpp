@@ -1,5 +1,6 @@
-// Permutation descramblers: linear assignment starts and (iterated) local
-// search by pair swaps and sign flips (permutation.hpp, issue 13).
+// Permutation descramblers: linear assignment starts, local search by pair
+// swaps, sign flips and segment reversals, and a robust tabu search
+// (permutation.hpp, issue 13).
 #include "descramble/permutation.hpp"
 
 #include <algorithm>
@@ -33,159 +34,359 @@ void check_permutation(const std::vector<Index>& p, Index m, const char* name) {
   }
 }
 
-// The state of a local search: the permutation p, the signs s (all +1 when
-// unsigned) and B = Pi S Pi^T, B(i, j) = s_i s_j S(p_i, p_j), so that
-// eta = sum_ij A_ij B_ij. A and B are symmetric.
-class Search {
+// The swap (and flip) neighbourhood with O(1) deltas, for best-improvement
+// descents, segment-reversal polishing and the robust tabu search
+// (Taillard 1991). The state: the permutation p, the signs s (all +1 when
+// unsigned), B = Pi S Pi^T (B_ij = s_i s_j S(p_i, p_j), so that
+// eta = sum_ij A_ij B_ij; A and B symmetric), and C = A B with its
+// transpose.
+//
+// Exchanging the entries of positions a != b swaps rows and columns a, b
+// of B. Only the terms of sum_ij A_ij B_ij in row/column a or b change:
+//   k != a, b:  2 A_ak B_ak + 2 A_bk B_bk  ->  2 A_ak B_bk + 2 A_bk B_ak
+//   diagonal:   A_aa B_aa + A_bb B_bb      ->  A_aa B_bb + A_bb B_aa
+//   (a, b):     2 A_ab B_ab, unchanged (B symmetric)
+// so  delta = 2 sum_{k != a,b} (A_ka - A_kb)(B_kb - B_ka) + (A_aa - A_bb)(B_bb - B_aa),
+// where the sum over all k is C_ab + C_ba - C_aa - C_bb (its k = a and
+// k = b terms are subtracted). Flipping s_a negates row and column a of B
+// except B_aa: delta = -4 sum_{k != a} A_ka B_ka = -4 (C_aa - A_aa B_aa).
+// So a full scan of the m (m - 1) / 2 swaps costs O(m^2), and applying a
+// move updates C by a rank-one term and a column exchange (O(m^2)):
+//   swap a, b:  C <- (C + (A_:b - A_:a)(B_a: - B_b:)) with columns a, b exchanged,
+//   flip a:     C <- (C - 2 A_:a B_a:) with column a negated.
+// C is recomputed from scratch (one product) at every reset and refresh to
+// keep rounding from accumulating.
+class Neighbourhood {
  public:
-  Search(const Eigen::MatrixXd& A, const Eigen::MatrixXd& S, bool with_signs)
-      : A_(A), S_(S), with_signs_(with_signs), m_(A.rows()) {
-    // Moves that improve by less than this are rounding: ignoring them keeps
-    // the search from cycling on ties.
-    tol_ = 1e-12 * std::max(A.norm() * S.norm(), std::numeric_limits<double>::min());
-    // A's nonzeros by row, for the segment reversals.
-    rows_.resize(static_cast<std::size_t>(m_));
-    Index nnz = 0;
-    for (Index i = 0; i < m_; ++i)
-      for (Index j = 0; j < m_; ++j)
-        if (A(i, j) != 0.0) {
-          rows_[static_cast<std::size_t>(i)].push_back(j);
-          ++nnz;
-        }
-    // Reversals cost O(segment x nonzeros per row) each, m^2 nnz / 6 a
-    // sweep: on for banded operators (finite differences) and small m.
-    const double sweep = static_cast<double>(m_) * static_cast<double>(m_) * static_cast<double>(nnz) / 6.0;
-    reversals_ = m_ >= 3 && sweep <= 2e6;
-    polish_reversals_ = m_ >= 3 && sweep <= 1e8;
+  Neighbourhood(const Eigen::MatrixXd& A, const Eigen::MatrixXd& S, bool with_signs, double tol)
+      : A_(A), S_(S), with_signs_(with_signs), m_(A.rows()), tol_(tol), dA_(A.diagonal()) {
+    // The bandwidth w of A (A_ij = 0 for |i - j| > w): 1 for first differences, m - 1 when dense.
+    for (Index j = 0; j < m_; ++j)
+      for (Index i = 0; i < m_; ++i)
+        if (A(i, j) != 0.0) w_ = std::max(w_, i > j ? i - j : j - i);
   }
 
-  // Turns the segment reversals on for the polishing descents (after the
-  // starts, and at the end) where they are too dear for every descent.
-  void polishing(bool on) { polishing_ = on; }
-
-  void reset(std::vector<Index> p, Eigen::VectorXd s) {
-    p_ = std::move(p);
-    s_ = s.size() ? std::move(s) : Eigen::VectorXd::Ones(m_);
+  void reset(const std::vector<Index>& p, const Eigen::VectorXd& s) {
+    p_ = p;
+    s_ = s.size() ? s : Eigen::VectorXd::Ones(m_);
     B_.resize(m_, m_);
     for (Index j = 0; j < m_; ++j)
-      for (Index i = 0; i < m_; ++i) B_(i, j) = s_[i] * s_[j] * S_(p_[i], p_[j]);
+      for (Index i = 0; i < m_; ++i) B_(i, j) = s_[i] * s_[j] * S_(p_[static_cast<std::size_t>(i)], p_[static_cast<std::size_t>(j)]);
+    refresh();
   }
 
-  double loss() const { return (A_.array() * B_.array()).sum(); }
+  // C, its transpose and the loss from scratch.
+  void refresh() {
+    C_.noalias() = A_ * B_;
+    Ct_ = C_.transpose();
+    loss_ = (A_.array() * B_.array()).sum();
+    moves_since_refresh_ = 0;
+  }
 
-  // Exchanging the entries of positions a != b swaps rows and columns a, b
-  // of B. Only the terms of sum_ij A_ij B_ij in row/column a or b change:
-  //   k != a, b:  2 A_ak B_ak + 2 A_bk B_bk  ->  2 A_ak B_bk + 2 A_bk B_ak
-  //   diagonal:   A_aa B_aa + A_bb B_bb      ->  A_aa B_bb + A_bb B_aa
-  //   (a, b):     2 A_ab B_ab, unchanged (B symmetric)
-  // so  delta = 2 sum_{k != a,b} (A_ka - A_kb)(B_kb - B_ka) + (A_aa - A_bb)(B_bb - B_aa).
-  // The sum is taken over all k (one vectorised dot product) and its k = a
-  // and k = b terms are subtracted.
   double swap_delta(Index a, Index b) const {
-    const double full = (A_.col(a) - A_.col(b)).dot(B_.col(b) - B_.col(a));
-    const double at_a = (A_(a, a) - A_(a, b)) * (B_(a, b) - B_(a, a));
-    const double at_b = (A_(b, a) - A_(b, b)) * (B_(b, b) - B_(b, a));
-    return 2.0 * (full - at_a - at_b) + (A_(a, a) - A_(b, b)) * (B_(b, b) - B_(a, a));
+    const double Aaa = dA_[a], Abb = dA_[b], Aab = A_(a, b), Baa = B_(a, a), Bbb = B_(b, b), Bab = B_(a, b);
+    return 2.0 * (C_(a, b) + Ct_(a, b) - C_(a, a) - C_(b, b) - (Aaa - Aab) * (Bab - Baa) - (Aab - Abb) * (Bbb - Bab)) +
+           (Aaa - Abb) * (Bbb - Baa);
   }
 
-  void swap(Index a, Index b) {
-    std::swap(p_[a], p_[b]);
-    std::swap(s_[a], s_[b]);
+  double flip_delta(Index a) const { return -4.0 * (C_(a, a) - dA_[a] * B_(a, a)); }
+
+  void swap(Index a, Index b, double delta) {
+    x_ = A_.col(b) - A_.col(a);
+    y_ = B_.col(a) - B_.col(b);  // row a minus row b (B symmetric)
+    C_.noalias() += x_ * y_.transpose();
+    C_.col(a).swap(C_.col(b));
+    Ct_.noalias() += y_ * x_.transpose();
+    Ct_.row(a).swap(Ct_.row(b));
     B_.row(a).swap(B_.row(b));
     B_.col(a).swap(B_.col(b));
+    std::swap(p_[static_cast<std::size_t>(a)], p_[static_cast<std::size_t>(b)]);
+    std::swap(s_[a], s_[b]);
+    moved(delta);
   }
 
-  // Flipping s_a negates row and column a of B except B_aa:
-  //   delta = -4 sum_{k != a} A_ka B_ka.
-  double flip_delta(Index a) const { return -4.0 * (A_.col(a).dot(B_.col(a)) - A_(a, a) * B_(a, a)); }
-
-  void flip(Index a) {
-    s_[a] = -s_[a];
+  void flip(Index a, double delta) {
+    x_ = A_.col(a);
+    y_ = B_.col(a);
+    C_.noalias() -= 2.0 * x_ * y_.transpose();
+    C_.col(a) *= -1.0;
+    Ct_.noalias() -= 2.0 * y_ * x_.transpose();
+    Ct_.row(a) *= -1.0;
     B_.row(a) *= -1.0;
-    B_.col(a) *= -1.0;  // B_aa negated twice: unchanged
+    B_.col(a) *= -1.0;
+    s_[a] = -s_[a];
+    moved(delta);
   }
 
-  // Reversing the segment a..b (a < b; sigma(i) = a + b - i inside it)
-  // permutes rows and columns of B: B'_ij = B_{sigma i, sigma j}. Only
-  // terms with i or j inside change:
-  //   delta = sum_{i in R} [ sum_{j not in R} 2 A_ij (B_{sigma i, j} - B_ij)
-  //                        + sum_{j in R} A_ij (B_{sigma i, sigma j} - B_ij) ],
-  // over A's nonzeros only.
-  double reversal_delta(Index a, Index b) const {
-    double delta = 0.0;
-    for (Index i = a; i <= b; ++i) {
-      const Index si = a + b - i;
-      for (const Index j : rows_[static_cast<std::size_t>(i)]) {
-        // A and B are symmetric: read them down columns i and si (contiguous).
-        if (j < a || j > b) {
-          delta += 2.0 * A_(j, i) * (B_(j, si) - B_(j, i));
-        } else {
-          delta += A_(j, i) * (B_(a + b - j, si) - B_(j, i));
+  // The best move by the rule `allowed(a, b, delta)` (b = -1: flip a), its
+  // delta in `delta`; false when no move is allowed.
+  template <class Allowed>
+  bool best_move(const Allowed& allowed, Index& a_out, Index& b_out, double& delta) const {
+    bool found = false;
+    delta = std::numeric_limits<double>::infinity();
+    dB_ = B_.diagonal();
+    dC_ = C_.diagonal();
+    const double* dA = dA_.data();
+    const double* dB = dB_.data();
+    const double* dC = dC_.data();
+    row_.resize(m_);
+    double* d = row_.data();
+    for (Index b = 1; b < m_; ++b) {
+      const double* Cb = C_.col(b).data();
+      const double* Ctb = Ct_.col(b).data();
+      const double* Ab = A_.col(b).data();
+      const double* Bb = B_.col(b).data();
+      const double Abb = dA[b], Bbb = dB[b], Cbb = dC[b];
+      // the deltas of the swaps (a, b), a < b, first (vectorisable), then their minimum
+      for (Index a = 0; a < b; ++a) {
+        d[a] = 2.0 * (Cb[a] + Ctb[a] - dC[a] - Cbb - (dA[a] - Ab[a]) * (Bb[a] - dB[a]) - (Ab[a] - Abb) * (Bbb - Bb[a])) +
+               (dA[a] - Abb) * (Bbb - dB[a]);
+      }
+      for (Index a = 0; a < b; ++a) {
+        if (d[a] < delta && allowed(a, b, d[a])) {
+          delta = d[a];
+          a_out = a;
+          b_out = b;
+          found = true;
         }
       }
     }
-    return delta;
+    if (with_signs_) {
+      for (Index a = 0; a < m_; ++a) {
+        const double d = flip_delta(a);
+        if (d < delta && allowed(a, Index(-1), d)) {
+          delta = d;
+          a_out = a;
+          b_out = -1;
+          found = true;
+        }
+      }
+    }
+    return found;
   }
 
-  void reverse(Index a, Index b) {
-    for (Index i = a, j = b; i < j; ++i, --j) swap(i, j);
+  // Segment reversals from the centre c = a + b outwards: reversing a..b
+  // is reversing a+1..b-1 and then swapping a and b, so
+  //   rev(a, b) = rev(a+1, b-1) + swap delta of (a, b) after reversing a+1..b-1,
+  // and the latter is the swap formula with, for k inside, B_{a+b-k, .} in
+  // place of B_{k, .}: O(b - a) from C. `visit(a, b, delta)` sees every
+  // segment of length >= 2 (length 2 is a swap) around the centre, and
+  // returns false to stop. A full scan of the centres is O(m^3 / 6).
+  template <class Visit>
+  void reversals_around(Index c, const Visit& visit) const {
+    Index a, b;
+    double acc = 0.0;
+    if (c % 2 == 0) {
+      a = b = c / 2;
+    } else {
+      a = (c - 1) / 2;
+      b = a + 1;
+      if (b >= m_) return;
+      acc = swap_delta(a, b);
+      if (!visit(a, b, acc)) return;
+    }
+    while (a > 0 && b < m_ - 1) {
+      --a;
+      ++b;
+      const double* Aa = A_.col(a).data();
+      const double* Ab = A_.col(b).data();
+      const double* Ba = B_.col(a).data();
+      const double* Bb = B_.col(b).data();
+      // sum over k inside of (A_ka - A_kb)((B_{a+b-k, b} - B_{a+b-k, a}) - (B_kb - B_ka)),
+      // over the k within the bandwidth of a or b only
+      double inner = 0.0;
+      auto add = [&](Index k0, Index k1) {
+        for (Index k = k0; k < k1; ++k) {
+          const Index r = a + b - k;
+          inner += (Aa[k] - Ab[k]) * ((Bb[r] - Ba[r]) - (Bb[k] - Ba[k]));
+        }
+      };
+      if (b - a - 1 <= 2 * w_) {
+        add(a + 1, b);
+      } else {
+        add(a + 1, a + 1 + w_);
+        add(b - w_, b);
+      }
+      acc += swap_delta(a, b) + 2.0 * inner;
+      if (!visit(a, b, acc)) return;
+    }
   }
 
-  // First improvement until no swap (and no flip) improves, or the clock
-  // runs out; returns the number of moves applied.
+  // The change of the loss when a..b (a < b) is reversed.
+  double reversal_delta(Index a, Index b) const {
+    double out = 0.0;
+    reversals_around(a + b, [&](Index i, Index j, double d) {
+      if (i == a && j == b) {
+        out = d;
+        return false;
+      }
+      return true;
+    });
+    return out;
+  }
+
+  // Applies the most improving reversal of a segment of length >= 3 (by
+  // more than tol), and with it, on banded A, every other improving one
+  // (most improving first) that lies more than the bandwidth away from
+  // those taken (their changes add up: no term of the loss couples them).
+  // False when no reversal improves.
+  bool reverse_best() {
+    std::vector<std::pair<double, std::pair<Index, Index>>> improving;
+    for (Index c = 2; c + 2 <= 2 * (m_ - 1); ++c) {
+      double best_here = -tol_;
+      Index a_here = -1, b_here = -1;
+      reversals_around(c, [&](Index a, Index b, double d) {
+        if (b - a >= 2 && d < best_here) {
+          best_here = d;
+          a_here = a;
+          b_here = b;
+        }
+        return true;
+      });
+      if (a_here >= 0) improving.push_back({best_here, {a_here, b_here}});
+    }
+    if (improving.empty()) return false;
+    std::sort(improving.begin(), improving.end());
+    std::vector<std::pair<Index, Index>> taken;
+    for (const auto& [d, seg] : improving) {
+      bool apart = true;
+      for (const auto& t : taken)
+        if (!(seg.second + w_ < t.first || t.second + w_ < seg.first)) apart = false;
+      if (!apart) continue;
+      taken.push_back(seg);
+      if (w_ >= m_ - 1) break;  // dense A: one at a time
+    }
+    for (const auto& [a, b] : taken) {
+      std::reverse(p_.begin() + a, p_.begin() + b + 1);
+      s_.segment(a, b - a + 1).reverseInPlace();
+    }
+    reset(std::vector<Index>(p_), Eigen::VectorXd(s_));
+    return true;
+  }
+
+  // Best improvement until no swap (or flip) improves by more than tol.
   template <class Clock>
   Index descend(const Clock& out_of_time, bool& timed_out) {
     Index moves = 0;
-    bool improved = true;
-    while (improved) {
-      improved = false;
-      for (Index a = 0; a < m_; ++a) {
-        if (out_of_time()) {
-          timed_out = true;
-          return moves;
-        }
-        if (with_signs_ && flip_delta(a) < -tol_) {
-          flip(a);
-          ++moves;
-          improved = true;
-        }
-        for (Index b = a + 1; b < m_; ++b) {
-          if (swap_delta(a, b) < -tol_) {
-            swap(a, b);
-            ++moves;
-            improved = true;
-          }
-        }
-        if (!(reversals_ || (polishing_ && polish_reversals_))) continue;
-        for (Index b = a + 2; b < m_; ++b) {
-          if (reversal_delta(a, b) < -tol_) {
-            reverse(a, b);
-            ++moves;
-            improved = true;
-          }
-        }
+    auto improving = [&](Index, Index, double d) { return d < -tol_; };
+    Index a = 0, b = 0;
+    double delta = 0.0;
+    while (true) {
+      if ((moves & 15) == 0 && out_of_time()) {
+        timed_out = true;
+        break;
+      }
+      if (!best_move(improving, a, b, delta)) break;
+      apply(a, b, delta);
+      ++moves;
+    }
+    return moves;
+  }
+
+  void apply(Index a, Index b, double delta) {
+    if (b < 0) {
+      flip(a, delta);
+    } else {
+      swap(a, b, delta);
+    }
+  }
+
+  double loss() const { return loss_; }
+  const std::vector<Index>& permutation() const { return p_; }
+  const Eigen::VectorXd& signs() const { return s_; }
+  Index size() const { return m_; }
+
+ private:
+  void moved(double delta) {
+    loss_ += delta;
+    if (++moves_since_refresh_ >= std::max<Index>(4 * m_, 64)) refresh();
+  }
+
+  const Eigen::MatrixXd& A_;
+  const Eigen::MatrixXd& S_;
+  bool with_signs_;
+  Index m_;
+  double tol_;
+  Eigen::VectorXd dA_;
+  std::vector<Index> p_;
+  Eigen::VectorXd s_;
+  Eigen::MatrixXd B_, C_, Ct_;
+  Eigen::VectorXd x_, y_;
+  mutable Eigen::VectorXd dB_, dC_, row_;  // scratch of best_move
+  double loss_ = 0.0;
+  Index moves_since_refresh_ = 0;
+  Index w_ = 0;
+};
+
+// Robust tabu search (Taillard 1991) over the swaps (and flips) of a
+// Neighbourhood: each step applies the best move that is not tabu (a swap
+// is tabu when it would put both units back at positions they left within
+// the last `tenure` steps; a flip when its unit flipped within the last
+// tenure steps), or that reaches a new best (aspiration). The tenure
+// is drawn uniformly from [0.9 m, 1.1 m] every 2 m steps from the search's
+// generator. The memory lives across walks until clear().
+class TabuSearch {
+ public:
+  TabuSearch(Neighbourhood& nb, double tol) : nb_(nb), m_(nb.size()), tol_(tol) { clear(); }
+
+  void clear() {
+    left_.assign(static_cast<std::size_t>(m_ * m_), std::numeric_limits<Index>::min() / 2);
+    flipped_.assign(static_cast<std::size_t>(m_), std::numeric_limits<Index>::min() / 2);
+  }
+
+  // `steps` moves from the neighbourhood's state; a better answer than
+  // `best` (loss below best - tol) is copied into best_p / best_s.
+  template <class Clock>
+  Index walk(Index steps, std::mt19937_64& rng, const Clock& out_of_time, bool& timed_out, double& best,
+             std::vector<Index>& best_p, Eigen::VectorXd& best_s) {
+    Index moves = 0;
+    const auto lo = static_cast<Index>(std::floor(0.9 * static_cast<double>(m_)));
+    const auto hi = std::max(lo, static_cast<Index>(std::ceil(1.1 * static_cast<double>(m_))));
+    for (Index t = 0; t < steps; ++t, ++clock_) {
+      if ((t & 15) == 0 && out_of_time()) {
+        timed_out = true;
+        break;
+      }
+      if (clock_ % (2 * m_) == 0 || tenure_ == 0) {
+        tenure_ = lo + static_cast<Index>(rng() % static_cast<std::uint64_t>(hi - lo + 1));
+      }
+      const double current = nb_.loss();
+      const auto& p = nb_.permutation();
+      auto allowed = [&](Index a, Index b, double d) {
+        if (current + d < best - tol_) return true;  // aspiration
+        if (b < 0) return flipped_[static_cast<std::size_t>(p[static_cast<std::size_t>(a)])] < clock_ - tenure_;
+        const Index ua = p[static_cast<std::size_t>(a)], ub = p[static_cast<std::size_t>(b)];
+        return !(left_[static_cast<std::size_t>(ua * m_ + b)] >= clock_ - tenure_ &&
+                 left_[static_cast<std::size_t>(ub * m_ + a)] >= clock_ - tenure_);
+      };
+      Index a = 0, b = 0;
+      double delta = 0.0;
+      if (!nb_.best_move(allowed, a, b, delta)) continue;
+      if (b < 0) {
+        flipped_[static_cast<std::size_t>(p[static_cast<std::size_t>(a)])] = clock_;
+      } else {
+        left_[static_cast<std::size_t>(p[static_cast<std::size_t>(a)] * m_ + a)] = clock_;
+        left_[static_cast<std::size_t>(p[static_cast<std::size_t>(b)] * m_ + b)] = clock_;
+      }
+      nb_.apply(a, b, delta);
+      ++moves;
+      if (nb_.loss() < best - tol_) {
+        best = nb_.loss();
+        best_p = nb_.permutation();
+        best_s = nb_.signs();
       }
     }
     return moves;
   }
 
-  const std::vector<Index>& permutation() const { return p_; }
-  const Eigen::VectorXd& signs() const { return s_; }
-  double tol() const { return tol_; }
-
  private:
-  const Eigen::MatrixXd& A_;
-  const Eigen::MatrixXd& S_;
-  bool with_signs_;
+  Neighbourhood& nb_;
   Index m_;
-  double tol_ = 0.0;
-  std::vector<std::vector<Index>> rows_;
-  bool reversals_ = false;
-  bool polish_reversals_ = false;
-  bool polishing_ = false;
-  std::vector<Index> p_;
-  Eigen::VectorXd s_;
-  Eigen::MatrixXd B_;
+  double tol_;
+  Index clock_ = 0;
+  Index tenure_ = 0;
+  std::vector<Index> left_;     // left_[unit * m + position]: the step the unit last left that position
+  std::vector<Index> flipped_;  // flipped_[unit]: the step of its last flip
 };
 
 // The Frank-Wolfe method on the doubly stochastic matrices (FAQ, Vogelstein
@@ -254,31 +455,67 @@ double permutation_loss(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eig
 double swap_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
                   const std::vector<Index>& permutation, const Eigen::VectorXd& signs, Index a, Index b) {
   const Eigen::MatrixXd A = gram, S = hidden;
-  Search search(A, S, true);
   check_permutation(permutation, A.rows(), "permutation");
   if (a < 0 || b < 0 || a >= A.rows() || b >= A.rows() || a == b) throw std::invalid_argument("a, b: expected two distinct positions");
-  search.reset(permutation, signs);
-  return search.swap_delta(a, b);
+  Neighbourhood nb(A, S, true, 0.0);
+  nb.reset(permutation, signs);
+  return nb.swap_delta(a, b);
 }
 
 double reversal_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
                       const std::vector<Index>& permutation, const Eigen::VectorXd& signs, Index a, Index b) {
   const Eigen::MatrixXd A = gram, S = hidden;
-  Search search(A, S, true);
   check_permutation(permutation, A.rows(), "permutation");
   if (a < 0 || b >= A.rows() || a >= b) throw std::invalid_argument("a, b: expected positions a < b");
-  search.reset(permutation, signs);
-  return search.reversal_delta(a, b);
+  Neighbourhood nb(A, S, true, 0.0);
+  nb.reset(permutation, signs);
+  return nb.reversal_delta(a, b);
 }
 
 double flip_delta(const Eigen::Ref<const Eigen::MatrixXd>& gram, const Eigen::Ref<const Eigen::MatrixXd>& hidden,
                   const std::vector<Index>& permutation, const Eigen::VectorXd& signs, Index a) {
   const Eigen::MatrixXd A = gram, S = hidden;
-  Search search(A, S, true);
   check_permutation(permutation, A.rows(), "permutation");
   if (a < 0 || a >= A.rows()) throw std::invalid_argument("a: expected a position");
-  search.reset(permutation, signs);
-  return search.flip_delta(a);
+  Neighbourhood nb(A, S, true, 0.0);
+  nb.reset(permutation, signs);
+  return nb.flip_delta(a);
+}
+
+NeighbourhoodProbe probe_neighbourhood(const Eigen::Ref<const Eigen::MatrixXd>& gram,
+                                       const Eigen::Ref<const Eigen::MatrixXd>& hidden,
+                                       const std::vector<Index>& permutation, const Eigen::VectorXd& signs,
+                                       Index moves, std::uint64_t seed) {
+  const Eigen::MatrixXd A = gram, S = hidden;
+  const Index m = A.rows();
+  check_permutation(permutation, m, "permutation");
+  if (m < 2) throw std::invalid_argument("gram: expected m >= 2");
+  const bool with_signs = signs.size() != 0;
+  Neighbourhood nb(A, S, with_signs, 0.0);
+  nb.reset(permutation, signs);
+  std::mt19937_64 rng(seed);
+  for (Index k = 0; k < moves; ++k) {
+    const auto a = static_cast<Index>(rng() % static_cast<std::uint64_t>(m));
+    if (with_signs && (rng() & 1u)) {
+      nb.flip(a, nb.flip_delta(a));
+      continue;
+    }
+    auto b = static_cast<Index>(rng() % static_cast<std::uint64_t>(m - 1));
+    if (b >= a) ++b;
+    nb.swap(a, b, nb.swap_delta(a, b));
+  }
+  NeighbourhoodProbe probe;
+  probe.permutation = nb.permutation();
+  probe.signs = nb.signs();
+  probe.loss = nb.loss();
+  probe.swap_deltas = Eigen::MatrixXd::Zero(m, m);
+  for (Index a = 0; a < m; ++a)
+    for (Index b = 0; b < m; ++b)
+      if (a != b) probe.swap_deltas(a, b) = nb.swap_delta(a, b);
+  probe.flip_deltas = Eigen::VectorXd::Zero(m);
+  if (with_signs)
+    for (Index a = 0; a < m; ++a) probe.flip_deltas[a] = nb.flip_delta(a);
+  return probe;
 }
 
 // Shortest augmenting paths with row and column potentials (the Hungarian
@@ -366,22 +603,31 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
 
   const Eigen::MatrixXd A = 0.5 * (gram + gram.transpose());
   const Eigen::MatrixXd& S = start.hidden;
-  Search search(A, S, options.with_signs);
+  // Moves that improve by less than tol are rounding: ignoring them keeps
+  // the search from cycling on ties.
+  const double tol = 1e-12 * std::max(A.norm() * S.norm(), std::numeric_limits<double>::min());
   PermutationResult result;
   result.bound = start.bound;
   double best = std::numeric_limits<double>::infinity();
   std::vector<Index> best_p;
   Eigen::VectorXd best_s;
 
-  auto run_from = [&](std::vector<Index> p, Eigen::VectorXd s) {
-    search.reset(std::move(p), std::move(s));
-    result.moves += search.descend(out_of_time, result.timed_out);
-    const double loss = search.loss();  // from scratch: no drift from the incremental updates
-    if (loss < best - search.tol()) {
+  Neighbourhood nb(A, S, options.with_signs, tol);
+  // Keeps (p, s) when its loss, recomputed from scratch (no drift from the
+  // incremental updates), beats the best.
+  auto consider = [&](const std::vector<Index>& p, const Eigen::VectorXd& s) {
+    const double loss = permutation_loss(A, S, p, s);
+    if (loss < best - tol) {
       best = loss;
-      best_p = search.permutation();
-      best_s = search.signs();
+      best_p = p;
+      best_s = s;
     }
+  };
+  // Best-improvement descent by swaps (and flips) from (p, s).
+  auto run_from = [&](const std::vector<Index>& p, const Eigen::VectorXd& s) {
+    nb.reset(p, s);
+    result.moves += nb.descend(out_of_time, result.timed_out);
+    consider(nb.permutation(), nb.signs());
   };
   // Signs of an assignment: those of P* on the chosen entries (+1 where 0).
   auto signs_of = [&](const std::vector<Index>& p) {
@@ -397,13 +643,15 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
   const std::vector<Index> magnitudes = linear_assignment(start.P.array().abs().matrix());
   if (magnitudes != squares) run_from(magnitudes, signs_of(magnitudes));
   // Frank-Wolfe (FAQ) from the squares of P* (doubly stochastic: P* is
-  // orthogonal) and from the barycentre J / m, projected.
+  // orthogonal) and from the barycentre J / m, projected. Each iteration
+  // solves a linear assignment (O(m^3), slow on structured gradients): 30
+  // iterations, up to m = 128 only.
   const int fw_iterations = 30;
-  if (m >= 2 && !out_of_time()) {
+  if (m >= 2 && m <= 128 && !out_of_time()) {
     const std::vector<Index> fw = frank_wolfe(A, S, start.P.array().square().matrix(), fw_iterations);
     run_from(fw, signs_of(fw));
   }
-  if (m >= 2 && !out_of_time()) {
+  if (m >= 2 && m <= 128 && !out_of_time()) {
     const std::vector<Index> fw =
         frank_wolfe(A, S, Eigen::MatrixXd::Constant(m, m, 1.0 / static_cast<double>(m)), fw_iterations);
     run_from(fw, signs_of(fw));
@@ -421,7 +669,7 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
   // sum_{l <= k} d_l T_l U_l^T has the lower loss; then project the whole
   // T D U^T and descend.
   if (have_factors && m >= 2 && !out_of_time()) {
-    const Index K = std::min<Index>(m, 24);
+    const Index K = std::min<Index>(m, m <= 128 ? 24 : 4);
     Eigen::MatrixXd partial = Eigen::MatrixXd::Zero(m, m);
     Eigen::VectorXd d = Eigen::VectorXd::Ones(m);
     for (Index k = 0; k < K && !out_of_time(); ++k) {
@@ -479,7 +727,7 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
         std::reverse(base.begin(), base.end());
         base_s.reverseInPlace();
       }
-      for (Index r = reversed ? 0 : 1; r < m; ++r) {
+      for (Index r = reversed ? 0 : 1; r < m && !out_of_time(); ++r) {
         std::vector<Index> p(static_cast<std::size_t>(m));
         Eigen::VectorXd t(m);
         for (Index i = 0; i < m; ++i) {
@@ -487,7 +735,7 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
           t[i] = base_s[(i + r) % m];
         }
         const double loss = permutation_loss(A, S, p, t);
-        if (loss < scan_best - search.tol()) {
+        if (loss < scan_best - tol) {
           scan_best = loss;
           scan_p = std::move(p);
           scan_s = t;
@@ -496,11 +744,22 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
     }
     if (!scan_p.empty()) run_from(std::move(scan_p), std::move(scan_s));
   };
-  // Polish: descend from the best with segment reversals on (dense A).
-  auto polish = [&] {
-    search.polishing(true);
-    run_from(best_p, best_s);
-    search.polishing(false);
+  // Polish: from the best, alternate best-improvement descents by swaps
+  // (and flips) and the most improving segment reversal (O(m^3 / 6) a scan,
+  // Neighbourhood::best_reversal) until neither improves, then scan the
+  // rotations. The polishes within the tabu search (`full` false) stop
+  // after `m / 8 + 4` reversals on large m (m > 128).
+  auto polish = [&](bool full) {
+    if (m >= 3 && !out_of_time()) {
+      nb.reset(best_p, best_s);
+      const Index cap = full || m <= 128 ? std::numeric_limits<Index>::max() : m / 8 + 4;
+      for (Index reversals = 0; !out_of_time(); ++reversals) {
+        result.moves += nb.descend(out_of_time, result.timed_out);
+        if (reversals >= cap || out_of_time() || !nb.reverse_best()) break;
+        ++result.moves;
+      }
+      consider(nb.permutation(), nb.signs());
+    }
     rotation_scan();
   };
   rotation_scan();
@@ -513,23 +772,27 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
     run_from(options.initial, s);
   }
 
-  polish();
+  polish(true);
 
-  // 3. Iterated local search: perturb the best by a few random swaps (and
-  // flips), descend, keep the better.
+  // 3. Robust tabu search from the best: max_iterations rounds of
+  // max(8, 8192 / m) steps each (O(m^2) a step: a round costs O(m)). The best is polished after improving rounds (at
+  // most every 10 rounds: the rotation scan costs O(m^3)), and the walk
+  // continues from it; after 10 rounds without improvement the walk
+  // restarts from a random perturbation of the best (a segment reversal, or
+  // a few swaps and flips) with a fresh tabu memory.
   std::mt19937_64 rng(options.seed);
-  if (m >= 2) {
-    for (Index it = 0; it < options.max_iterations && !out_of_time(); ++it) {
-      std::vector<Index> p = best_p;
-      Eigen::VectorXd s = best_s;
-      const Index strength = 2 + static_cast<Index>(rng() % static_cast<std::uint64_t>(std::max<Index>(1, std::min<Index>(m / 4, 8))));
-      if (rng() & 1u) {  // reverse a random segment (what swaps cannot undo in an ordering)
-        const auto a = static_cast<Index>(rng() % static_cast<std::uint64_t>(m));
-        const auto b = static_cast<Index>(rng() % static_cast<std::uint64_t>(m));
-        std::reverse(p.begin() + std::min(a, b), p.begin() + std::max(a, b) + 1);
-        Eigen::VectorXd t = s;
-        for (Index i = std::min(a, b), j = std::max(a, b); i <= std::max(a, b); ++i, --j) s[i] = t[j];
-      } else for (Index k = 0; k < strength; ++k) {
+  auto perturbed = [&](std::vector<Index>& p, Eigen::VectorXd& s) {
+    p = best_p;
+    s = best_s;
+    const Index strength = 2 + static_cast<Index>(rng() % static_cast<std::uint64_t>(std::max<Index>(1, std::min<Index>(m / 4, 8))));
+    if (rng() & 1u) {  // reverse a random segment (what swaps cannot undo in an ordering)
+      const auto a = static_cast<Index>(rng() % static_cast<std::uint64_t>(m));
+      const auto b = static_cast<Index>(rng() % static_cast<std::uint64_t>(m));
+      std::reverse(p.begin() + std::min(a, b), p.begin() + std::max(a, b) + 1);
+      const Eigen::VectorXd t = s;
+      for (Index i = std::min(a, b), j = std::max(a, b); i <= std::max(a, b); ++i, --j) s[i] = t[j];
+    } else {
+      for (Index k = 0; k < strength; ++k) {
         const auto a = static_cast<Index>(rng() % static_cast<std::uint64_t>(m));
         auto b = static_cast<Index>(rng() % static_cast<std::uint64_t>(m - 1));
         if (b >= a) ++b;
@@ -537,15 +800,41 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
         std::swap(s[a], s[b]);
         if (options.with_signs && (rng() & 1u)) s[a] = -s[a];
       }
-      const double before = best;
-      run_from(std::move(p), std::move(s));
-      if (best < before) rotation_scan();
-      ++result.iterations;
     }
+  };
+  if (m >= 2 && options.max_iterations > 0 && !out_of_time()) {
+    TabuSearch tabu(nb, tol);
+    nb.reset(best_p, best_s);
+    const Index steps = std::max<Index>(8, 8192 / m);
+    Index stalled = 0, last_polish = 0;
+    bool improved = false;
+    for (Index it = 0; it < options.max_iterations && !out_of_time(); ++it) {
+      const double before = best;
+      double walked = best;
+      result.moves += tabu.walk(steps, rng, out_of_time, result.timed_out, walked, best_p, best_s);
+      ++result.iterations;
+      if (walked < before) {
+        best = permutation_loss(A, S, best_p, best_s);  // from scratch
+        stalled = 0;
+        improved = true;
+        if (it + 1 - last_polish >= 10) {
+          polish(false);
+          last_polish = it + 1;
+          nb.reset(best_p, best_s);
+        }
+      } else if (++stalled >= 10) {
+        stalled = 0;
+        std::vector<Index> p;
+        Eigen::VectorXd s;
+        perturbed(p, s);
+        nb.reset(p, s);
+        tabu.clear();
+      }
+    }
+    if (improved && !out_of_time()) polish(true);  // the full polish of the walks' best
   }
-
-  if (!out_of_time()) polish();
   result.permutation = best_p;
+
   if (options.with_signs) result.signs = best_s;
   result.loss = permutation_loss(A, S, result.permutation, result.signs);
   result.gap = certificate_gap(result.loss, result.bound);
