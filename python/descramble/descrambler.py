@@ -353,6 +353,10 @@ PERMUTATION_CRITERIA = ("permutation", "signed-permutation")
 _CRITERIA = ("smooth", "diagonal") + PERMUTATION_CRITERIA
 
 
+#: Time limits beyond this many seconds (about 31 years) are no limit.
+_NO_TIME_LIMIT = 1e9
+
+
 class _Search(NamedTuple):
     """The permutation search's arguments (checked)."""
 
@@ -378,6 +382,8 @@ def _search_options(criterion: str, seed: Any, max_iterations: Any, time_limit: 
         limit = float(time_limit)
         if not (np.isfinite(limit) and limit > 0):
             raise ValueError(f"time_limit: expected a positive number of seconds or None, got {time_limit!r}")
+        if limit > _NO_TIME_LIMIT:
+            limit = 0.0  # none: the core's steady-clock deadline (int64 nanoseconds) would overflow past ~292 years
     if criterion not in PERMUTATION_CRITERIA:
         return None
     return _Search(criterion == "signed-permutation", int(seed), int(max_iterations), limit)
