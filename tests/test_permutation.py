@@ -201,3 +201,13 @@ def test_a_huge_time_limit_is_no_limit(time_limit):
     limited = descramble.descramble(W, data=X, criterion="permutation", time_limit=time_limit)
     assert limited.loss == unlimited.loss
     np.testing.assert_array_equal(limited.permutation, unlimited.permutation)
+
+
+@pytest.mark.parametrize("scale", [1e302, 1e303])
+def test_losses_that_overflow_in_the_search_are_a_value_error(scale):
+    # The closed form's loss is finite but every permutation's overflows: the core's search kept no best (segfault).
+    rng = np.random.default_rng(0)
+    W, X = rng.standard_normal((16, 16)), rng.standard_normal((200, 16))
+    S = W @ (X.T @ X / 200) @ W.T
+    with pytest.raises(ValueError, match="overflow"):
+        descramble.descramble(hidden=S * scale, criterion="permutation", max_iterations=2)

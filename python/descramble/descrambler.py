@@ -398,6 +398,12 @@ def _result(r: Any, W: Optional[np.ndarray], smooth: Optional[Smoothness], crite
     permutation = signs = gap = None
     if search is not None:
         assert smooth is not None
+        # Every loss and move delta of the search is a few times sum|A| max|S| at most; when that overflows,
+        # no permutation's loss is finite and the core's search has no best to keep (it crashed).
+        scale = float(np.abs(smooth.gram).sum()) * float(np.abs(np.asarray(r.hidden)).max(initial=0.0))
+        if not scale * 64.0 < np.finfo(np.float64).max:
+            raise ValueError(f"the permutation search's losses overflow float64 (sum|A| max|S| = {scale:.3g}): "
+                             "rescale the data or the weights")
         found = _core.permutation_search(r, smooth._core, search.with_signs, search.seed, search.max_iterations,
                                          search.time_limit)
         P = np.array(found.matrix())
