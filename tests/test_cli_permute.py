@@ -244,3 +244,30 @@ def test_user_errors_are_one_line_and_status_2(net, tmp_path, capsys):
         assert err.startswith(f"descramble {argv[0]}: error: "), err
     assert not (tmp_path / "e").exists()  # every check before anything is written
     assert (taken / "relu.npz").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_permute_rewrites_the_entries_the_layers_were_read_from(tmp_path, capsys, with_bias):
+    # An unrelated 2-D entry named like a layer ("fc1" beside "fc1.weight"): it was taken for the layer's weights
+    # (a StopIteration traceback looking for its bias, or, without biases, a rewrite of the wrong entry).
+    rng = np.random.default_rng(3)
+    entries = {"fc1": rng.normal(size=(8, 5)), "fc1.weight": rng.normal(size=(8, 5)), "fc1.bias": rng.normal(size=8),
+               "fc2.weight": rng.normal(size=(3, 8)), "fc2.bias": rng.normal(size=3)}
+    if not with_bias:
+        del entries["fc1.bias"], entries["fc2.bias"]
+    np.savez(tmp_path / "net.npz", **entries)
+    X = rng.normal(size=(200, 5))
+    np.save(tmp_path / "X.npy", X)
+    code, _, err = run_cli(capsys, "permute", "--weights", tmp_path / "net.npz", "--data", tmp_path / "X.npy",
+                           "--out", tmp_path / "r", "--activation", "tanh", "--no-figures", "--max-iterations", "2")
+    assert code == 0, err
+    with np.load(tmp_path / "r" / "net.npz") as z:
+        written = {k: z[k] for k in z.files}
+    np.testing.assert_array_equal(written["fc1"], entries["fc1"])  # not a layer: copied as it is
+    b1, b2 = (entries["fc1.bias"], entries["fc2.bias"]) if with_bias else (None, None)
+    b1w, b2w = (written["fc1.bias"], written["fc2.bias"]) if with_bias else (None, None)
+    before = forward([(entries["fc1.weight"], b1, "tanh"), (entries["fc2.weight"], b2, "identity")], X)
+    after = forward([(written["fc1.weight"], b1w, "tanh"), (written["fc2.weight"], b2w, "identity")], X)
+    np.testing.assert_allclose(after, before, atol=1e-12)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["rewritten"]["max_abs_output_difference"] < 1e-12

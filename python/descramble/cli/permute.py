@@ -46,10 +46,15 @@ def _layer_keys(path: str, layers: Layers) -> List[Tuple[str, Optional[str]]]:
     arrays = load_weights(path)
     keys: List[Tuple[str, Optional[str]]] = []
     for name, _, b in layers:
-        if name in arrays and arrays[name].ndim == 2:
-            weight = name  # W1, net.W2: the entry's own name
-        else:
-            weight = next(k for k in arrays if _conventional_weight(k) and _layer_name(k) == name)
+        # As load_network names them: fc1.weight -> fc1 (preferred: an unrelated 2-D entry may be named fc1 too),
+        # else W1, net.W2: the entry's own name.
+        conventional = [k for k in arrays if _conventional_weight(k) and _layer_name(k) == name]
+        if conventional:
+            weight = conventional[0]
+        elif name in arrays and arrays[name].ndim == 2:
+            weight = name
+        else:  # pragma: no cover - load_network names layers after these entries only
+            raise UserError(f"--weights: {path}: cannot find the entry of layer {name!r} to rewrite")
         bias = None if b is None else next(k for k in _partners(weight) if k in arrays and k != weight)
         keys.append((weight, bias))
     return keys
