@@ -271,3 +271,43 @@ def test_permute_rewrites_the_entries_the_layers_were_read_from(tmp_path, capsys
     np.testing.assert_allclose(after, before, atol=1e-12)
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["rewritten"]["max_abs_output_difference"] < 1e-12
+
+
+def test_permute_refuses_sign_flips_of_unsigned_entries(tmp_path, capsys):
+    # uint8 weights: -x wrapped around and the written network silently differed (exit status 0).
+    rng = np.random.default_rng(20)
+    W1, W2 = rng.integers(0, 4, (6, 6)).astype(np.uint8), rng.integers(0, 4, (2, 6)).astype(np.uint8)
+    X = rng.standard_normal((300, 6))
+    d = descramble.descramble(W1.astype(float), data=X, criterion="signed-permutation", max_iterations=2)
+    assert np.any(d.signs < 0)  # the search flips some units of this layer
+    np.savez(tmp_path / "u8.npz", W1=W1, W2=W2)
+    np.save(tmp_path / "X.npy", X)
+    code, _, err = run_cli(capsys, "permute", "--weights", tmp_path / "u8.npz", "--data", tmp_path / "X.npy",
+                           "--out", tmp_path / "r", "--activation", "tanh", "--criterion", "signed-permutation",
+                           "--no-figures", "--max-iterations", "2")
+    assert code == 2 and "'W1' has dtype uint8" in err and "--criterion permutation" in err
+    assert not (tmp_path / "r" / "u8.npz").exists()
+    code, _, err = run_cli(capsys, "permute", "--weights", tmp_path / "u8.npz", "--data", tmp_path / "X.npy",
+                           "--out", tmp_path / "r2", "--activation", "tanh", "--no-figures", "--max-iterations", "2")
+    assert code == 0, err
+    with np.load(tmp_path / "r2" / "u8.npz") as z:
+        assert z["W1"].dtype == np.uint8
+
+
+def test_permute_does_not_keep_a_rewrite_that_differs(net, tmp_path, capsys, monkeypatch):
+    # The read-back check is a safety net: a rewrite whose outputs differ is an error, not a number in the report.
+    from descramble.cli import permute as cli_permute
+
+    d, arrays, layers, X = net
+    rewrite = cli_permute._rewrite
+
+    def broken(entries, keys, permutations, signs, transpose):
+        changed = rewrite(entries, keys, permutations, signs, transpose)
+        entries["b1"] = entries["b1"] + 1.0
+        return changed
+
+    monkeypatch.setattr(cli_permute, "_rewrite", broken)
+    code, _, err = run_cli(capsys, "permute", "--weights", d / "relu.npz", "--data", d / "X.npy", "--out",
+                           tmp_path / "r", "--no-figures", "--max-iterations", "2")
+    assert code == 1 and "outputs differ" in err
+    assert not (tmp_path / "r" / "relu.npz").exists()

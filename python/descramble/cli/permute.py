@@ -85,6 +85,16 @@ def _rewrite(entries: Dict[str, Any], keys: List[Tuple[str, Optional[str]]], per
     Returns the keys that changed.
     """
     rows, columns = (1, 0) if transpose else (0, 1)
+    for k, s in enumerate(signs):
+        if s is None or not np.any(s < 0):
+            continue
+        for key in (keys[k][0], keys[k][1], keys[k + 1][0]):
+            dtype = None if key is None else entries[key].dtype
+            if dtype is not None and (dtype.kind in "ub" if isinstance(dtype, np.dtype)
+                                      else not (dtype.is_floating_point or dtype.is_signed)):
+                raise UserError(f"--weights: entry {key!r} has dtype {dtype}, which cannot hold the negated values "
+                                "that --criterion signed-permutation writes; use --criterion permutation, or "
+                                "store the network in a signed or floating dtype")
     changed = []
     for k, (weight, bias) in enumerate(keys):
         W = entries[weight]
@@ -264,6 +274,12 @@ def permute_command(args: argparse.Namespace) -> int:
     after = _forward([(W, b, a) for (_, W, b), (_, _, a) in zip(reread, stack)], X)
     difference = float(np.max(np.abs(after - before)))
     scale = float(np.max(np.abs(before)))
+    if not difference <= 1e-9 * max(scale, 1.0):  # a reordering only changes the rounding of the sums
+        target.unlink()
+        print(f"descramble permute: error: the rewritten network's outputs differ from the original's by "
+              f"{difference:.3g} (largest output {scale:.3g}) on {CHECK_ROWS} random inputs; {target} was not "
+              "kept (please report this)", file=sys.stderr)
+        return 1
 
     summaries: Dict[str, Any] = {}
     for k, d in enumerate(result.descramblers):
