@@ -907,6 +907,10 @@ def _check_segment(torch: Any, layer: _Step, segment: List[_Step], consumer: _St
             raise TypeError(f"model: {_describe(step)} has parametrizations or forward pre-hooks (weight_norm, "
                             "spectral_norm?) that recompute its parameters; permute_model rewrites plain "
                             "parameters only")
+        if step is not consumer and module._forward_hooks:
+            raise TypeError(f"model: {_describe(step)} has forward hooks, which see (and may change) layer "
+                            f"{layer.name!r}'s units in their trained order; remove them before permute_model "
+                            "(or leave the layer out with layers=)")
         if step.kind == "layer" and isinstance(module, torch.nn.modules.conv._ConvNd) and module.groups != 1:
             raise ValueError(f"model: {_describe(step)} has groups={module.groups}; permuting the channels of a "
                              "grouped convolution would move channels between groups (only groups=1 is supported)")
@@ -1100,7 +1104,8 @@ def permute_model(
     TypeError
         ``model`` is not a plain ``nn.Sequential``; a module between a permuted
         layer and its consumer is not one of the supported kinds (naming it);
-        a layer with parametrizations or pre-hooks.
+        a layer with parametrizations or pre-hooks; forward hooks on a permuted
+        layer or on a module between it and its consumer.
     ValueError
         A criterion other than the two permutation criteria; a non-odd module
         under "signed-permutation" (naming the layer and the module); a grouped
