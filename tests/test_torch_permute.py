@@ -379,3 +379,16 @@ def test_forward_hooks_between_a_layer_and_its_consumer_are_refused(gen, where):
     model[2].register_forward_hook(lambda module, inputs, output: None)  # the consumer's output does not move
     permuted, _ = dtorch.permute_model(model, x, max_iterations=2)
     assert_same_function(model, permuted, x)
+
+
+@pytest.mark.parametrize("tie", ["weight", "bias"])
+def test_tied_parameters_are_refused(gen, tie):
+    # A parameter shared by two layers was permuted twice (for its rows, then as the consumer's columns): a silently
+    # different model.
+    x = torch.randn(64, 6, generator=gen)
+    model = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 2)).eval()
+    setattr(model[2], tie, getattr(model[0], tie))
+    with pytest.raises(ValueError, match=rf"model: '0.{tie}', '2.{tie}' share one tensor \(tied weights\)"):
+        dtorch.permute_model(model, x, max_iterations=2)
+    with pytest.raises(ValueError, match="tied weights"):
+        dtorch.permute_model(model, x, layers="2", max_iterations=2)  # '2' is layer '0''s consumer, and permuted

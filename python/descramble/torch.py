@@ -926,6 +926,33 @@ def _check_segment(torch: Any, layer: _Step, segment: List[_Step], consumer: _St
                 "criterion='permutation' (or leave the layer out with layers=)")
 
 
+def _check_tied(torch: Any, model: Any, plan: Dict[str, Tuple[_Step, List[_Step], _Step]]) -> None:
+    """No tensor that the rewrite permutes may be shared with another slot of the model (tied weights):
+    permuting it for one module would permute it for the other too."""
+    slots: Dict[int, List[str]] = {}
+    for prefix, module in model.named_modules():
+        for kind in ("_parameters", "_buffers"):
+            for key, tensor in getattr(module, kind).items():
+                if tensor is not None and not isinstance(tensor, torch.nn.parameter.UninitializedParameter):
+                    where = f"{prefix}.{key}" if prefix else key
+                    slots.setdefault(tensor.data_ptr(), []).append(where)
+    for name, (layer, segment, consumer) in plan.items():
+        for step in [layer] + segment + [consumer]:
+            if step.kind not in ("layer", "batchnorm", "elementwise"):
+                continue
+            module = step.module
+            tensors = list(module._parameters.items()) + list(module._buffers.items())
+            for key, tensor in tensors:
+                if tensor is None or tensor.numel() == 0 or isinstance(tensor,
+                                                                        torch.nn.parameter.UninitializedParameter):
+                    continue
+                shared = slots.get(tensor.data_ptr(), [])
+                if len(shared) > 1:
+                    raise ValueError(f"model: {', '.join(map(repr, shared))} share one tensor (tied weights); "
+                                     f"permuting layer {name!r} would rewrite it for all of them (leave the layer "
+                                     "out with layers=, or untie the weights)")
+
+
 def _trace(torch: Any, layer: _Step, segment: List[_Step], consumer: _Step, units: int,
            shapes: Dict[int, Tuple[Tuple[int, ...], Tuple[int, ...]]]) -> int:
     """Follow the unit axis of ``layer``'s output to ``consumer``'s input with the shapes of a
@@ -1161,6 +1188,7 @@ def permute_model(
         end = next(i for i in positions if i > start)
         plan[name] = (steps[start], steps[start + 1:end], steps[end])
         _check_segment(torch, *plan[name], criterion == "signed-permutation", uses)
+    _check_tied(torch, model, plan)
 
     # Shapes of the first forward pass: (input shape, output shape) of every module involved.
     wanted: Dict[int, List[int]] = {}
