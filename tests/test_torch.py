@@ -577,8 +577,13 @@ def test_descramble_model_on_convolutions(rng):
     perm = dtorch.descramble_model(model, x, "3", criterion="signed-permutation", seed=3, max_iterations=5)["3"]
     ref = descramble.descramble(hidden=rows.T @ rows / len(rows), criterion="signed-permutation", seed=3,
                                 max_iterations=5)
-    np.testing.assert_array_equal(perm.permutation, ref.permutation)
-    np.testing.assert_array_equal(perm.signs, ref.signs)
+    # The streamed S and rows.T @ rows / N differ by rounding, and the circulant Fourier operator has ties
+    # (rotations, reversal): the two searches may end at different orders of one loss.
+    assert perm.loss == pytest.approx(ref.loss, rel=1e-9)
+    S = rows.T @ rows / len(rows)
+    P = np.zeros((5, 5))
+    P[np.arange(5), perm.permutation] = perm.signs
+    assert np.trace(descramble.smoothness.fourier(5).gram @ P @ S @ P.T) == pytest.approx(ref.loss, rel=1e-9)
     assert perm.criterion == "signed-permutation" and perm.gap == pytest.approx(ref.gap, rel=1e-9)
     with pytest.raises(ValueError, match="time_limit: expected a positive number"):
         dtorch.descramble_model(model, x, criterion="permutation", time_limit=0)
