@@ -624,7 +624,8 @@ def descramble(
         ``time_limit`` to bound it.
     time_limit : float, optional
         Seconds after which the permutation search stops with its best so
-        far (None: no limit). The result then depends on the machine's speed.
+        far (None, or more than 1e9 s: no limit). The result then depends on
+        the machine's speed.
 
     Every array may also be a PyTorch tensor or ``nn.Parameter`` (on any
     device, requiring grad or not): it is detached and copied to the CPU.
