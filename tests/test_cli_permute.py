@@ -244,3 +244,70 @@ def test_user_errors_are_one_line_and_status_2(net, tmp_path, capsys):
         assert err.startswith(f"descramble {argv[0]}: error: "), err
     assert not (tmp_path / "e").exists()  # every check before anything is written
     assert (taken / "relu.npz").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_permute_rewrites_the_entries_the_layers_were_read_from(tmp_path, capsys, with_bias):
+    # An unrelated 2-D entry named like a layer ("fc1" beside "fc1.weight"): it was taken for the layer's weights
+    # (a StopIteration traceback looking for its bias, or, without biases, a rewrite of the wrong entry).
+    rng = np.random.default_rng(3)
+    entries = {"fc1": rng.normal(size=(8, 5)), "fc1.weight": rng.normal(size=(8, 5)), "fc1.bias": rng.normal(size=8),
+               "fc2.weight": rng.normal(size=(3, 8)), "fc2.bias": rng.normal(size=3)}
+    if not with_bias:
+        del entries["fc1.bias"], entries["fc2.bias"]
+    np.savez(tmp_path / "net.npz", **entries)
+    X = rng.normal(size=(200, 5))
+    np.save(tmp_path / "X.npy", X)
+    code, _, err = run_cli(capsys, "permute", "--weights", tmp_path / "net.npz", "--data", tmp_path / "X.npy",
+                           "--out", tmp_path / "r", "--activation", "tanh", "--no-figures", "--max-iterations", "2")
+    assert code == 0, err
+    with np.load(tmp_path / "r" / "net.npz") as z:
+        written = {k: z[k] for k in z.files}
+    np.testing.assert_array_equal(written["fc1"], entries["fc1"])  # not a layer: copied as it is
+    b1, b2 = (entries["fc1.bias"], entries["fc2.bias"]) if with_bias else (None, None)
+    b1w, b2w = (written["fc1.bias"], written["fc2.bias"]) if with_bias else (None, None)
+    before = forward([(entries["fc1.weight"], b1, "tanh"), (entries["fc2.weight"], b2, "identity")], X)
+    after = forward([(written["fc1.weight"], b1w, "tanh"), (written["fc2.weight"], b2w, "identity")], X)
+    np.testing.assert_allclose(after, before, atol=1e-12)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["rewritten"]["max_abs_output_difference"] < 1e-12
+
+
+def test_permute_refuses_sign_flips_of_unsigned_entries(tmp_path, capsys):
+    # uint8 weights: -x wrapped around and the written network silently differed (exit status 0).
+    rng = np.random.default_rng(20)
+    W1, W2 = rng.integers(0, 4, (6, 6)).astype(np.uint8), rng.integers(0, 4, (2, 6)).astype(np.uint8)
+    X = rng.standard_normal((300, 6))
+    d = descramble.descramble(W1.astype(float), data=X, criterion="signed-permutation", max_iterations=2)
+    assert np.any(d.signs < 0)  # the search flips some units of this layer
+    np.savez(tmp_path / "u8.npz", W1=W1, W2=W2)
+    np.save(tmp_path / "X.npy", X)
+    code, _, err = run_cli(capsys, "permute", "--weights", tmp_path / "u8.npz", "--data", tmp_path / "X.npy",
+                           "--out", tmp_path / "r", "--activation", "tanh", "--criterion", "signed-permutation",
+                           "--no-figures", "--max-iterations", "2")
+    assert code == 2 and "'W1' has dtype uint8" in err and "--criterion permutation" in err
+    assert not (tmp_path / "r" / "u8.npz").exists()
+    code, _, err = run_cli(capsys, "permute", "--weights", tmp_path / "u8.npz", "--data", tmp_path / "X.npy",
+                           "--out", tmp_path / "r2", "--activation", "tanh", "--no-figures", "--max-iterations", "2")
+    assert code == 0, err
+    with np.load(tmp_path / "r2" / "u8.npz") as z:
+        assert z["W1"].dtype == np.uint8
+
+
+def test_permute_does_not_keep_a_rewrite_that_differs(net, tmp_path, capsys, monkeypatch):
+    # The read-back check is a safety net: a rewrite whose outputs differ is an error, not a number in the report.
+    from descramble.cli import permute as cli_permute
+
+    d, arrays, layers, X = net
+    rewrite = cli_permute._rewrite
+
+    def broken(entries, keys, permutations, signs, transpose):
+        changed = rewrite(entries, keys, permutations, signs, transpose)
+        entries["b1"] = entries["b1"] + 1.0
+        return changed
+
+    monkeypatch.setattr(cli_permute, "_rewrite", broken)
+    code, _, err = run_cli(capsys, "permute", "--weights", d / "relu.npz", "--data", d / "X.npy", "--out",
+                           tmp_path / "r", "--no-figures", "--max-iterations", "2")
+    assert code == 1 and "outputs differ" in err
+    assert not (tmp_path / "r" / "relu.npz").exists()

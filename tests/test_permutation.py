@@ -190,3 +190,24 @@ def test_the_underdetermined_warning_speaks_of_the_order_not_of_rotations(criter
     assert d.permutation is not None
     with pytest.warns(descramble.UnderdeterminedWarning, match="null space of S"):
         descramble.descramble(W, autocorrelation=np.eye(2))
+
+
+@pytest.mark.parametrize("time_limit", [1e10, 1e20, 1e300])
+def test_a_huge_time_limit_is_no_limit(time_limit):
+    # The core's deadline t0 + time_limit in int64 nanoseconds overflowed past ~9.2e9 s: the search stopped at once.
+    rng = np.random.default_rng(0)
+    W, X = rng.standard_normal((6, 5)), rng.standard_normal((50, 5))
+    unlimited = descramble.descramble(W, data=X, criterion="permutation")
+    limited = descramble.descramble(W, data=X, criterion="permutation", time_limit=time_limit)
+    assert limited.loss == unlimited.loss
+    np.testing.assert_array_equal(limited.permutation, unlimited.permutation)
+
+
+@pytest.mark.parametrize("scale", [1e302, 1e303])
+def test_losses_that_overflow_in_the_search_are_a_value_error(scale):
+    # The closed form's loss is finite but every permutation's overflows: the core's search kept no best (segfault).
+    rng = np.random.default_rng(0)
+    W, X = rng.standard_normal((16, 16)), rng.standard_normal((200, 16))
+    S = W @ (X.T @ X / 200) @ W.T
+    with pytest.raises(ValueError, match="overflow"):
+        descramble.descramble(hidden=S * scale, criterion="permutation", max_iterations=2)

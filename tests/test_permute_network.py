@@ -258,3 +258,18 @@ def test_warnings_point_at_the_callers_line():
     with pytest.warns(descramble.UnderdeterminedWarning, match="layer 1: .*weakly determined") as caught:
         descramble.permute_network(layers, rng.standard_normal((400, 3)), max_iterations=2)
     assert caught[0].filename == __file__
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, bool])
+def test_sign_flips_of_unsigned_or_bool_arrays_are_a_type_error(dtype):
+    # -x of a uint8 weight wrapped around (a silently different network); of a bool one, a NumPy TypeError.
+    from descramble.permute import permute_layers
+
+    W1 = np.array([[1, 2], [3, 4]]).astype(dtype)
+    W2 = np.array([[1, 1]]).astype(dtype)
+    layers = [(W1, None, "tanh"), (W2, None, "identity")]
+    with pytest.raises(TypeError, match=r"layers\[0\]: arrays of dtype .* cannot hold the negated values"):
+        permute_layers(layers, [np.array([1, 0])], [np.array([-1.0, 1.0])])
+    same = permute_layers(layers, [np.array([1, 0])], [np.array([1.0, 1.0])])  # no flip: fine
+    np.testing.assert_array_equal(same[0][0], W1[[1, 0]])
+    assert same[0][0].dtype == W1.dtype

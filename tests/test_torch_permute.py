@@ -364,3 +364,31 @@ def test_bad_arguments(gen):
         dtorch.permute_model(model, [])
     assert_untouched(model, before)
     assert no_hooks(model)
+
+
+@pytest.mark.parametrize("where", [0, 1])
+def test_forward_hooks_between_a_layer_and_its_consumer_are_refused(gen, where):
+    # A forward hook sees the units in their trained order: o * v per unit gave a silently different model.
+    x = torch.randn(64, 5, generator=gen)
+    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 2)).eval()
+    v = torch.arange(1.0, 7.0)
+    handle = model[where].register_forward_hook(lambda module, inputs, output: output * v)
+    with pytest.raises(TypeError, match=rf"model: '{where}' \(\w+\) has forward hooks.*layer '0'"):
+        dtorch.permute_model(model, x, max_iterations=2)
+    handle.remove()
+    model[2].register_forward_hook(lambda module, inputs, output: None)  # the consumer's output does not move
+    permuted, _ = dtorch.permute_model(model, x, max_iterations=2)
+    assert_same_function(model, permuted, x)
+
+
+@pytest.mark.parametrize("tie", ["weight", "bias"])
+def test_tied_parameters_are_refused(gen, tie):
+    # A parameter shared by two layers was permuted twice (for its rows, then as the consumer's columns): a silently
+    # different model.
+    x = torch.randn(64, 6, generator=gen)
+    model = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 2)).eval()
+    setattr(model[2], tie, getattr(model[0], tie))
+    with pytest.raises(ValueError, match=rf"model: '0.{tie}', '2.{tie}' share one tensor \(tied weights\)"):
+        dtorch.permute_model(model, x, max_iterations=2)
+    with pytest.raises(ValueError, match="tied weights"):
+        dtorch.permute_model(model, x, layers="2", max_iterations=2)  # '2' is layer '0''s consumer, and permuted

@@ -353,6 +353,10 @@ PERMUTATION_CRITERIA = ("permutation", "signed-permutation")
 _CRITERIA = ("smooth", "diagonal") + PERMUTATION_CRITERIA
 
 
+#: Time limits beyond this many seconds (about 31 years) are no limit.
+_NO_TIME_LIMIT = 1e9
+
+
 class _Search(NamedTuple):
     """The permutation search's arguments (checked)."""
 
@@ -378,6 +382,8 @@ def _search_options(criterion: str, seed: Any, max_iterations: Any, time_limit: 
         limit = float(time_limit)
         if not (np.isfinite(limit) and limit > 0):
             raise ValueError(f"time_limit: expected a positive number of seconds or None, got {time_limit!r}")
+        if limit > _NO_TIME_LIMIT:
+            limit = 0.0  # none: the core's steady-clock deadline (int64 nanoseconds) would overflow past ~292 years
     if criterion not in PERMUTATION_CRITERIA:
         return None
     return _Search(criterion == "signed-permutation", int(seed), int(max_iterations), limit)
@@ -392,6 +398,12 @@ def _result(r: Any, W: Optional[np.ndarray], smooth: Optional[Smoothness], crite
     permutation = signs = gap = None
     if search is not None:
         assert smooth is not None
+        # Every loss and move delta of the search is a few times sum|A| max|S| at most; when that overflows,
+        # no permutation's loss is finite and the core's search has no best to keep (it crashed).
+        scale = float(np.abs(smooth.gram).sum()) * float(np.abs(np.asarray(r.hidden)).max(initial=0.0))
+        if not scale * 64.0 < np.finfo(np.float64).max:
+            raise ValueError(f"the permutation search's losses overflow float64 (sum|A| max|S| = {scale:.3g}): "
+                             "rescale the data or the weights")
         found = _core.permutation_search(r, smooth._core, search.with_signs, search.seed, search.max_iterations,
                                          search.time_limit)
         P = np.array(found.matrix())
@@ -612,7 +624,8 @@ def descramble(
         ``time_limit`` to bound it.
     time_limit : float, optional
         Seconds after which the permutation search stops with its best so
-        far (None: no limit). The result then depends on the machine's speed.
+        far (None, or more than 1e9 s: no limit). The result then depends on
+        the machine's speed.
 
     Every array may also be a PyTorch tensor or ``nn.Parameter`` (on any
     device, requiring grad or not): it is detached and copied to the CPU.

@@ -108,7 +108,8 @@ def permute_layers(layers: Sequence[Any], permutations: Sequence[Any],
     TypeError, ValueError
         Malformed layers, a count that is not one per hidden layer, an index
         array that is not a permutation of the layer's units, signs that are
-        not +1/-1, or signs on a layer whose activation is not odd.
+        not +1/-1, or signs on a layer whose activation is not odd; a sign
+        flip of arrays of an unsigned integer or bool dtype (a TypeError).
     """
     parsed = _checked(layers)
     hidden = len(parsed) - 1
@@ -130,6 +131,12 @@ def permute_layers(layers: Sequence[Any], permutations: Sequence[Any],
             if np.any(s < 0) and parsed[k][2] not in ODD_ACTIVATIONS:
                 raise ValueError(f"signs[{k}]: layer {k + 1}'s activation {parsed[k][2]!r} is not odd "
                                  "(f(-x) != -f(x)): flipping its units' signs would change the network")
+            if np.any(s < 0):
+                for j, a in ((k, parsed[k][0]), (k, parsed[k][1]), (k + 1, parsed[k + 1][0])):
+                    if a is not None and a.dtype.kind in "ub":  # -x would wrap around (uint) or fail (bool)
+                        raise TypeError(f"layers[{j}]: arrays of dtype {a.dtype} cannot hold the negated values a "
+                                        f"sign flip of layer {k + 1}'s units needs; convert the layers to a "
+                                        "signed or floating dtype")
         ps.append(p)
         ss.append(s)
     out: List[Layer] = []
@@ -144,7 +151,7 @@ def permute_layers(layers: Sequence[Any], permutations: Sequence[Any],
 
 def _flip(a: np.ndarray, s: Optional[np.ndarray], *, rows: bool) -> np.ndarray:
     """``a`` with its rows (entries, for a vector) or columns multiplied by the signs ``s`` (exact)."""
-    if s is None:
+    if s is None or not np.any(s < 0):
         return a
     negative = s < 0
     a = a.copy()

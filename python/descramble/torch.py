@@ -907,6 +907,10 @@ def _check_segment(torch: Any, layer: _Step, segment: List[_Step], consumer: _St
             raise TypeError(f"model: {_describe(step)} has parametrizations or forward pre-hooks (weight_norm, "
                             "spectral_norm?) that recompute its parameters; permute_model rewrites plain "
                             "parameters only")
+        if step is not consumer and module._forward_hooks:
+            raise TypeError(f"model: {_describe(step)} has forward hooks, which see (and may change) layer "
+                            f"{layer.name!r}'s units in their trained order; remove them before permute_model "
+                            "(or leave the layer out with layers=)")
         if step.kind == "layer" and isinstance(module, torch.nn.modules.conv._ConvNd) and module.groups != 1:
             raise ValueError(f"model: {_describe(step)} has groups={module.groups}; permuting the channels of a "
                              "grouped convolution would move channels between groups (only groups=1 is supported)")
@@ -920,6 +924,33 @@ def _check_segment(torch: Any, layer: _Step, segment: List[_Step], consumer: _St
                 f"criterion: 'signed-permutation' needs odd functions (f(-x) = -f(x)) between layer "
                 f"{layer.name!r} and its consumer {consumer.name!r}, but {_describe(step)} is not odd; use "
                 "criterion='permutation' (or leave the layer out with layers=)")
+
+
+def _check_tied(torch: Any, model: Any, plan: Dict[str, Tuple[_Step, List[_Step], _Step]]) -> None:
+    """No tensor that the rewrite permutes may be shared with another slot of the model (tied weights):
+    permuting it for one module would permute it for the other too."""
+    slots: Dict[int, List[str]] = {}
+    for prefix, module in model.named_modules():
+        for kind in ("_parameters", "_buffers"):
+            for key, tensor in getattr(module, kind).items():
+                if tensor is not None and not isinstance(tensor, torch.nn.parameter.UninitializedParameter):
+                    where = f"{prefix}.{key}" if prefix else key
+                    slots.setdefault(tensor.data_ptr(), []).append(where)
+    for name, (layer, segment, consumer) in plan.items():
+        for step in [layer] + segment + [consumer]:
+            if step.kind not in ("layer", "batchnorm", "elementwise"):
+                continue
+            module = step.module
+            tensors = list(module._parameters.items()) + list(module._buffers.items())
+            for key, tensor in tensors:
+                if tensor is None or tensor.numel() == 0 or isinstance(tensor,
+                                                                        torch.nn.parameter.UninitializedParameter):
+                    continue
+                shared = slots.get(tensor.data_ptr(), [])
+                if len(shared) > 1:
+                    raise ValueError(f"model: {', '.join(map(repr, shared))} share one tensor (tied weights); "
+                                     f"permuting layer {name!r} would rewrite it for all of them (leave the layer "
+                                     "out with layers=, or untie the weights)")
 
 
 def _trace(torch: Any, layer: _Step, segment: List[_Step], consumer: _Step, units: int,
@@ -1100,7 +1131,8 @@ def permute_model(
     TypeError
         ``model`` is not a plain ``nn.Sequential``; a module between a permuted
         layer and its consumer is not one of the supported kinds (naming it);
-        a layer with parametrizations or pre-hooks.
+        a layer with parametrizations or pre-hooks; forward hooks on a permuted
+        layer or on a module between it and its consumer.
     ValueError
         A criterion other than the two permutation criteria; a non-odd module
         under "signed-permutation" (naming the layer and the module); a grouped
@@ -1156,6 +1188,7 @@ def permute_model(
         end = next(i for i in positions if i > start)
         plan[name] = (steps[start], steps[start + 1:end], steps[end])
         _check_segment(torch, *plan[name], criterion == "signed-permutation", uses)
+    _check_tied(torch, model, plan)
 
     # Shapes of the first forward pass: (input shape, output shape) of every module involved.
     wanted: Dict[int, List[int]] = {}

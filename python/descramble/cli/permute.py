@@ -46,10 +46,15 @@ def _layer_keys(path: str, layers: Layers) -> List[Tuple[str, Optional[str]]]:
     arrays = load_weights(path)
     keys: List[Tuple[str, Optional[str]]] = []
     for name, _, b in layers:
-        if name in arrays and arrays[name].ndim == 2:
-            weight = name  # W1, net.W2: the entry's own name
-        else:
-            weight = next(k for k in arrays if _conventional_weight(k) and _layer_name(k) == name)
+        # As load_network names them: fc1.weight -> fc1 (preferred: an unrelated 2-D entry may be named fc1 too),
+        # else W1, net.W2: the entry's own name.
+        conventional = [k for k in arrays if _conventional_weight(k) and _layer_name(k) == name]
+        if conventional:
+            weight = conventional[0]
+        elif name in arrays and arrays[name].ndim == 2:
+            weight = name
+        else:  # pragma: no cover - load_network names layers after these entries only
+            raise UserError(f"--weights: {path}: cannot find the entry of layer {name!r} to rewrite")
         bias = None if b is None else next(k for k in _partners(weight) if k in arrays and k != weight)
         keys.append((weight, bias))
     return keys
@@ -80,6 +85,16 @@ def _rewrite(entries: Dict[str, Any], keys: List[Tuple[str, Optional[str]]], per
     Returns the keys that changed.
     """
     rows, columns = (1, 0) if transpose else (0, 1)
+    for k, s in enumerate(signs):
+        if s is None or not np.any(s < 0):
+            continue
+        for key in (keys[k][0], keys[k][1], keys[k + 1][0]):
+            dtype = None if key is None else entries[key].dtype
+            if dtype is not None and (dtype.kind in "ub" if isinstance(dtype, np.dtype)
+                                      else not (dtype.is_floating_point or dtype.is_signed)):
+                raise UserError(f"--weights: entry {key!r} has dtype {dtype}, which cannot hold the negated values "
+                                "that --criterion signed-permutation writes; use --criterion permutation, or "
+                                "store the network in a signed or floating dtype")
     changed = []
     for k, (weight, bias) in enumerate(keys):
         W = entries[weight]
@@ -259,6 +274,12 @@ def permute_command(args: argparse.Namespace) -> int:
     after = _forward([(W, b, a) for (_, W, b), (_, _, a) in zip(reread, stack)], X)
     difference = float(np.max(np.abs(after - before)))
     scale = float(np.max(np.abs(before)))
+    if not difference <= 1e-9 * max(scale, 1.0):  # a reordering only changes the rounding of the sums
+        target.unlink()
+        print(f"descramble permute: error: the rewritten network's outputs differ from the original's by "
+              f"{difference:.3g} (largest output {scale:.3g}) on {CHECK_ROWS} random inputs; {target} was not "
+              "kept (please report this)", file=sys.stderr)
+        return 1
 
     summaries: Dict[str, Any] = {}
     for k, d in enumerate(result.descramblers):
