@@ -598,11 +598,19 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   const bool limited = options.time_limit > 0.0;
-  const auto deadline = t0 + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(options.time_limit));
+  // Limits beyond 1e9 s (31 years) are no limit: clamped, so that the
+  // conversion to the clock's int64 nanoseconds cannot overflow.
+  const double limit = std::min(options.time_limit, 1e9);
+  const auto deadline = t0 + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(limit));
   auto out_of_time = [&] { return limited && clock::now() >= deadline; };
 
   const Eigen::MatrixXd A = 0.5 * (gram + gram.transpose());
   const Eigen::MatrixXd& S = start.hidden;
+  // |eta(Pi)| <= sum|A| max|S| for every (signed) permutation; the search
+  // compares losses and their differences, so that bound (with headroom for
+  // the sums of moves) must be finite.
+  if (!std::isfinite(64.0 * A.cwiseAbs().sum() * S.cwiseAbs().maxCoeff()))
+    throw std::overflow_error("permutation search: the losses tr(A P S P^T) overflow float64 (scale S or A down)");
   // Moves that improve by less than tol are rounding: ignoring them keeps
   // the search from cycling on ties.
   const double tol = 1e-12 * std::max(A.norm() * S.norm(), std::numeric_limits<double>::min());
@@ -617,7 +625,7 @@ PermutationResult permutation_search(const ClosedForm& start, const Eigen::Ref<c
   // incremental updates), beats the best.
   auto consider = [&](const std::vector<Index>& p, const Eigen::VectorXd& s) {
     const double loss = permutation_loss(A, S, p, s);
-    if (loss < best - tol) {
+    if (best_p.empty() || loss < best - tol) {
       best = loss;
       best_p = p;
       best_s = s;

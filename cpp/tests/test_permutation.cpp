@@ -310,3 +310,28 @@ TEST(permutation_search_is_deterministic_and_checks_its_arguments) {
   }
   CHECK(threw);
 }
+
+TEST(permutation_search_refuses_overflowing_losses_and_clamps_huge_time_limits) {
+  std::mt19937_64 rng(17);
+  const Index m = 16;
+  const Eigen::MatrixXd S = random_psd(m, m, rng);
+  const Smoothness op = finite_difference_smoothness(m, 1, false);
+  // Every permutation's loss under A * 1e306 overflows: an error, not a crash (the search compared
+  // infinities and read an empty best before the check).
+  bool threw = false;
+  try {
+    permutation_search(descramble_closed_form(S, op), op.gram * 1e306, PermutationOptions());
+  } catch (const std::overflow_error&) {
+    threw = true;
+  }
+  CHECK(threw);
+  // A limit of 1e10 s would overflow the clock's int64 nanoseconds: it is no limit, not an instant stop.
+  PermutationOptions options;
+  options.max_iterations = 5;
+  const PermutationResult unlimited = descramble_permutation(S, op, options);
+  options.time_limit = 1e10;
+  const PermutationResult huge = descramble_permutation(S, op, options);
+  CHECK(!huge.timed_out);
+  CHECK(huge.permutation == unlimited.permutation);
+  CHECK(huge.iterations == 5);
+}
