@@ -414,6 +414,15 @@ def _warning_texts(caught: List[warnings.WarningMessage]) -> List[str]:
     return [_one_line(w.message) if isinstance(w.message, Warning) else str(w.message) for w in caught]
 
 
+def _layer_warning_texts(caught: List[warnings.WarningMessage], k: int) -> List[str]:
+    """The texts of what a whole-network call warned about layer ``k`` (0-based; layer 0 also gets the
+    warnings that name no layer, e.g. about the data)."""
+    texts = _warning_texts([w for w in caught if getattr(w.message, "layer_index", None) == k])
+    if k == 0:
+        texts = _warning_texts([w for w in caught if getattr(w.message, "layer_index", None) is None]) + texts
+    return texts
+
+
 def _run_layer(args: argparse.Namespace, start: float) -> int:
     """One layer: ``--layer``, ``--hidden``, or a weights file holding one layer."""
     from . import report
@@ -528,10 +537,7 @@ def _run_network(args: argparse.Namespace, layers: List[Tuple[str, np.ndarray, O
     n_samples = int(result[0].n_samples or 0)
     summaries: Dict[str, Any] = {}
     for k, d in enumerate(result):
-        mine = [w for w in caught if getattr(w.message, "layer_index", None) == k]
-        texts = _warning_texts(mine)
-        if k == 0:
-            texts = _warning_texts([w for w in caught if getattr(w.message, "layer_index", None) is None]) + texts
+        texts = _layer_warning_texts(caught, k)
         for text in texts:
             _warn(text)
         # The input axis: the data's (named by --input-label/--input-values) for the first layer,

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .main import (UserError, _activation, _criterion_error, _layer_names, _load_network, _one_line,
-                   _search_inputs, _smoothness_per_layer, _specs, _warning_texts, open_data)
+                   _layer_warning_texts, _search_inputs, _smoothness_per_layer, _specs, open_data)
 
 #: Suffixes whose rewritten network is a PyTorch state dict; the others (.npz, .mat) give an .npz archive.
 TORCH_SUFFIXES = (".pt", ".pth")
@@ -283,10 +283,7 @@ def permute_command(args: argparse.Namespace) -> int:
 
     summaries: Dict[str, Any] = {}
     for k, d in enumerate(result.descramblers):
-        mine = [w for w in caught if getattr(w.message, "layer_index", None) == k]
-        texts = _warning_texts(mine)
-        if k == 0:
-            texts = _warning_texts([w for w in caught if getattr(w.message, "layer_index", None) is None]) + texts
+        texts = _layer_warning_texts(caught, k)
         for text in texts:
             _warn(text)
         label = "input index" if k == 0 else f"{names[k - 1]} unit (trained order)"
