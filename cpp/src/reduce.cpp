@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "blas.hpp"
+#include "narrow_kernel.hpp"
 
 namespace descramble {
 namespace {
@@ -40,11 +41,15 @@ inline double load<BoolByte>(const char* p) noexcept {
 
 // One worker's scratch space for a block of rows, laid out like the source
 // (row-major for C-ordered chunks, column-major otherwise) so that reading the
-// chunk walks memory contiguously.
+// chunk walks memory contiguously; for the narrow kernel, in panels of 4
+// (float64) or 8 (float32) columns instead (see narrow_kernel.hpp), filled
+// in the source's order.
 struct Block {
   Index capacity;  // rows
   Index n;
-  bool row_major;
+  bool row_major;  // the source's layout (the order in which the block is read)
+  detail::ProductKernel kernel;
+  bool panels;  // the narrow kernel's panel layout
   std::vector<double> values;  // x - origin, then centred (and scaled by sqrt(w))
   std::vector<float> values32;  // the centred block rounded to float32 (mixed precision)
   std::vector<float> product32;  // n x n float32 block product (mixed precision)
@@ -53,8 +58,10 @@ struct Block {
   double max_abs = 0.0;  // mixed precision: max |x - origin| over the block (pass 1)
   int exponent = 0;      // mixed precision: the float32 values are the centred ones times 2^-exponent
 
-  Block(Index rows, Index cols, bool rm, Precision precision)
-      : capacity(rows), n(cols), row_major(rm), values(static_cast<std::size_t>(rows * cols)),
+  Block(Index rows, Index cols, bool rm, Precision precision,
+        detail::ProductKernel product = detail::ProductKernel::blas)
+      : capacity(rows), n(cols), row_major(rm), kernel(product), panels(product != detail::ProductKernel::blas),
+        values(static_cast<std::size_t>(rows * (panels ? detail::narrow_padded_cols(cols) : cols))),
         sums(static_cast<std::size_t>(cols)), root_weights(static_cast<std::size_t>(rows)) {
     if (precision == Precision::mixed) {
       values32.resize(values.size());
@@ -62,9 +69,14 @@ struct Block {
     }
   }
   Index ld() const noexcept { return row_major ? n : capacity; }
-  double& at(Index i, Index j) noexcept {
-    return values[static_cast<std::size_t>(row_major ? i * n + j : j * capacity + i)];
+  // Where value (i, j) of the float64 (W = 4) or float32 (W = 8) block is.
+  template <Index W>
+  std::size_t pos(Index i, Index j) const noexcept {
+    if (panels) return static_cast<std::size_t>((j - j % W) * capacity + i * W + j % W);
+    return static_cast<std::size_t>(row_major ? i * n + j : j * capacity + i);
   }
+  double& at(Index i, Index j) noexcept { return values[pos<4>(i, j)]; }
+  float& at32(Index i, Index j) noexcept { return values32[pos<8>(i, j)]; }
 };
 
 // Reads buffer rows [i0, i0 + count) of the block starting at chunk row r0
@@ -79,7 +91,30 @@ void load_block(const ChunkView& chunk, Index r0, Index i0, Index count, const d
   const Index cs = chunk.col_stride;
   const Index n = chunk.cols;
   constexpr Index size = static_cast<Index>(sizeof(T));
-  if (b.row_major) {
+  if (b.panels && b.row_major) {
+    std::fill(sums, sums + n, 0.0);
+    for (Index i = i0; i < i0 + count; ++i) {
+      const char* row = base + (r0 + i) * rs;
+      const double wi = w ? w[i] : 1.0;
+      for (Index j = 0; j < n; ++j) {
+        const double v = load<T>(row + j * cs) - origin[j];
+        b.at(i, j) = v;
+        sums[j] += wi * v;
+      }
+    }
+  } else if (b.panels) {
+    for (Index j = 0; j < n; ++j) {
+      const char* column = base + (r0 + i0) * rs + j * cs;
+      const double o = origin[j];
+      double s = 0.0;
+      for (Index i = 0; i < count; ++i) {
+        const double v = load<T>(column + i * rs) - o;
+        b.at(i0 + i, j) = v;
+        s += (w ? w[i0 + i] : 1.0) * v;
+      }
+      sums[j] = s;
+    }
+  } else if (b.row_major) {
     std::fill(sums, sums + n, 0.0);
     for (Index i = i0; i < i0 + count; ++i) {
       const char* row = base + (r0 + i) * rs;
@@ -199,7 +234,22 @@ void centre_rows_to_float32(const ChunkView& chunk, Index r0, Index i0, Index co
   const Index n = chunk.cols;
   const double* rw = b.root_weights.data();
   const double scale = std::ldexp(1.0, -b.exponent);  // exact: a power of two
-  if (b.row_major) {
+  if (b.panels && b.row_major) {
+    for (Index i = i0; i < i0 + count; ++i) {
+      const char* row = base + (r0 + i) * rs;
+      const double s = rw[i];
+      for (Index j = 0; j < n; ++j)
+        b.at32(i, j) = static_cast<float>(((load<T>(row + j * cs) - origin[j]) - mean[j]) * s * scale);
+    }
+  } else if (b.panels) {
+    for (Index j = 0; j < n; ++j) {
+      const char* column = base + (r0 + i0) * rs + j * cs;
+      const double o = origin[j];
+      const double m = mean[j];
+      for (Index i = 0; i < count; ++i)
+        b.at32(i0 + i, j) = static_cast<float>(((load<T>(column + i * rs) - o) - m) * rw[i0 + i] * scale);
+    }
+  } else if (b.row_major) {
     for (Index i = i0; i < i0 + count; ++i) {
       const char* row = base + (r0 + i) * rs;
       float* out = b.values32.data() + i * n;
@@ -225,7 +275,17 @@ void centre_block(Block& b, Index i0, Index count, const double* mean, const dou
   const Index n = b.n;
   double* rw = b.root_weights.data();
   for (Index i = i0; i < i0 + count; ++i) rw[i] = w ? std::sqrt(w[i]) : 1.0;
-  if (b.row_major) {
+  if (b.panels) {
+    // Panel by panel: each row's 4 values are contiguous.
+    for (Index j0 = 0; j0 < n; j0 += 4) {
+      const Index width = std::min<Index>(4, n - j0);
+      double* panel = b.values.data() + j0 * b.capacity;
+      for (Index i = i0; i < i0 + count; ++i) {
+        const double s = rw[i];
+        for (Index l = 0; l < width; ++l) panel[i * 4 + l] = (panel[i * 4 + l] - mean[j0 + l]) * s;
+      }
+    }
+  } else if (b.row_major) {
     for (Index i = i0; i < i0 + count; ++i) {
       double* row = b.values.data() + i * n;
       const double s = rw[i];
@@ -266,8 +326,7 @@ Index locate_non_finite_row(const ChunkView& chunk, Index r0, Index nb, const do
   Index bad = 0;
   auto finite_row = [&](Index i) {
     for (Index j = 0; j < b.n; ++j)
-      if (!std::isfinite(b.values[static_cast<std::size_t>(b.row_major ? i * b.n + j : j * b.capacity + i)]))
-        return false;
+      if (!std::isfinite(b.at(i, j))) return false;
     return true;
   };
   while (bad < nb && finite_row(bad)) ++bad;
@@ -278,8 +337,14 @@ Index locate_non_finite_row(const ChunkView& chunk, Index r0, Index nb, const do
 // `scatter`: float64 syrk, or (mixed) float32 syrk then a float64 sum.
 void add_block_product(Block& b, Index nb, bool mixed, Eigen::MatrixXd& scatter) {
   const Index n = b.n;
+  const bool narrow = b.kernel != detail::ProductKernel::blas;
   if (mixed) {
-    detail::rank_update_overwrite({b.values32.data(), nb, n, b.ld(), b.row_major}, b.product32.data(), n);
+    if (narrow) {
+      detail::narrow_rank_update_overwrite(b.kernel, b.values32.data(), nb, n, 8 * b.capacity, b.product32.data(),
+                                           n);
+    } else {
+      detail::rank_update_overwrite({b.values32.data(), nb, n, b.ld(), b.row_major}, b.product32.data(), n);
+    }
     // The values were scaled by 2^-e: the product is scaled back by 2^(2e),
     // exactly (one multiplication when 2^(2e) is a normal double).
     const int e2 = 2 * b.exponent;
@@ -294,6 +359,8 @@ void add_block_product(Block& b, Index nb, bool mixed, Eigen::MatrixXd& scatter)
         for (Index i = j; i < n; ++i) to[i] += std::ldexp(static_cast<double>(from[i]), e2);
       }
     }
+  } else if (narrow) {
+    detail::narrow_rank_update(b.kernel, b.values.data(), nb, n, 4 * b.capacity, scatter.data(), n);
   } else {
     detail::rank_update({b.values.data(), nb, n, b.ld(), b.row_major}, scatter.data(), n);
   }
@@ -339,6 +406,16 @@ Index default_block_rows(Index n, Precision precision) {
   // to amortise it; the float32 sums stay at most 2048 terms long (see
   // Precision::mixed for the bound this gives).
   return precision == Precision::mixed ? std::clamp<Index>(2 * rows, 512, 2048) : rows;
+}
+
+// Rows per block for the narrow kernel: the float64 block (or the float32
+// one of mixed precision) at most about 512 KiB, so that it stays in the
+// 1 MiB L2 cache while the micro-kernels sweep it, at least 256 rows to
+// amortise the per-block merge; at most 2048 (the float32 sums' bound).
+Index narrow_block_rows(Index n, Precision precision) {
+  const Index stride = detail::narrow_padded_cols(n);
+  const Index bytes = precision == Precision::mixed ? 4 : 8;
+  return std::clamp<Index>((Index{1} << 19) / (bytes * stride), 256, 2048);
 }
 
 // Every worker keeps an n x n partial scatter: at most this many fit in 1 GiB.
@@ -477,7 +554,11 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
   const Index n = chunk.cols;
   const Index rows = chunk.rows;
   const bool mixed = options.precision == Precision::mixed;
-  const Index block_rows = options.block_rows > 0 ? options.block_rows : default_block_rows(n, options.precision);
+  const detail::ProductKernel kernel = detail::choose_product_kernel(n, mixed);
+  const bool narrow = kernel != detail::ProductKernel::blas;
+  const Index block_rows = options.block_rows > 0 ? options.block_rows
+                           : narrow                ? narrow_block_rows(n, options.precision)
+                                                   : default_block_rows(n, options.precision);
   const Index blocks = (rows + block_rows - 1) / block_rows;
   const int workers = choose_workers(detail::resolve_threads(options.threads), blocks, rows, n);
   const detail::BlasScope blas(1);  // the workers parallelise over blocks of rows instead
@@ -492,7 +573,7 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
 
   auto work = [&](Moments& part) {
     try {
-      Block b(std::min(block_rows, rows), n, row_major, options.precision);
+      Block b(std::min(block_rows, rows), n, row_major, options.precision, kernel);
       Eigen::VectorXd block_mean(n);
       Eigen::VectorXd delta(n);
       // Blocks are handed out in increasing order and every taken block is

@@ -1,0 +1,132 @@
+"""The narrow-block product kernel (issue 15) against plain references, on awkward shapes.
+
+The core forms each block's centred product with its own register-blocked
+kernel for narrow blocks (AVX2 + FMA when the CPU has it, a portable C++
+version otherwise) and with OpenBLAS for wide ones. The environment variable
+DESCRAMBLE_PRODUCT_KERNEL (read at each update) forces one of them, so every
+kernel is checked here against the same float64 reference: n not a multiple
+of the SIMD width (1..17), one row, Fortran order, strided views, weights,
+every dtype the accumulators take, float64 and mixed precision.
+"""
+
+import numpy as np
+import pytest
+
+import descramble
+from descramble import reference
+
+KERNELS = ["blas", "generic", "avx2"]  # "avx2" runs the generic kernel on a CPU without AVX2
+DTYPES = [
+    np.float64, np.float32, np.float16, np.longdouble,
+    np.int8, np.int16, np.int32, np.int64,
+    np.uint8, np.uint16, np.uint32, np.uint64, np.bool_,
+]
+
+
+def sample(rng, shape, dtype):
+    x = rng.normal(loc=3.0, scale=2.0, size=shape)
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        x = np.clip(np.round(x * 10), info.min, info.max)
+    elif np.dtype(dtype).kind == "b":
+        x = x > 3.0
+    return x.astype(dtype)
+
+
+def scatter_of(x, weights=None, precision="float64", threads=2):
+    acc = descramble.Autocorrelation(x.shape[1], precision=precision, threads=threads)
+    acc.update(x, weights)
+    return acc
+
+
+def check(acc, x, weights=None, precision="float64"):
+    x64 = np.asarray(x, dtype=np.float64)
+    w = np.ones(len(x64)) if weights is None else np.asarray(weights, dtype=np.float64)
+    expected = reference.scatter(x64, w)
+    c = x64 - reference.mean(x64, w)
+    magnitude = (np.abs(c) * w[:, None]).T @ np.abs(c)  # sum_i w_i |c_i| |c_i|^T bounds every rounding error
+    rtol = 2e-5 if precision == "mixed" else 1e-12
+    assert acc.count == len(x64)
+    assert np.all(np.abs(acc.scatter - expected) <= rtol * magnitude + 1e-300)
+    assert np.array_equal(acc.scatter, acc.scatter.T)
+
+
+@pytest.fixture(params=KERNELS)
+def kernel(request, monkeypatch):
+    monkeypatch.setenv("DESCRAMBLE_PRODUCT_KERNEL", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("precision", ["float64", "mixed"])
+@pytest.mark.parametrize("n", list(range(1, 18)) + [31, 40])
+def test_every_width_matches_the_reference(kernel, precision, n):
+    rng = np.random.default_rng(n)
+    x = sample(rng, (700, n), np.float64)
+    check(scatter_of(x, precision=precision), x, precision=precision)
+
+
+@pytest.mark.parametrize("precision", ["float64", "mixed"])
+@pytest.mark.parametrize("n", [1, 5, 8, 13])
+def test_one_row_and_two_rows(kernel, precision, n):
+    rng = np.random.default_rng(1)
+    for rows in (1, 2):
+        x = sample(rng, (rows, n), np.float64)
+        acc = scatter_of(x, precision=precision)
+        check(acc, x, precision=precision)
+        if rows == 1:
+            assert np.all(acc.scatter == 0.0)
+
+
+@pytest.mark.parametrize("precision", ["float64", "mixed"])
+def test_layouts_and_strides(kernel, precision):
+    rng = np.random.default_rng(2)
+    base = sample(rng, (1201, 34), np.float64)
+    views = {
+        "C": base[:, :13].copy(),
+        "Fortran": np.asfortranarray(base[:, :13]),
+        "strided columns": base[:, ::3],  # 12 columns, column stride 3
+        "strided rows": base[::2, 5:22],  # row stride 2 x 34
+        "reversed": base[::-1, ::-2],  # negative strides
+        "Fortran strided": np.asfortranarray(base)[::2, 1::2],
+    }
+    for name, view in views.items():
+        w = rng.uniform(0.0, 3.0, size=len(view))
+        check(scatter_of(view, precision=precision), view, precision=precision)
+        check(scatter_of(view, w, precision=precision), view, w, precision=precision)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_every_dtype(kernel, dtype):
+    rng = np.random.default_rng(3)
+    for n in (3, 9, 17):
+        x = sample(rng, (301, n), dtype)
+        for order in ("C", "F"):
+            y = np.asarray(x, order=order)
+            for precision in ("float64", "mixed"):
+                check(scatter_of(y, precision=precision), y, precision=precision)
+
+
+@pytest.mark.parametrize("precision", ["float64", "mixed"])
+def test_kernels_agree_to_rounding_on_a_long_stream(monkeypatch, precision):
+    # Many blocks, two threads: the narrow kernels and the BLAS give the same
+    # result to rounding, and the same as a one-shot NumPy product.
+    rng = np.random.default_rng(4)
+    x = rng.normal(loc=100.0, size=(20_000, 24))
+    results = {}
+    for name in KERNELS:
+        monkeypatch.setenv("DESCRAMBLE_PRODUCT_KERNEL", name)
+        acc = descramble.Autocorrelation(24, precision=precision, threads=2)
+        for start in range(0, len(x), 7_001):
+            acc.update(x[start:start + 7_001])
+        results[name] = acc.scatter
+    expected = reference.scatter(x, np.ones(len(x)))
+    tol = (1e-6 if precision == "mixed" else 1e-11) * np.abs(expected).max()
+    for name, s in results.items():
+        np.testing.assert_allclose(s, expected, rtol=0, atol=tol, err_msg=name)
+
+
+def test_the_default_is_unchanged_by_the_variable_being_unset(monkeypatch):
+    monkeypatch.delenv("DESCRAMBLE_PRODUCT_KERNEL", raising=False)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(5_000, 16))
+    check(scatter_of(x), x)
