@@ -160,7 +160,7 @@ bool cpu_has_avx2_fma() noexcept {
 #endif
 }
 
-Index narrow_crossover(bool single) noexcept { return single ? 512 : 512; }
+Index narrow_crossover(bool single) noexcept { return single ? 512 : 256; }
 
 ProductKernel choose_product_kernel(Index n, bool single) {
   if (const char* forced = std::getenv("DESCRAMBLE_PRODUCT_KERNEL")) {

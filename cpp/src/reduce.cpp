@@ -96,10 +96,13 @@ void load_block(const ChunkView& chunk, Index r0, Index i0, Index count, const d
     for (Index i = i0; i < i0 + count; ++i) {
       const char* row = base + (r0 + i) * rs;
       const double wi = w ? w[i] : 1.0;
-      for (Index j = 0; j < n; ++j) {
-        const double v = load<T>(row + j * cs) - origin[j];
-        b.at(i, j) = v;
-        sums[j] += wi * v;
+      for (Index j0 = 0; j0 < n; j0 += 4) {  // panel by panel: 4 contiguous values of the row
+        double* out = b.values.data() + j0 * b.capacity + i * 4;
+        const Index width = std::min<Index>(4, n - j0);
+        for (Index l = 0; l < width; ++l) {
+          out[l] = load<T>(row + (j0 + l) * cs) - origin[j0 + l];
+          sums[j0 + l] += wi * out[l];
+        }
       }
     }
   } else if (b.panels) {
@@ -238,8 +241,14 @@ void centre_rows_to_float32(const ChunkView& chunk, Index r0, Index i0, Index co
     for (Index i = i0; i < i0 + count; ++i) {
       const char* row = base + (r0 + i) * rs;
       const double s = rw[i];
-      for (Index j = 0; j < n; ++j)
-        b.at32(i, j) = static_cast<float>(((load<T>(row + j * cs) - origin[j]) - mean[j]) * s * scale);
+      for (Index j0 = 0; j0 < n; j0 += 8) {  // panel by panel: 8 contiguous values of the row
+        float* out = b.values32.data() + j0 * b.capacity + i * 8;
+        const Index width = std::min<Index>(8, n - j0);
+        for (Index l = 0; l < width; ++l) {
+          const Index j = j0 + l;
+          out[l] = static_cast<float>(((load<T>(row + j * cs) - origin[j]) - mean[j]) * s * scale);
+        }
+      }
     }
   } else if (b.panels) {
     for (Index j = 0; j < n; ++j) {
