@@ -160,7 +160,14 @@ bool cpu_has_avx2_fma() noexcept {
 #endif
 }
 
-Index narrow_crossover(bool single) noexcept { return single ? 512 : 256; }
+// Measured end to end (descramble_bench roofline, "x blas", two runs on the
+// loaded 2-core machine): the narrow kernel gains 1.0-1.3x at n = 128 and
+// 256 in both precisions; below about 96 columns the block loads dominate
+// and the packed layout measured 0.88-0.97x (n = 16, 64), and at 512 the
+// float32 path measured 0.81-0.91x: there the BLAS stays.
+Index narrow_crossover(bool single) noexcept { return single ? 256 : 256; }
+
+Index narrow_lower_bound() noexcept { return 96; }
 
 ProductKernel choose_product_kernel(Index n, bool single) {
   if (const char* forced = std::getenv("DESCRAMBLE_PRODUCT_KERNEL")) {
@@ -169,7 +176,8 @@ ProductKernel choose_product_kernel(Index n, bool single) {
     if (name == "generic") return ProductKernel::generic;
     if (name == "avx2") return runnable(ProductKernel::avx2);
   }
-  return cpu_has_avx2_fma() && n <= narrow_crossover(single) ? ProductKernel::avx2 : ProductKernel::blas;
+  return cpu_has_avx2_fma() && n >= narrow_lower_bound() && n <= narrow_crossover(single) ? ProductKernel::avx2
+                                                                                           : ProductKernel::blas;
 }
 
 void narrow_rank_update(ProductKernel kernel, const double* a, Index rows, Index n, Index panel_stride, double* c,

@@ -40,10 +40,14 @@ bool cpu_has_avx2_fma() noexcept;
 /// 2-core AMD EPYC (Zen 3), see docs/benchmarks.md.
 Index narrow_crossover(bool single) noexcept;
 
+/// The narrowest n for which the narrow kernel replaces the BLAS (below it
+/// the block loads dominate the time; measured likewise).
+Index narrow_lower_bound() noexcept;
+
 /// The kernel for blocks of n columns: the environment variable
 /// DESCRAMBLE_PRODUCT_KERNEL (blas | generic | avx2 | auto; for tests and
 /// benchmarks) when set, otherwise the AVX2 kernel when the CPU has it and
-/// n <= narrow_crossover, otherwise the BLAS. "avx2" on a CPU without AVX2
+/// narrow_lower_bound() <= n <= narrow_crossover, otherwise the BLAS. "avx2" on a CPU without AVX2
 /// gives the generic kernel.
 ProductKernel choose_product_kernel(Index n, bool single);
 

@@ -152,7 +152,8 @@ TEST(reduce_chunk_is_the_same_through_every_kernel) {
 TEST(narrow_kernel_dispatch_keeps_blas_for_wide_blocks) {
   CHECK(detail::choose_product_kernel(detail::narrow_crossover(false) + 1, false) == ProductKernel::blas);
   CHECK(detail::choose_product_kernel(detail::narrow_crossover(true) + 1, true) == ProductKernel::blas);
-  const ProductKernel narrow = detail::choose_product_kernel(16, false);
+  CHECK(detail::choose_product_kernel(detail::narrow_lower_bound() - 1, false) == ProductKernel::blas);
+  const ProductKernel narrow = detail::choose_product_kernel(128, false);
   CHECK(narrow == (detail::cpu_has_avx2_fma() ? ProductKernel::avx2 : ProductKernel::blas));
   const ForcedKernel forced("generic");
   CHECK(detail::choose_product_kernel(4096, false) == ProductKernel::generic);
