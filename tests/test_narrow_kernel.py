@@ -130,3 +130,61 @@ def test_the_default_is_unchanged_by_the_variable_being_unset(monkeypatch):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(5_000, 16))
     check(scatter_of(x), x)
+
+
+# The narrow path reads each block once, shifted by the previous block's mean,
+# and takes the block's scatter as R - W m m^T (docs/math.md §7). When the
+# block's mean has moved far from that shift the subtraction would cancel, and
+# the block must be redone centred about its own mean; in mixed precision a
+# block whose magnitude left the previous block's float32 scale must be redone
+# too. Blocks are 2048 rows on the narrow path; one thread takes them in order.
+NARROW = ["generic", "avx2"]
+
+
+@pytest.mark.parametrize("name", NARROW)
+def test_a_block_far_from_the_previous_mean_is_redone(monkeypatch, name):
+    monkeypatch.setenv("DESCRAMBLE_PRODUCT_KERNEL", name)
+    rng = np.random.default_rng(6)
+    n = 12
+    x = rng.normal(size=(2 * 2048, n))
+    x[2048:] += 1e8  # the second block's mean is 1e8 standard deviations from the first's
+    # Weight 0 on the first block: the scatter is the second block's own (about
+    # 2048 I), so the error a cancelling R - W m m^T leaves (about 1e16 eps per
+    # product: 1e4 here) would show.
+    w = np.ones(len(x))
+    w[:2048] = 0.0
+    for precision in ("float64", "mixed"):
+        acc = descramble.Autocorrelation(n, precision=precision, threads=1)
+        acc.update(x, w)
+        check(acc, x, w, precision=precision)
+
+
+def test_a_block_whose_magnitude_changes_gets_its_own_float32_scale(monkeypatch):
+    # Column 0 is +-1e30 in the first block and 0 after it, column 1 is 0 and
+    # then N(0, 1): the first block's float32 scale (2^-101) would push the
+    # second block's values to 2^-101, their squares below float32's range.
+    monkeypatch.delenv("DESCRAMBLE_PRODUCT_KERNEL", raising=False)
+    rng = np.random.default_rng(7)
+    x = np.zeros((2 * 2048, 2))
+    x[:2048, 0] = np.where(np.arange(2048) % 2 == 0, 1e30, -1e30)
+    x[2048:, 1] = rng.normal(size=2048)
+    for name in NARROW:
+        monkeypatch.setenv("DESCRAMBLE_PRODUCT_KERNEL", name)
+        acc = descramble.Autocorrelation(2, precision="mixed", threads=1)
+        acc.update(x)
+        check(acc, x, precision="mixed")
+        np.testing.assert_allclose(acc.scatter[1, 1], reference.scatter(x, np.ones(len(x)))[1, 1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["float64", "mixed"])
+def test_a_trending_stream_matches_the_reference(kernel, precision):
+    # Every block's mean differs from the last (a linear trend of 50 standard
+    # deviations a block, and a step every third block).
+    rng = np.random.default_rng(8)
+    rows, n = 8 * 2048 + 77, 9
+    t = np.arange(rows)[:, None] / 2048.0
+    x = rng.normal(size=(rows, n)) + 50.0 * t * np.linspace(-1.0, 2.0, n) + 1e4 * (np.floor(t / 3) % 2)
+    for threads in (1, 2):
+        acc = descramble.Autocorrelation(n, precision=precision, threads=threads)
+        acc.update(x)
+        check(acc, x, precision=precision)

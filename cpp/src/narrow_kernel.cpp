@@ -1,6 +1,7 @@
 #include "narrow_kernel.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -16,26 +17,29 @@ namespace {
 
 // The micro-kernel's tile: MR columns of A broadcast (the columns p of C)
 // times NV vectors of W columns (the rows q of C), summed over every row of
-// the block in registers, then added to (or stored in) C once.
+// the panel block in registers, then added to C once.
 constexpr int MR = 4;
 constexpr int max_vectors = 3;
 
-// Adds (overwrite: stores) a finished tile row: value[l] is C(q0 + l, p) for
-// l < width; only the lower triangle (q >= p) inside n x n is written.
-template <class T, bool overwrite>
-inline void store_lanes(const T* value, int width, Index p, Index q0, Index n, T* column) {
+// Adds a finished tile row: value[l] is added to C(q0 + l, p) for l < width;
+// only the lower triangle (q >= p) inside n x n is written.
+template <class T>
+inline void add_lanes(const T* value, int width, Index p, Index q0, Index n, T* column) {
   for (int l = 0; l < width; ++l) {
     const Index q = q0 + l;
-    if (q >= p && q < n) {
-      if (overwrite) column[q] = value[l];
-      else column[q] += value[l];
-    }
+    if (q >= p && q < n) column[q] += value[l];
   }
+}
+
+// True when the tile's every entry is inside the lower triangle of n x n:
+// then the accumulators start from C and go back to it as whole vectors.
+inline bool interior_tile(Index p0, Index q0, int vectors, Index W, Index n) {
+  return q0 >= p0 + MR - 1 && p0 + MR <= n && q0 + vectors * W <= n;
 }
 
 // --- The portable kernel: the same blocking in plain C++ -------------------
 
-template <class T, int W, int NV, bool overwrite>
+template <class T, int W, int NV>
 void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c, Index ldc) {
   T acc[MR][NV * W] = {};
   const T* pp = a + (p0 / W) * ps + p0 % W;
@@ -47,9 +51,7 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
         for (int l = 0; l < W; ++l) acc[i][v * W + l] += x * qp[v * ps + l];
     }
   }
-  for (int i = 0; i < MR && p0 + i < n; ++i) {
-    store_lanes<T, overwrite>(acc[i], NV * W, p0 + i, q0, n, c + (p0 + i) * ldc);
-  }
+  for (int i = 0; i < MR && p0 + i < n; ++i) add_lanes(acc[i], NV * W, p0 + i, q0, n, c + (p0 + i) * ldc);
 }
 
 #ifdef DESCRAMBLE_X86_KERNELS
@@ -57,96 +59,262 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
 // The accumulators are MR x NV named vectors (at most 12 of the 16
 // registers; named variables rather than an array, which GCC would keep in
 // memory), the NV column vectors of the current row and one broadcast take
-// the rest. The finished tile goes through an aligned buffer to C.
+// the rest. An interior tile starts from C and is stored back as vectors;
+// an edge tile starts from 0 and goes through an aligned buffer to C.
 
 // Defines avx2_tile for one element type: VEC the vector type, W its lanes.
-#define DESCRAMBLE_AVX2_TILE(T, VEC, W, SETZERO, LOADU, BCAST, FMADD, STORE)                                    \
-  template <int NV, bool overwrite>                                                                            \
+#define DESCRAMBLE_AVX2_TILE(T, VEC, W, SETZERO, LOADU, BCAST, FMADD, STORE, STOREU)                            \
+  template <int NV>                                                                                            \
   DESCRAMBLE_TARGET_AVX2 void avx2_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c,     \
                                         Index ldc) {                                                           \
+    const bool interior = interior_tile(p0, q0, NV, W, n);                                                     \
+    T* c0 = c + p0 * ldc + q0;                                                                                 \
     VEC c00 = SETZERO(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;                                \
     VEC c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;                                      \
-    const T* pp = a + (p0 / W) * ps + p0 % W;                                                                  \
+    if (interior) {                                                                                            \
+      c00 = LOADU(c0), c10 = LOADU(c0 + ldc), c20 = LOADU(c0 + 2 * ldc), c30 = LOADU(c0 + 3 * ldc);           \
+      if (NV > 1) {                                                                                            \
+        c01 = LOADU(c0 + W), c11 = LOADU(c0 + ldc + W);                                                        \
+        c21 = LOADU(c0 + 2 * ldc + W), c31 = LOADU(c0 + 3 * ldc + W);                                         \
+      }                                                                                                        \
+      if (NV > 2) {                                                                                            \
+        c02 = LOADU(c0 + 2 * W), c12 = LOADU(c0 + ldc + 2 * W);                                                \
+        c22 = LOADU(c0 + 2 * ldc + 2 * W), c32 = LOADU(c0 + 3 * ldc + 2 * W);                                 \
+      }                                                                                                        \
+    }                                                                                                          \
+    const T* row = a + (p0 / W) * ps + p0 % W; /* the MR broadcast values of row k */                          \
     const T* qp = a + (q0 / W) * ps;                                                                           \
-    const T* row = pp; /* the MR broadcast values of row k */                                                  \
     for (Index k = 0; k < rows; ++k, row += W, qp += W) {                                                      \
       const VEC b0 = LOADU(qp);                                                                                \
       const VEC b1 = NV > 1 ? LOADU(qp + ps) : b0;                                                             \
       const VEC b2 = NV > 2 ? LOADU(qp + 2 * ps) : b0;                                                         \
-      VEC x = BCAST(row);                                                                                 \
+      VEC x = BCAST(row);                                                                                      \
       c00 = FMADD(x, b0, c00);                                                                                 \
       if (NV > 1) c01 = FMADD(x, b1, c01);                                                                     \
       if (NV > 2) c02 = FMADD(x, b2, c02);                                                                     \
-      x = BCAST(row + 1);                                                                                 \
+      x = BCAST(row + 1);                                                                                      \
       c10 = FMADD(x, b0, c10);                                                                                 \
       if (NV > 1) c11 = FMADD(x, b1, c11);                                                                     \
       if (NV > 2) c12 = FMADD(x, b2, c12);                                                                     \
-      x = BCAST(row + 2);                                                                                 \
+      x = BCAST(row + 2);                                                                                      \
       c20 = FMADD(x, b0, c20);                                                                                 \
       if (NV > 1) c21 = FMADD(x, b1, c21);                                                                     \
       if (NV > 2) c22 = FMADD(x, b2, c22);                                                                     \
-      x = BCAST(row + 3);                                                                                 \
+      x = BCAST(row + 3);                                                                                      \
       c30 = FMADD(x, b0, c30);                                                                                 \
       if (NV > 1) c31 = FMADD(x, b1, c31);                                                                     \
       if (NV > 2) c32 = FMADD(x, b2, c32);                                                                     \
+    }                                                                                                          \
+    if (interior) {                                                                                            \
+      STOREU(c0, c00), STOREU(c0 + ldc, c10), STOREU(c0 + 2 * ldc, c20), STOREU(c0 + 3 * ldc, c30);           \
+      if (NV > 1) {                                                                                            \
+        STOREU(c0 + W, c01), STOREU(c0 + ldc + W, c11);                                                        \
+        STOREU(c0 + 2 * ldc + W, c21), STOREU(c0 + 3 * ldc + W, c31);                                         \
+      }                                                                                                        \
+      if (NV > 2) {                                                                                            \
+        STOREU(c0 + 2 * W, c02), STOREU(c0 + ldc + 2 * W, c12);                                                \
+        STOREU(c0 + 2 * ldc + 2 * W, c22), STOREU(c0 + 3 * ldc + 2 * W, c32);                                 \
+      }                                                                                                        \
+      return;                                                                                                  \
     }                                                                                                          \
     alignas(32) T tile[MR][max_vectors * W];                                                                   \
     STORE(tile[0], c00), STORE(tile[0] + W, c01), STORE(tile[0] + 2 * W, c02);                                 \
     STORE(tile[1], c10), STORE(tile[1] + W, c11), STORE(tile[1] + 2 * W, c12);                                 \
     STORE(tile[2], c20), STORE(tile[2] + W, c21), STORE(tile[2] + 2 * W, c22);                                 \
     STORE(tile[3], c30), STORE(tile[3] + W, c31), STORE(tile[3] + 2 * W, c32);                                 \
-    for (int i = 0; i < MR && p0 + i < n; ++i) {                                                               \
-      const Index p = p0 + i;                                                                                  \
-      T* column = c + p * ldc;                                                                                 \
-      for (int v = 0; v < NV; ++v) {                                                                           \
-        const Index q = q0 + W * v;                                                                            \
-        if (q >= p && q + W <= n) {                                                                            \
-          for (int l = 0; l < W; ++l) {                                                                        \
-            if (overwrite) column[q + l] = tile[i][W * v + l];                                                 \
-            else column[q + l] += tile[i][W * v + l];                                                          \
-          }                                                                                                    \
-        } else {                                                                                               \
-          store_lanes<T, overwrite>(tile[i] + W * v, W, p, q, n, column);                                      \
-        }                                                                                                      \
-      }                                                                                                        \
-    }                                                                                                          \
+    for (int i = 0; i < MR && p0 + i < n; ++i) add_lanes(tile[i], NV * W, p0 + i, q0, n, c + (p0 + i) * ldc);   \
   }
 
 DESCRAMBLE_AVX2_TILE(double, __m256d, 4, _mm256_setzero_pd, _mm256_loadu_pd, _mm256_broadcast_sd, _mm256_fmadd_pd,
-                     _mm256_store_pd)
+                     _mm256_store_pd, _mm256_storeu_pd)
 DESCRAMBLE_AVX2_TILE(float, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps,
-                     _mm256_store_ps)
+                     _mm256_store_ps, _mm256_storeu_ps)
 #undef DESCRAMBLE_AVX2_TILE
 #endif
 
-// Walks the lower triangle of C in tiles: for each group of MR columns p,
-// the vectors of rows q from the group's first vector down to n, at most
-// max_vectors at a time. A group's MR columns of the block stay in L1 while
-// its tiles stream the other columns.
-template <class T, int W, bool overwrite>
-void for_each_tile(ProductKernel kernel, const T* a, Index rows, Index n, Index ps, T* c, Index ldc) {
-  for (Index p0 = 0; p0 < n; p0 += MR) {
-    for (Index q0 = p0 / W * W; q0 < n; q0 += max_vectors * W) {
-      const Index vectors = std::min<Index>(max_vectors, (n - q0 + W - 1) / W);
+// Requests the prefetch region's cache lines a few at a time.
+class PrefetchCursor {
+ public:
+  explicit PrefetchCursor(const Prefetch& p) : p_(p) {}
+  Index lines() const noexcept {
+    return p_.base == nullptr || p_.rows <= 0 ? 0 : p_.rows * ((p_.row_bytes + 63) / 64 + 1);
+  }
+  void issue(Index count) noexcept {
+    for (; count > 0 && row_ < p_.rows; --count) {
+      __builtin_prefetch(p_.base + row_ * p_.row_stride + offset_, 0, 2);
+      offset_ += 64;
+      if (offset_ >= p_.row_bytes + 64) offset_ = 0, ++row_;  // the row's last partial line included
+    }
+  }
+
+ private:
+  Prefetch p_;
+  Index row_ = 0;
+  Index offset_ = 0;
+};
+
+// Walks the lower triangle of C in tiles, column vectors outermost: for each
+// group of (at most) max_vectors vectors of rows q of C, the groups of MR
+// columns p <= q. The group's column vectors of the block (at most
+// 3 x 32 bytes a row) stay in L1 while the tiles stream the p columns.
+template <class T, int W>
+void for_each_tile(ProductKernel kernel, const T* a, Index rows, Index n, Index ps, T* c, Index ldc,
+                   const Prefetch& prefetch) {
+  PrefetchCursor ahead(prefetch);
+  Index tiles = 0;
+  for (Index q0 = 0; q0 < n; q0 += max_vectors * W) tiles += (std::min<Index>(n, q0 + max_vectors * W) + MR - 1) / MR;
+  const Index per_tile = (ahead.lines() + tiles - 1) / std::max<Index>(tiles, 1);
+  for (Index q0 = 0; q0 < n; q0 += max_vectors * W) {
+    const Index vectors = std::min<Index>(max_vectors, (n - q0 + W - 1) / W);
+    const Index p_end = std::min<Index>(n, q0 + vectors * W);
+    for (Index p0 = 0; p0 < p_end; p0 += MR) {
+      ahead.issue(per_tile);
+      // Skip the vectors wholly above the diagonal for this p group.
+      const Index skip = std::max<Index>(0, (p0 - q0) / W);
+      const Index q = q0 + skip * W;
+      const Index nv = vectors - skip;
 #ifdef DESCRAMBLE_X86_KERNELS
       if (kernel == ProductKernel::avx2) {
-        if (vectors == 3) avx2_tile<3, overwrite>(a, rows, ps, p0, q0, n, c, ldc);
-        else if (vectors == 2) avx2_tile<2, overwrite>(a, rows, ps, p0, q0, n, c, ldc);
-        else avx2_tile<1, overwrite>(a, rows, ps, p0, q0, n, c, ldc);
+        if (nv == 3) avx2_tile<3>(a, rows, ps, p0, q, n, c, ldc);
+        else if (nv == 2) avx2_tile<2>(a, rows, ps, p0, q, n, c, ldc);
+        else avx2_tile<1>(a, rows, ps, p0, q, n, c, ldc);
         continue;
       }
 #else
       (void)kernel;
 #endif
-      if (vectors == 3) generic_tile<T, W, 3, overwrite>(a, rows, ps, p0, q0, n, c, ldc);
-      else if (vectors == 2) generic_tile<T, W, 2, overwrite>(a, rows, ps, p0, q0, n, c, ldc);
-      else generic_tile<T, W, 1, overwrite>(a, rows, ps, p0, q0, n, c, ldc);
+      if (nv == 3) generic_tile<T, W, 3>(a, rows, ps, p0, q, n, c, ldc);
+      else if (nv == 2) generic_tile<T, W, 2>(a, rows, ps, p0, q, n, c, ldc);
+      else generic_tile<T, W, 1>(a, rows, ps, p0, q, n, c, ldc);
     }
   }
 }
 
 ProductKernel runnable(ProductKernel kernel) noexcept {
   return kernel == ProductKernel::avx2 && !cpu_has_avx2_fma() ? ProductKernel::generic : kernel;
+}
+
+#ifdef DESCRAMBLE_X86_KERNELS
+// --- Packing with AVX2 ------------------------------------------------------
+// y = (x - origin) - shift for 4 values of a row, read as float64.
+DESCRAMBLE_TARGET_AVX2 inline __m256d load4(const double* x) { return _mm256_loadu_pd(x); }
+DESCRAMBLE_TARGET_AVX2 inline __m256d load4(const float* x) { return _mm256_cvtps_pd(_mm_loadu_ps(x)); }
+
+template <class Source>
+DESCRAMBLE_TARGET_AVX2 inline __m256d shifted4(const PackSource<Source>& s, const Source* row, Index j) {
+  return _mm256_sub_pd(_mm256_sub_pd(load4(row + j), _mm256_loadu_pd(s.origin + j)), _mm256_loadu_pd(s.shift + j));
+}
+
+template <class Source>
+inline double shifted1(const PackSource<Source>& s, const Source* row, Index j) {
+  return (static_cast<double>(row[j]) - s.origin[j]) - s.shift[j];
+}
+
+// Float64 panels of 4.
+template <class Source>
+DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double* panels, Index ps, double* sums) {
+  const Index n = s.n;
+  const Index full = n / 4 * 4;
+  for (Index i = 0; i < s.rows; ++i) {
+    const Source* row = s.x + i * s.row_stride;
+    const double wi = s.w ? s.w[i] : 1.0;
+    const double root = s.w ? std::sqrt(wi) : 1.0;
+    const __m256d w4 = _mm256_set1_pd(wi);
+    const __m256d r4 = _mm256_set1_pd(root);
+    double* out = panels + i * 4;
+    for (Index j = 0; j < full; j += 4, out += ps) {
+      const __m256d y = shifted4(s, row, j);
+      _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, y, _mm256_loadu_pd(sums + j)));
+      _mm256_storeu_pd(out, s.w ? _mm256_mul_pd(y, r4) : y);
+    }
+    if (full < n) {
+      for (Index l = 0; l < 4; ++l) {
+        const Index j = full + l;
+        double v = 0.0;
+        if (j < n) {
+          const double y = shifted1(s, row, j);
+          sums[j] += wi * y;
+          v = y * root;
+        }
+        out[l] = v;
+      }
+    }
+  }
+}
+
+// Float32 panels of 8: sqrt(w) y * scale rounded to float32.
+template <class Source>
+DESCRAMBLE_TARGET_AVX2 void avx2_pack32(const PackSource<Source>& s, double scale, float* panels, Index ps,
+                                        double* sums, double& max_abs) {
+  const Index n = s.n;
+  const Index full = n / 8 * 8;
+  const __m256d sign = _mm256_set1_pd(-0.0);
+  __m256d largest = _mm256_setzero_pd();
+  double largest_tail = 0.0;
+  const __m256d scale4 = _mm256_set1_pd(scale);
+  for (Index i = 0; i < s.rows; ++i) {
+    const Source* row = s.x + i * s.row_stride;
+    const double wi = s.w ? s.w[i] : 1.0;
+    const double root = s.w ? std::sqrt(wi) : 1.0;
+    const __m256d w4 = _mm256_set1_pd(wi);
+    const __m256d r4 = _mm256_set1_pd(root);
+    float* out = panels + i * 8;
+    for (Index j = 0; j < full; j += 8, out += ps) {
+      __m256d lo = shifted4(s, row, j);
+      __m256d hi = shifted4(s, row, j + 4);
+      _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, lo, _mm256_loadu_pd(sums + j)));
+      _mm256_storeu_pd(sums + j + 4, _mm256_fmadd_pd(w4, hi, _mm256_loadu_pd(sums + j + 4)));
+      if (s.w) lo = _mm256_mul_pd(lo, r4), hi = _mm256_mul_pd(hi, r4);
+      largest = _mm256_max_pd(largest, _mm256_max_pd(_mm256_andnot_pd(sign, lo), _mm256_andnot_pd(sign, hi)));
+      const __m128 lo32 = _mm256_cvtpd_ps(_mm256_mul_pd(lo, scale4));
+      const __m128 hi32 = _mm256_cvtpd_ps(_mm256_mul_pd(hi, scale4));
+      _mm256_storeu_ps(out, _mm256_insertf128_ps(_mm256_castps128_ps256(lo32), hi32, 1));
+    }
+    if (full < n) {
+      for (Index l = 0; l < 8; ++l) {
+        const Index j = full + l;
+        float v = 0.0f;
+        if (j < n) {
+          const double y = shifted1(s, row, j);
+          sums[j] += wi * y;
+          const double r = y * root;
+          largest_tail = std::max(largest_tail, std::abs(r));
+          v = static_cast<float>(r * scale);
+        }
+        out[l] = v;
+      }
+    }
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, largest);
+  // NaN compares false with max: the sums (which the caller checks) carry it.
+  max_abs = std::max({max_abs, largest_tail, lanes[0], lanes[1], lanes[2], lanes[3]});
+}
+#endif
+
+template <class Source>
+bool pack64(ProductKernel kernel, const PackSource<Source>& source, double* panels, Index ps, double* sums) {
+#ifdef DESCRAMBLE_X86_KERNELS
+  if (runnable(kernel) == ProductKernel::avx2) {
+    avx2_pack(source, panels, ps, sums);
+    return true;
+  }
+#endif
+  (void)kernel, (void)source, (void)panels, (void)ps, (void)sums;
+  return false;
+}
+
+template <class Source>
+bool pack32(ProductKernel kernel, const PackSource<Source>& source, double scale, float* panels, Index ps,
+            double* sums, double& max_abs) {
+#ifdef DESCRAMBLE_X86_KERNELS
+  if (runnable(kernel) == ProductKernel::avx2) {
+    avx2_pack32(source, scale, panels, ps, sums, max_abs);
+    return true;
+  }
+#endif
+  (void)kernel, (void)source, (void)scale, (void)panels, (void)ps, (void)sums, (void)max_abs;
+  return false;
 }
 
 }  // namespace
@@ -160,14 +328,15 @@ bool cpu_has_avx2_fma() noexcept {
 #endif
 }
 
-// Measured end to end (descramble_bench roofline, "x blas", two runs on the
-// loaded 2-core machine): the narrow kernel gains 1.0-1.3x at n = 128 and
-// 256 in both precisions; below about 96 columns the block loads dominate
-// and the packed layout measured 0.88-0.97x (n = 16, 64), and at 512 the
-// float32 path measured 0.81-0.91x: there the BLAS stays.
-Index narrow_crossover(bool single) noexcept { return single ? 256 : 256; }
+Index narrow_panel_rows(Index n, bool single) noexcept {
+  const Index bytes = single ? 4 : 8;
+  const Index rows = (Index{1} << 17) / (bytes * narrow_padded_cols(std::max<Index>(n, 1)));
+  return std::clamp<Index>(rows / 8 * 8, 32, 256);
+}
 
-Index narrow_lower_bound() noexcept { return 96; }
+// Measured end to end (descramble bench --only roofline and descramble_bench
+// roofline, "x blas", on the 2-core machine): see docs/benchmarks.md.
+Index narrow_crossover(bool single) noexcept { return single ? 256 : 256; }
 
 ProductKernel choose_product_kernel(Index n, bool single) {
   if (const char* forced = std::getenv("DESCRAMBLE_PRODUCT_KERNEL")) {
@@ -176,19 +345,36 @@ ProductKernel choose_product_kernel(Index n, bool single) {
     if (name == "generic") return ProductKernel::generic;
     if (name == "avx2") return runnable(ProductKernel::avx2);
   }
-  return cpu_has_avx2_fma() && n >= narrow_lower_bound() && n <= narrow_crossover(single) ? ProductKernel::avx2
-                                                                                           : ProductKernel::blas;
+  return cpu_has_avx2_fma() && n <= narrow_crossover(single) ? ProductKernel::avx2 : ProductKernel::blas;
 }
 
 void narrow_rank_update(ProductKernel kernel, const double* a, Index rows, Index n, Index panel_stride, double* c,
-                        Index ldc) {
+                        Index ldc, const Prefetch& prefetch) {
   if (rows == 0) return;
-  for_each_tile<double, 4, false>(runnable(kernel), a, rows, n, panel_stride, c, ldc);
+  for_each_tile<double, 4>(runnable(kernel), a, rows, n, panel_stride, c, ldc, prefetch);
 }
 
-void narrow_rank_update_overwrite(ProductKernel kernel, const float* a, Index rows, Index n, Index panel_stride,
-                                  float* c, Index ldc) {
-  for_each_tile<float, 8, true>(runnable(kernel), a, rows, n, panel_stride, c, ldc);
+void narrow_rank_update(ProductKernel kernel, const float* a, Index rows, Index n, Index panel_stride, float* c,
+                        Index ldc, const Prefetch& prefetch) {
+  if (rows == 0) return;
+  for_each_tile<float, 8>(runnable(kernel), a, rows, n, panel_stride, c, ldc, prefetch);
+}
+
+bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double* panels, Index panel_stride,
+                 double* sums) {
+  return pack64(kernel, source, panels, panel_stride, sums);
+}
+bool narrow_pack(ProductKernel kernel, const PackSource<float>& source, double* panels, Index panel_stride,
+                 double* sums) {
+  return pack64(kernel, source, panels, panel_stride, sums);
+}
+bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double scale, float* panels,
+                 Index panel_stride, double* sums, double& max_abs) {
+  return pack32(kernel, source, scale, panels, panel_stride, sums, max_abs);
+}
+bool narrow_pack(ProductKernel kernel, const PackSource<float>& source, double scale, float* panels,
+                 Index panel_stride, double* sums, double& max_abs) {
+  return pack32(kernel, source, scale, panels, panel_stride, sums, max_abs);
 }
 
 }  // namespace descramble::detail

@@ -7,6 +7,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -41,15 +42,11 @@ inline double load<BoolByte>(const char* p) noexcept {
 
 // One worker's scratch space for a block of rows, laid out like the source
 // (row-major for C-ordered chunks, column-major otherwise) so that reading the
-// chunk walks memory contiguously; for the narrow kernel, in panels of 4
-// (float64) or 8 (float32) columns instead (see narrow_kernel.hpp), filled
-// in the source's order.
+// chunk walks memory contiguously.
 struct Block {
   Index capacity;  // rows
   Index n;
-  bool row_major;  // the source's layout (the order in which the block is read)
-  detail::ProductKernel kernel;
-  bool panels;  // the narrow kernel's panel layout
+  bool row_major;
   std::vector<double> values;  // x - origin, then centred (and scaled by sqrt(w))
   std::vector<float> values32;  // the centred block rounded to float32 (mixed precision)
   std::vector<float> product32;  // n x n float32 block product (mixed precision)
@@ -58,10 +55,8 @@ struct Block {
   double max_abs = 0.0;  // mixed precision: max |x - origin| over the block (pass 1)
   int exponent = 0;      // mixed precision: the float32 values are the centred ones times 2^-exponent
 
-  Block(Index rows, Index cols, bool rm, Precision precision,
-        detail::ProductKernel product = detail::ProductKernel::blas)
-      : capacity(rows), n(cols), row_major(rm), kernel(product), panels(product != detail::ProductKernel::blas),
-        values(static_cast<std::size_t>(rows * (panels ? detail::narrow_padded_cols(cols) : cols))),
+  Block(Index rows, Index cols, bool rm, Precision precision)
+      : capacity(rows), n(cols), row_major(rm), values(static_cast<std::size_t>(rows * cols)),
         sums(static_cast<std::size_t>(cols)), root_weights(static_cast<std::size_t>(rows)) {
     if (precision == Precision::mixed) {
       values32.resize(values.size());
@@ -69,14 +64,9 @@ struct Block {
     }
   }
   Index ld() const noexcept { return row_major ? n : capacity; }
-  // Where value (i, j) of the float64 (W = 4) or float32 (W = 8) block is.
-  template <Index W>
-  std::size_t pos(Index i, Index j) const noexcept {
-    if (panels) return static_cast<std::size_t>((j - j % W) * capacity + i * W + j % W);
-    return static_cast<std::size_t>(row_major ? i * n + j : j * capacity + i);
+  double& at(Index i, Index j) noexcept {
+    return values[static_cast<std::size_t>(row_major ? i * n + j : j * capacity + i)];
   }
-  double& at(Index i, Index j) noexcept { return values[pos<4>(i, j)]; }
-  float& at32(Index i, Index j) noexcept { return values32[pos<8>(i, j)]; }
 };
 
 // Reads buffer rows [i0, i0 + count) of the block starting at chunk row r0
@@ -91,33 +81,7 @@ void load_block(const ChunkView& chunk, Index r0, Index i0, Index count, const d
   const Index cs = chunk.col_stride;
   const Index n = chunk.cols;
   constexpr Index size = static_cast<Index>(sizeof(T));
-  if (b.panels && b.row_major) {
-    std::fill(sums, sums + n, 0.0);
-    for (Index i = i0; i < i0 + count; ++i) {
-      const char* row = base + (r0 + i) * rs;
-      const double wi = w ? w[i] : 1.0;
-      for (Index j0 = 0; j0 < n; j0 += 4) {  // panel by panel: 4 contiguous values of the row
-        double* out = b.values.data() + j0 * b.capacity + i * 4;
-        const Index width = std::min<Index>(4, n - j0);
-        for (Index l = 0; l < width; ++l) {
-          out[l] = load<T>(row + (j0 + l) * cs) - origin[j0 + l];
-          sums[j0 + l] += wi * out[l];
-        }
-      }
-    }
-  } else if (b.panels) {
-    for (Index j = 0; j < n; ++j) {
-      const char* column = base + (r0 + i0) * rs + j * cs;
-      const double o = origin[j];
-      double s = 0.0;
-      for (Index i = 0; i < count; ++i) {
-        const double v = load<T>(column + i * rs) - o;
-        b.at(i0 + i, j) = v;
-        s += (w ? w[i0 + i] : 1.0) * v;
-      }
-      sums[j] = s;
-    }
-  } else if (b.row_major) {
+  if (b.row_major) {
     std::fill(sums, sums + n, 0.0);
     for (Index i = i0; i < i0 + count; ++i) {
       const char* row = base + (r0 + i) * rs;
@@ -168,6 +132,12 @@ void dispatch(ScalarType type, F&& f) {
     case ScalarType::boolean: return f(BoolByte{});
   }
   throw std::invalid_argument("chunk: unsupported scalar type");
+}
+
+Index element_size(ScalarType type) {
+  Index size = 0;
+  dispatch(type, [&](auto tag) { size = static_cast<Index>(sizeof(tag)); });
+  return size;
 }
 
 void load_block_any(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
@@ -237,28 +207,7 @@ void centre_rows_to_float32(const ChunkView& chunk, Index r0, Index i0, Index co
   const Index n = chunk.cols;
   const double* rw = b.root_weights.data();
   const double scale = std::ldexp(1.0, -b.exponent);  // exact: a power of two
-  if (b.panels && b.row_major) {
-    for (Index i = i0; i < i0 + count; ++i) {
-      const char* row = base + (r0 + i) * rs;
-      const double s = rw[i];
-      for (Index j0 = 0; j0 < n; j0 += 8) {  // panel by panel: 8 contiguous values of the row
-        float* out = b.values32.data() + j0 * b.capacity + i * 8;
-        const Index width = std::min<Index>(8, n - j0);
-        for (Index l = 0; l < width; ++l) {
-          const Index j = j0 + l;
-          out[l] = static_cast<float>(((load<T>(row + j * cs) - origin[j]) - mean[j]) * s * scale);
-        }
-      }
-    }
-  } else if (b.panels) {
-    for (Index j = 0; j < n; ++j) {
-      const char* column = base + (r0 + i0) * rs + j * cs;
-      const double o = origin[j];
-      const double m = mean[j];
-      for (Index i = 0; i < count; ++i)
-        b.at32(i0 + i, j) = static_cast<float>(((load<T>(column + i * rs) - o) - m) * rw[i0 + i] * scale);
-    }
-  } else if (b.row_major) {
+  if (b.row_major) {
     for (Index i = i0; i < i0 + count; ++i) {
       const char* row = base + (r0 + i) * rs;
       float* out = b.values32.data() + i * n;
@@ -284,17 +233,7 @@ void centre_block(Block& b, Index i0, Index count, const double* mean, const dou
   const Index n = b.n;
   double* rw = b.root_weights.data();
   for (Index i = i0; i < i0 + count; ++i) rw[i] = w ? std::sqrt(w[i]) : 1.0;
-  if (b.panels) {
-    // Panel by panel: each row's 4 values are contiguous.
-    for (Index j0 = 0; j0 < n; j0 += 4) {
-      const Index width = std::min<Index>(4, n - j0);
-      double* panel = b.values.data() + j0 * b.capacity;
-      for (Index i = i0; i < i0 + count; ++i) {
-        const double s = rw[i];
-        for (Index l = 0; l < width; ++l) panel[i * 4 + l] = (panel[i * 4 + l] - mean[j0 + l]) * s;
-      }
-    }
-  } else if (b.row_major) {
+  if (b.row_major) {
     for (Index i = i0; i < i0 + count; ++i) {
       double* row = b.values.data() + i * n;
       const double s = rw[i];
@@ -335,7 +274,8 @@ Index locate_non_finite_row(const ChunkView& chunk, Index r0, Index nb, const do
   Index bad = 0;
   auto finite_row = [&](Index i) {
     for (Index j = 0; j < b.n; ++j)
-      if (!std::isfinite(b.at(i, j))) return false;
+      if (!std::isfinite(b.values[static_cast<std::size_t>(b.row_major ? i * b.n + j : j * b.capacity + i)]))
+        return false;
     return true;
   };
   while (bad < nb && finite_row(bad)) ++bad;
@@ -346,14 +286,8 @@ Index locate_non_finite_row(const ChunkView& chunk, Index r0, Index nb, const do
 // `scatter`: float64 syrk, or (mixed) float32 syrk then a float64 sum.
 void add_block_product(Block& b, Index nb, bool mixed, Eigen::MatrixXd& scatter) {
   const Index n = b.n;
-  const bool narrow = b.kernel != detail::ProductKernel::blas;
   if (mixed) {
-    if (narrow) {
-      detail::narrow_rank_update_overwrite(b.kernel, b.values32.data(), nb, n, 8 * b.capacity, b.product32.data(),
-                                           n);
-    } else {
-      detail::rank_update_overwrite({b.values32.data(), nb, n, b.ld(), b.row_major}, b.product32.data(), n);
-    }
+    detail::rank_update_overwrite({b.values32.data(), nb, n, b.ld(), b.row_major}, b.product32.data(), n);
     // The values were scaled by 2^-e: the product is scaled back by 2^(2e),
     // exactly (one multiplication when 2^(2e) is a normal double).
     const int e2 = 2 * b.exponent;
@@ -368,8 +302,6 @@ void add_block_product(Block& b, Index nb, bool mixed, Eigen::MatrixXd& scatter)
         for (Index i = j; i < n; ++i) to[i] += std::ldexp(static_cast<double>(from[i]), e2);
       }
     }
-  } else if (narrow) {
-    detail::narrow_rank_update(b.kernel, b.values.data(), nb, n, 4 * b.capacity, scatter.data(), n);
   } else {
     detail::rank_update({b.values.data(), nb, n, b.ld(), b.row_major}, scatter.data(), n);
   }
@@ -388,6 +320,232 @@ void merge_block_mean(Moments& part, const Eigen::VectorXd& block_mean, double b
   part.mean += (block_weight / total) * delta;
   part.weight = total;
   part.count += nb;
+}
+
+// --- The narrow path: each block read once (docs/math.md §7) ---------------
+// For narrow blocks (n up to detail::narrow_crossover) the block of rows is
+// read from the chunk once: its rows are shifted by an estimate s of the
+// block's mean as they are packed into the narrow kernel's panels, a few
+// hundred rows at a time (detail::narrow_panel_rows), and the kernel adds
+// their product to R = sum_i w_i y_i y_i^T (y = (x - origin) - s) while they
+// are in cache. With m = sum_i w_i y_i / W the block mean's offset from s,
+// the block's scatter about its own mean is R - W m m^T. The subtraction
+// loses accuracy only when m is large against the spread: wherever
+// W m_j^2 > R_jj / 4 the block is redone the two-pass way (centred about its
+// own mean, as for wide blocks), so the error stays within 8/3 of the
+// two-pass one. s is the previous block's mean (stationary streams: |m| ~
+// spread / sqrt(rows), far inside the bound), or, for a worker's first block,
+// the mean of its first rows.
+
+// Packs `count` rows of the chunk, from chunk row `r0`, into panels of W
+// columns (float64, W = 4; or float32, W = 8, scaled by `scale`): value
+// sqrt(w_i) ((x_ij - origin_j) - shift_j), padding columns 0; adds
+// w_i y_ij to sums[j]; (float32) the largest |sqrt(w_i) y_ij| into max_abs.
+template <class T, class Out>
+void pack_rows(const ChunkView& chunk, Index r0, Index count, const double* origin, const double* shift,
+               const double* w, double scale, Out* panels, Index ps, double* sums, double& max_abs) {
+  constexpr Index W = sizeof(Out) == 4 ? 8 : 4;
+  constexpr bool single = sizeof(Out) == 4;
+  const char* base = static_cast<const char*>(chunk.data) + r0 * chunk.row_stride;
+  const Index rs = chunk.row_stride;
+  const Index cs = chunk.col_stride;
+  const Index n = chunk.cols;
+  double largest = 0.0;
+  auto put = [&](Index i, Index j, double y, double wi, double root) {
+    sums[j] += wi * y;
+    const double v = y * root;
+    if (single) largest = std::max(largest, std::abs(v));
+    panels[(j / W) * ps + i * W + j % W] = static_cast<Out>(single ? v * scale : v);
+  };
+  if (std::abs(rs) >= std::abs(cs)) {  // row by row
+    for (Index i = 0; i < count; ++i) {
+      const char* row = base + i * rs;
+      const double wi = w ? w[i] : 1.0;
+      const double root = w ? std::sqrt(wi) : 1.0;
+      for (Index j = 0; j < n; ++j) put(i, j, (load<T>(row + j * cs) - origin[j]) - shift[j], wi, root);
+    }
+  } else {  // column by column (Fortran order)
+    for (Index j = 0; j < n; ++j) {
+      const char* column = base + j * cs;
+      for (Index i = 0; i < count; ++i) {
+        const double wi = w ? w[i] : 1.0;
+        put(i, j, (load<T>(column + i * rs) - origin[j]) - shift[j], wi, w ? std::sqrt(wi) : 1.0);
+      }
+    }
+  }
+  for (Index j = n; j < (n + W - 1) / W * W; ++j)
+    for (Index i = 0; i < count; ++i) panels[(j / W) * ps + i * W + j % W] = Out(0);
+  max_abs = std::max(max_abs, largest);
+}
+
+// One worker's state on the narrow path.
+struct NarrowBlock {
+  detail::ProductKernel kernel;
+  Index n;
+  bool mixed;
+  Index kc;                       // rows packed at once
+  std::vector<double> panels;     // kc rows in panels of 4 (float64)
+  std::vector<float> panels32;    // kc rows in panels of 8 (mixed)
+  Eigen::MatrixXd product;        // R of the block (lower triangle)
+  std::vector<float> product32;   // the float32 R of the block (mixed)
+  std::vector<double> sums;       // sum_i w_i y_i
+  Eigen::VectorXd shift;          // s, relative to the origin
+  bool have_shift = false;
+  int exponent = 0;               // mixed: the float32 values are sqrt(w) y times 2^-exponent
+  double max_abs = 0.0;           // mixed: the block's largest |sqrt(w) y|
+
+  NarrowBlock(detail::ProductKernel k, Index cols, bool mixed_precision)
+      : kernel(k), n(cols), mixed(mixed_precision), kc(detail::narrow_panel_rows(cols, mixed_precision)),
+        product(Eigen::MatrixXd::Zero(cols, cols)), sums(static_cast<std::size_t>(cols)),
+        shift(Eigen::VectorXd::Zero(cols)) {
+    const auto size = static_cast<std::size_t>(kc * detail::narrow_padded_cols(cols));
+    if (mixed) {
+      panels32.assign(size, 0.0f);
+      product32.assign(static_cast<std::size_t>(cols * cols), 0.0f);
+    } else {
+      panels.assign(size, 0.0);
+    }
+  }
+
+  // Packs rows [r0, r0 + count) of the chunk (count <= kc) and adds their
+  // product, fetching rows [r0 + count, r0 + count + next) meanwhile.
+  void add_rows(const ChunkView& chunk, Index r0, Index count, Index next, const double* origin, const double* w) {
+    const double* s = shift.data();
+    const double scale = std::ldexp(1.0, -exponent);
+    bool packed = false;
+    if (chunk.type == ScalarType::float64 && chunk.col_stride == 8 && chunk.row_stride % 8 == 0) {
+      const detail::PackSource<double> source{static_cast<const double*>(chunk.data) + r0 * (chunk.row_stride / 8),
+                                              chunk.row_stride / 8, count, n, origin, s, w};
+      packed = mixed ? detail::narrow_pack(kernel, source, scale, panels32.data(), 8 * kc, sums.data(), max_abs)
+                     : detail::narrow_pack(kernel, source, panels.data(), 4 * kc, sums.data());
+    } else if (chunk.type == ScalarType::float32 && chunk.col_stride == 4 && chunk.row_stride % 4 == 0) {
+      const detail::PackSource<float> source{static_cast<const float*>(chunk.data) + r0 * (chunk.row_stride / 4),
+                                             chunk.row_stride / 4, count, n, origin, s, w};
+      packed = mixed ? detail::narrow_pack(kernel, source, scale, panels32.data(), 8 * kc, sums.data(), max_abs)
+                     : detail::narrow_pack(kernel, source, panels.data(), 4 * kc, sums.data());
+    }
+    if (!packed) {
+      dispatch(chunk.type, [&](auto tag) {
+        using T = decltype(tag);
+        if (mixed) pack_rows<T>(chunk, r0, count, origin, s, w, scale, panels32.data(), 8 * kc, sums.data(), max_abs);
+        else pack_rows<T>(chunk, r0, count, origin, s, w, 1.0, panels.data(), 4 * kc, sums.data(), max_abs);
+      });
+    }
+    detail::Prefetch ahead;
+    if (next > 0) {
+      const bool by_row = std::abs(chunk.row_stride) >= std::abs(chunk.col_stride);
+      const Index span = std::abs((n - 1) * (by_row ? chunk.col_stride : chunk.row_stride)) + element_size(chunk.type);
+      const char* first = static_cast<const char*>(chunk.data) + (r0 + count) * chunk.row_stride;
+      ahead = by_row ? detail::Prefetch{first, chunk.row_stride, next, span}
+                     : detail::Prefetch{first, chunk.col_stride, n, std::abs(next * chunk.row_stride)};
+      if ((by_row ? chunk.col_stride : chunk.row_stride) < 0) ahead = {};  // reversed views: leave it to the hardware
+    }
+    if (mixed) detail::narrow_rank_update(kernel, panels32.data(), count, n, 8 * kc, product32.data(), n, ahead);
+    else detail::narrow_rank_update(kernel, panels.data(), count, n, 4 * kc, product.data(), n, ahead);
+  }
+
+  // For a worker's first block: s = the mean of x - origin over its first rows.
+  void estimate_shift(const ChunkView& chunk, Index r0, Index count, const double* origin) {
+    Eigen::VectorXd row(n);
+    shift.setZero();
+    for (Index i = 0; i < count; ++i) {
+      copy_rows(chunk, r0 + i, 1, row.data());
+      shift += row - Eigen::Map<const Eigen::VectorXd>(origin, n);
+    }
+    shift /= static_cast<double>(count);
+    if (!shift.allFinite()) shift.setZero();  // the block's sums report the bad value
+    have_shift = true;
+  }
+
+  // Mixed: the exponent that brings the largest |sqrt(w_i) y_ij| of the
+  // first rows to about 1/4 (a block's largest value is then within 2^16).
+  void estimate_exponent(const ChunkView& chunk, Index r0, Index count, const double* origin, const double* w) {
+    Eigen::VectorXd row(n);
+    double largest = 0.0;
+    for (Index i = 0; i < count; ++i) {
+      copy_rows(chunk, r0 + i, 1, row.data());
+      const double root = w ? std::sqrt(w[i]) : 1.0;
+      largest = std::max(largest, root * (row - Eigen::Map<const Eigen::VectorXd>(origin, n) - shift).cwiseAbs().maxCoeff());
+    }
+    exponent = std::isfinite(largest) && largest > 0.0 ? std::clamp(std::ilogb(4.0 * largest), -1022, 1023) : 0;
+  }
+
+  // One pass over the block: R and the sums about the current shift.
+  void pass(const ChunkView& chunk, Index r0, Index nb, const double* origin, const double* w) {
+    std::fill(sums.begin(), sums.end(), 0.0);
+    max_abs = 0.0;
+    if (mixed) std::fill(product32.begin(), product32.end(), 0.0f);
+    else product.setZero();
+    for (Index i0 = 0; i0 < nb; i0 += kc) {
+      const Index count = std::min(kc, nb - i0);
+      // The next rows of the chunk (the next block's too: blocks are mostly handed out in order).
+      const Index next = std::min(kc, chunk.rows - (r0 + i0 + count));
+      add_rows(chunk, r0 + i0, count, next, origin, w ? w + i0 : nullptr);
+    }
+  }
+
+  // Mixed: R in float64, scaled back by 2^(2e) exactly (one multiplication
+  // when 2^(2e) is a normal double).
+  void widen_product() {
+    const int e2 = 2 * exponent;
+    const bool direct = e2 >= -1022 && e2 <= 1023;
+    const double factor = direct ? std::ldexp(1.0, e2) : 1.0;
+    for (Index j = 0; j < n; ++j) {
+      const float* from = product32.data() + j * n;
+      double* to = product.data() + j * n;
+      for (Index i = j; i < n; ++i) {
+        to[i] = direct ? static_cast<double>(from[i]) * factor : std::ldexp(static_cast<double>(from[i]), e2);
+      }
+    }
+  }
+};
+
+// Narrow path for one block: true when its scatter and mean are merged into
+// `part`. A pass about the shift s whose R - W m m^T would cancel (or, mixed,
+// whose values left the float32 scale's range 2^-4 to 2^16, where the
+// products neither overflow nor lose small values to underflow) is repeated
+// once about the block's own mean (and the scale of its first rows); false
+// when that fails too (redo the block the two-pass way) or when a value is
+// NaN or infinite or the sums overflow (`non_finite`).
+bool narrow_block(NarrowBlock& nbk, const ChunkView& chunk, Index r0, Index nb, const double* origin,
+                  const double* w, Moments& part, Eigen::VectorXd& delta, bool& non_finite) {
+  const Index n = nbk.n;
+  const Index first_rows = std::min(nb, nbk.kc);
+  if (!nbk.have_shift) {
+    nbk.estimate_shift(chunk, r0, first_rows, origin);
+    if (nbk.mixed) nbk.estimate_exponent(chunk, r0, first_rows, origin, w);
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    nbk.pass(chunk, r0, nb, origin, w);
+    const Eigen::Map<const Eigen::VectorXd> sums(nbk.sums.data(), n);
+    non_finite = !sums.allFinite();
+    if (non_finite) return false;
+    const double weight = w ? Eigen::Map<const Eigen::VectorXd>(w, nb).sum() : static_cast<double>(nb);
+    if (weight == 0.0) {
+      part.count += nb;
+      return true;
+    }
+    const Eigen::VectorXd m = sums / weight;
+    bool accurate = true;
+    if (nbk.mixed) {
+      const double scaled = std::ldexp(nbk.max_abs, -nbk.exponent);
+      accurate = nbk.max_abs == 0.0 || (scaled >= 0x1p-4 && scaled <= 0x1p16);
+      if (accurate) nbk.widen_product();
+    }
+    // R - W m m^T cancels where W m_j^2 is comparable to R_jj.
+    for (Index j = 0; j < n && accurate; ++j) accurate = weight * m[j] * m[j] <= 0.25 * nbk.product(j, j);
+    nbk.shift += m;  // the block's mean: the next block's shift, or this one's on a second pass
+    if (accurate) {
+      nbk.product.selfadjointView<Eigen::Lower>().rankUpdate(m, -weight);
+      part.scatter.triangularView<Eigen::Lower>() += nbk.product;
+      merge_block_mean(part, nbk.shift, weight, nb, delta);
+      // Mixed: the next block starts from this block's scale.
+      if (nbk.mixed && nbk.max_abs > 0.0) nbk.exponent = std::clamp(std::ilogb(4.0 * nbk.max_abs), -1022, 1023);
+      return true;
+    }
+    if (nbk.mixed) nbk.estimate_exponent(chunk, r0, first_rows, origin, w);
+  }
+  return false;
 }
 
 // Explains why row `row` of the chunk gave a non-finite value.
@@ -415,16 +573,6 @@ Index default_block_rows(Index n, Precision precision) {
   // to amortise it; the float32 sums stay at most 2048 terms long (see
   // Precision::mixed for the bound this gives).
   return precision == Precision::mixed ? std::clamp<Index>(2 * rows, 512, 2048) : rows;
-}
-
-// Rows per block for the narrow kernel: the float64 block (or the float32
-// one of mixed precision) at most about 512 KiB, so that it stays in the
-// 1 MiB L2 cache while the micro-kernels sweep it, at least 256 rows to
-// amortise the per-block merge; at most 2048 (the float32 sums' bound).
-Index narrow_block_rows(Index n, Precision precision) {
-  const Index stride = detail::narrow_padded_cols(n);
-  const Index bytes = precision == Precision::mixed ? 4 : 8;
-  return std::clamp<Index>((Index{1} << 19) / (bytes * stride), 256, 2048);
 }
 
 // Every worker keeps an n x n partial scatter: at most this many fit in 1 GiB.
@@ -565,8 +713,10 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
   const bool mixed = options.precision == Precision::mixed;
   const detail::ProductKernel kernel = detail::choose_product_kernel(n, mixed);
   const bool narrow = kernel != detail::ProductKernel::blas;
+  // Narrow blocks: 2048 rows (the float32 sums' bound; the per-block O(n^2)
+  // steps are then under 1% of the product).
   const Index block_rows = options.block_rows > 0 ? options.block_rows
-                           : narrow                ? narrow_block_rows(n, options.precision)
+                           : narrow                ? 2048
                                                    : default_block_rows(n, options.precision);
   const Index blocks = (rows + block_rows - 1) / block_rows;
   const int workers = choose_workers(detail::resolve_threads(options.threads), blocks, rows, n);
@@ -582,7 +732,9 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
 
   auto work = [&](Moments& part) {
     try {
-      Block b(std::min(block_rows, rows), n, row_major, options.precision, kernel);
+      std::optional<NarrowBlock> narrow_state;
+      if (narrow) narrow_state.emplace(kernel, n, mixed);
+      std::optional<Block> two_pass;  // wide blocks, and narrow ones redone (or with a bad value)
       Eigen::VectorXd block_mean(n);
       Eigen::VectorXd delta(n);
       // Blocks are handed out in increasing order and every taken block is
@@ -593,6 +745,12 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
         const Index r0 = block * block_rows;
         const Index nb = std::min(block_rows, rows - r0);
         const double* w = weights ? weights + r0 : nullptr;
+        bool non_finite = false;
+        if (narrow_state && narrow_block(*narrow_state, chunk, r0, nb, shift.data(), w, part, delta, non_finite)) {
+          continue;
+        }
+        if (!two_pass) two_pass.emplace(std::min(block_rows, rows), n, row_major, options.precision);
+        Block& b = *two_pass;
         gather_rows(chunk, r0, 0, nb, shift.data(), w, b, b.sums.data(), mixed, b.max_abs);
         const Eigen::Map<const Eigen::VectorXd> sums(b.sums.data(), n);
         if (!sums.allFinite()) {  // some value is NaN or infinite, or the sums overflow
@@ -614,6 +772,7 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
         centre_rows(chunk, r0, 0, nb, shift.data(), block_mean.data(), w, b, mixed);
         add_block_product(b, nb, mixed, part.scatter);  // scatter about the block's own mean ...
         merge_block_mean(part, block_mean, block_weight, nb, delta);  // ... moved to the running mean
+        if (narrow_state) narrow_state->shift = block_mean;  // the next narrow block's shift
       }
       part.scatter.triangularView<Eigen::StrictlyUpper>() = part.scatter.transpose();
     } catch (...) {
