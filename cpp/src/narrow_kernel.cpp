@@ -66,7 +66,7 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
 #define DESCRAMBLE_AVX2_TILE(T, VEC, W, SETZERO, LOADU, BCAST, FMADD, STORE, STOREU)                            \
   template <int NV>                                                                                            \
   DESCRAMBLE_TARGET_AVX2 void avx2_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c,     \
-                                        Index ldc) {                                                           \
+                                        Index ldc, const char* pf, const char* pf_end) {                       \
     const bool interior = interior_tile(p0, q0, NV, W, n);                                                     \
     T* c0 = c + p0 * ldc + q0;                                                                                 \
     VEC c00 = SETZERO(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;                                \
@@ -85,6 +85,10 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
     const T* row = a + (p0 / W) * ps + p0 % W; /* the MR broadcast values of row k */                          \
     const T* qp = a + (q0 / W) * ps;                                                                           \
     for (Index k = 0; k < rows; ++k, row += W, qp += W) {                                                      \
+      if ((k & 1) == 0 && pf < pf_end) { /* one line of the next rows every other row: spread, not a burst */  \
+        _mm_prefetch(pf, _MM_HINT_T0);                                                                         \
+        pf += 64;                                                                                              \
+      }                                                                                                        \
       const VEC b0 = LOADU(qp);                                                                                \
       const VEC b1 = NV > 1 ? LOADU(qp + ps) : b0;                                                             \
       const VEC b2 = NV > 2 ? LOADU(qp + 2 * ps) : b0;                                                         \
@@ -132,27 +136,6 @@ DESCRAMBLE_AVX2_TILE(float, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm25
 #undef DESCRAMBLE_AVX2_TILE
 #endif
 
-// Requests the prefetch region's cache lines a few at a time.
-class PrefetchCursor {
- public:
-  explicit PrefetchCursor(const Prefetch& p) : p_(p) {}
-  Index lines() const noexcept {
-    return p_.base == nullptr || p_.rows <= 0 ? 0 : p_.rows * ((p_.row_bytes + 63) / 64 + 1);
-  }
-  void issue(Index count) noexcept {
-    for (; count > 0 && row_ < p_.rows; --count) {
-      __builtin_prefetch(p_.base + row_ * p_.row_stride + offset_, 0, 2);
-      offset_ += 64;
-      if (offset_ >= p_.row_bytes + 64) offset_ = 0, ++row_;  // the row's last partial line included
-    }
-  }
-
- private:
-  Prefetch p_;
-  Index row_ = 0;
-  Index offset_ = 0;
-};
-
 // Walks the lower triangle of C in tiles, column vectors outermost: for each
 // group of (at most) max_vectors vectors of rows q of C, the groups of MR
 // columns p <= q. The group's column vectors of the block (at most
@@ -160,28 +143,46 @@ class PrefetchCursor {
 template <class T, int W>
 void for_each_tile(ProductKernel kernel, const T* a, Index rows, Index n, Index ps, T* c, Index ldc,
                    const Prefetch& prefetch) {
-  PrefetchCursor ahead(prefetch);
-  Index tiles = 0;
-  for (Index q0 = 0; q0 < n; q0 += max_vectors * W) tiles += (std::min<Index>(n, q0 + max_vectors * W) + MR - 1) / MR;
-  const Index per_tile = (ahead.lines() + tiles - 1) / std::max<Index>(tiles, 1);
+  // The prefetch region, split evenly over the tiles (contiguous rows only;
+  // the hardware prefetcher follows other layouts as they are read).
+  const char* pf = nullptr;
+  const char* pf_end = nullptr;
+  Index per_tile = 0;
+  if (prefetch.base != nullptr && prefetch.rows > 0 && prefetch.row_stride == prefetch.row_bytes) {
+    Index tiles = 0;
+    for (Index q0 = 0; q0 < n; q0 += max_vectors * W)
+      tiles += (std::min<Index>(n, q0 + max_vectors * W) + MR - 1) / MR;
+    pf = prefetch.base;
+    pf_end = pf + prefetch.rows * prefetch.row_bytes;
+    per_tile = ((prefetch.rows * prefetch.row_bytes + tiles - 1) / tiles + 63) / 64 * 64;
+  }
   for (Index q0 = 0; q0 < n; q0 += max_vectors * W) {
     const Index vectors = std::min<Index>(max_vectors, (n - q0 + W - 1) / W);
     const Index p_end = std::min<Index>(n, q0 + vectors * W);
     for (Index p0 = 0; p0 < p_end; p0 += MR) {
-      ahead.issue(per_tile);
+      const char* tile_pf = pf;
+      const char* tile_pf_end = pf == nullptr ? pf : std::min(pf + per_tile, pf_end);
+      pf = tile_pf_end;
+      if (p0 + MR < p_end) {  // the next tile's part of C (wide C lives in L3)
+        const T* next = c + (p0 + MR) * ldc + q0;
+        for (int i = 0; i < MR; ++i) {
+          __builtin_prefetch(next + i * ldc, 1, 3);
+          __builtin_prefetch(next + i * ldc + max_vectors * W - 1, 1, 3);
+        }
+      }
       // Skip the vectors wholly above the diagonal for this p group.
       const Index skip = std::max<Index>(0, (p0 - q0) / W);
       const Index q = q0 + skip * W;
       const Index nv = vectors - skip;
 #ifdef DESCRAMBLE_X86_KERNELS
       if (kernel == ProductKernel::avx2) {
-        if (nv == 3) avx2_tile<3>(a, rows, ps, p0, q, n, c, ldc);
-        else if (nv == 2) avx2_tile<2>(a, rows, ps, p0, q, n, c, ldc);
-        else avx2_tile<1>(a, rows, ps, p0, q, n, c, ldc);
+        if (nv == 3) avx2_tile<3>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+        else if (nv == 2) avx2_tile<2>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+        else avx2_tile<1>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
         continue;
       }
 #else
-      (void)kernel;
+      (void)kernel, (void)tile_pf;
 #endif
       if (nv == 3) generic_tile<T, W, 3>(a, rows, ps, p0, q, n, c, ldc);
       else if (nv == 2) generic_tile<T, W, 2>(a, rows, ps, p0, q, n, c, ldc);
@@ -201,13 +202,14 @@ DESCRAMBLE_TARGET_AVX2 inline __m256d load4(const double* x) { return _mm256_loa
 DESCRAMBLE_TARGET_AVX2 inline __m256d load4(const float* x) { return _mm256_cvtps_pd(_mm_loadu_ps(x)); }
 
 template <class Source>
-DESCRAMBLE_TARGET_AVX2 inline __m256d shifted4(const PackSource<Source>& s, const Source* row, Index j) {
-  return _mm256_sub_pd(_mm256_sub_pd(load4(row + j), _mm256_loadu_pd(s.origin + j)), _mm256_loadu_pd(s.shift + j));
+DESCRAMBLE_TARGET_AVX2 inline __m256d shifted4(const Source* row, const double* origin, const double* shift,
+                                               Index j) {
+  return _mm256_sub_pd(_mm256_sub_pd(load4(row + j), _mm256_loadu_pd(origin + j)), _mm256_loadu_pd(shift + j));
 }
 
 template <class Source>
-inline double shifted1(const PackSource<Source>& s, const Source* row, Index j) {
-  return (static_cast<double>(row[j]) - s.origin[j]) - s.shift[j];
+inline double shifted1(const Source* row, const double* origin, const double* shift, Index j) {
+  return (static_cast<double>(row[j]) - origin[j]) - shift[j];
 }
 
 // Float64 panels of 4.
@@ -215,24 +217,36 @@ template <class Source>
 DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double* panels, Index ps, double* sums) {
   const Index n = s.n;
   const Index full = n / 4 * 4;
-  for (Index i = 0; i < s.rows; ++i) {
+  const double* origin = s.origin;
+  const double* shift = s.shift;
+  const double* w = s.w;
+  const Index rows = s.rows;
+  for (Index i = 0; i < rows; ++i) {
     const Source* row = s.x + i * s.row_stride;
-    const double wi = s.w ? s.w[i] : 1.0;
-    const double root = s.w ? std::sqrt(wi) : 1.0;
+    const double wi = w ? w[i] : 1.0;
+    const double root = w ? std::sqrt(wi) : 1.0;
     const __m256d w4 = _mm256_set1_pd(wi);
     const __m256d r4 = _mm256_set1_pd(root);
     double* out = panels + i * 4;
-    for (Index j = 0; j < full; j += 4, out += ps) {
-      const __m256d y = shifted4(s, row, j);
-      _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, y, _mm256_loadu_pd(sums + j)));
-      _mm256_storeu_pd(out, s.w ? _mm256_mul_pd(y, r4) : y);
+    if (w) {
+      for (Index j = 0; j < full; j += 4, out += ps) {
+        const __m256d y = shifted4(row, origin, shift, j);
+        _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, y, _mm256_loadu_pd(sums + j)));
+        _mm256_storeu_pd(out, _mm256_mul_pd(y, r4));
+      }
+    } else {
+      for (Index j = 0; j < full; j += 4, out += ps) {
+        const __m256d y = shifted4(row, origin, shift, j);
+        _mm256_storeu_pd(sums + j, _mm256_add_pd(y, _mm256_loadu_pd(sums + j)));
+        _mm256_storeu_pd(out, y);
+      }
     }
     if (full < n) {
       for (Index l = 0; l < 4; ++l) {
         const Index j = full + l;
         double v = 0.0;
         if (j < n) {
-          const double y = shifted1(s, row, j);
+          const double y = shifted1(row, origin, shift, j);
           sums[j] += wi * y;
           v = y * root;
         }
@@ -252,19 +266,23 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack32(const PackSource<Source>& s, double scal
   __m256d largest = _mm256_setzero_pd();
   double largest_tail = 0.0;
   const __m256d scale4 = _mm256_set1_pd(scale);
-  for (Index i = 0; i < s.rows; ++i) {
+  const double* origin = s.origin;
+  const double* shift = s.shift;
+  const double* w = s.w;
+  const Index rows = s.rows;
+  for (Index i = 0; i < rows; ++i) {
     const Source* row = s.x + i * s.row_stride;
-    const double wi = s.w ? s.w[i] : 1.0;
-    const double root = s.w ? std::sqrt(wi) : 1.0;
+    const double wi = w ? w[i] : 1.0;
+    const double root = w ? std::sqrt(wi) : 1.0;
     const __m256d w4 = _mm256_set1_pd(wi);
     const __m256d r4 = _mm256_set1_pd(root);
     float* out = panels + i * 8;
     for (Index j = 0; j < full; j += 8, out += ps) {
-      __m256d lo = shifted4(s, row, j);
-      __m256d hi = shifted4(s, row, j + 4);
+      __m256d lo = shifted4(row, origin, shift, j);
+      __m256d hi = shifted4(row, origin, shift, j + 4);
       _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, lo, _mm256_loadu_pd(sums + j)));
       _mm256_storeu_pd(sums + j + 4, _mm256_fmadd_pd(w4, hi, _mm256_loadu_pd(sums + j + 4)));
-      if (s.w) lo = _mm256_mul_pd(lo, r4), hi = _mm256_mul_pd(hi, r4);
+      if (w) lo = _mm256_mul_pd(lo, r4), hi = _mm256_mul_pd(hi, r4);
       largest = _mm256_max_pd(largest, _mm256_max_pd(_mm256_andnot_pd(sign, lo), _mm256_andnot_pd(sign, hi)));
       const __m128 lo32 = _mm256_cvtpd_ps(_mm256_mul_pd(lo, scale4));
       const __m128 hi32 = _mm256_cvtpd_ps(_mm256_mul_pd(hi, scale4));
@@ -275,7 +293,7 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack32(const PackSource<Source>& s, double scal
         const Index j = full + l;
         float v = 0.0f;
         if (j < n) {
-          const double y = shifted1(s, row, j);
+          const double y = shifted1(row, origin, shift, j);
           sums[j] += wi * y;
           const double r = y * root;
           largest_tail = std::max(largest_tail, std::abs(r));

@@ -384,6 +384,7 @@ struct NarrowBlock {
   Index n;
   bool mixed;
   Index kc;                       // rows packed at once
+  Index ps;                       // panel stride: kc rows and 64 bytes (panels 4 KiB apart would alias)
   std::vector<double> panels;     // kc rows in panels of 4 (float64)
   std::vector<float> panels32;    // kc rows in panels of 8 (mixed)
   Eigen::MatrixXd product;        // R of the block (lower triangle)
@@ -396,9 +397,10 @@ struct NarrowBlock {
 
   NarrowBlock(detail::ProductKernel k, Index cols, bool mixed_precision)
       : kernel(k), n(cols), mixed(mixed_precision), kc(detail::narrow_panel_rows(cols, mixed_precision)),
+        ps(kc * detail::narrow_panel_width(mixed_precision) + (mixed_precision ? 16 : 8)),
         product(Eigen::MatrixXd::Zero(cols, cols)), sums(static_cast<std::size_t>(cols)),
         shift(Eigen::VectorXd::Zero(cols)) {
-    const auto size = static_cast<std::size_t>(kc * detail::narrow_padded_cols(cols));
+    const auto size = static_cast<std::size_t>(ps * detail::narrow_padded_cols(cols) / detail::narrow_panel_width(mixed));
     if (mixed) {
       panels32.assign(size, 0.0f);
       product32.assign(static_cast<std::size_t>(cols * cols), 0.0f);
@@ -416,19 +418,19 @@ struct NarrowBlock {
     if (chunk.type == ScalarType::float64 && chunk.col_stride == 8 && chunk.row_stride % 8 == 0) {
       const detail::PackSource<double> source{static_cast<const double*>(chunk.data) + r0 * (chunk.row_stride / 8),
                                               chunk.row_stride / 8, count, n, origin, s, w};
-      packed = mixed ? detail::narrow_pack(kernel, source, scale, panels32.data(), 8 * kc, sums.data(), max_abs)
-                     : detail::narrow_pack(kernel, source, panels.data(), 4 * kc, sums.data());
+      packed = mixed ? detail::narrow_pack(kernel, source, scale, panels32.data(), ps, sums.data(), max_abs)
+                     : detail::narrow_pack(kernel, source, panels.data(), ps, sums.data());
     } else if (chunk.type == ScalarType::float32 && chunk.col_stride == 4 && chunk.row_stride % 4 == 0) {
       const detail::PackSource<float> source{static_cast<const float*>(chunk.data) + r0 * (chunk.row_stride / 4),
                                              chunk.row_stride / 4, count, n, origin, s, w};
-      packed = mixed ? detail::narrow_pack(kernel, source, scale, panels32.data(), 8 * kc, sums.data(), max_abs)
-                     : detail::narrow_pack(kernel, source, panels.data(), 4 * kc, sums.data());
+      packed = mixed ? detail::narrow_pack(kernel, source, scale, panels32.data(), ps, sums.data(), max_abs)
+                     : detail::narrow_pack(kernel, source, panels.data(), ps, sums.data());
     }
     if (!packed) {
       dispatch(chunk.type, [&](auto tag) {
         using T = decltype(tag);
-        if (mixed) pack_rows<T>(chunk, r0, count, origin, s, w, scale, panels32.data(), 8 * kc, sums.data(), max_abs);
-        else pack_rows<T>(chunk, r0, count, origin, s, w, 1.0, panels.data(), 4 * kc, sums.data(), max_abs);
+        if (mixed) pack_rows<T>(chunk, r0, count, origin, s, w, scale, panels32.data(), ps, sums.data(), max_abs);
+        else pack_rows<T>(chunk, r0, count, origin, s, w, 1.0, panels.data(), ps, sums.data(), max_abs);
       });
     }
     detail::Prefetch ahead;
@@ -440,8 +442,8 @@ struct NarrowBlock {
                      : detail::Prefetch{first, chunk.col_stride, n, std::abs(next * chunk.row_stride)};
       if ((by_row ? chunk.col_stride : chunk.row_stride) < 0) ahead = {};  // reversed views: leave it to the hardware
     }
-    if (mixed) detail::narrow_rank_update(kernel, panels32.data(), count, n, 8 * kc, product32.data(), n, ahead);
-    else detail::narrow_rank_update(kernel, panels.data(), count, n, 4 * kc, product.data(), n, ahead);
+    if (mixed) detail::narrow_rank_update(kernel, panels32.data(), count, n, ps, product32.data(), n, ahead);
+    else detail::narrow_rank_update(kernel, panels.data(), count, n, ps, product.data(), n, ahead);
   }
 
   // For a worker's first block: s = the mean of x - origin over its first rows.

@@ -396,7 +396,7 @@ def _roofline(quick: bool, repeat: int, widths: Optional[List[int]] = None) -> D
             "numpy64": lambda: x64.T @ x64,
             "mixed": lambda: descramble.autocorrelation(x32, precision="mixed"),
             "numpy32": lambda: x32.T @ x32,
-        }, repeat)
+        }, repeat, pause=0.25)
         flops = rows * n * n
         for precision, data_type, bytes_per_value, ref in (("float64", "float64", 8, "numpy64"),
                                                           ("mixed", "float32", 4, "numpy32")):
@@ -434,14 +434,17 @@ def _best(f: Any, repeat: int) -> float:
     return best
 
 
-def _interleaved_best(funcs: Dict[str, Any], repeat: int) -> Dict[str, float]:
+def _interleaved_best(funcs: Dict[str, Any], repeat: int, pause: float = 0.0) -> Dict[str, float]:
     """Best wall time of each function, alternating between them every round (a shared machine's
-    slow spells hit every side alike)."""
+    slow spells hit every side alike). ``pause`` seconds between calls let the previous call's
+    BLAS threads, which spin for about 0.1 s after their work, go to sleep first: otherwise they
+    take cores from whatever runs next."""
     times: Dict[str, float] = {name: float("inf") for name in funcs}
     for f in funcs.values():  # warm-up
         f()
     for _ in range(repeat):
         for name, f in funcs.items():
+            time.sleep(pause)
             t0 = time.perf_counter()
             f()
             times[name] = min(times[name], time.perf_counter() - t0)
