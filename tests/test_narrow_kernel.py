@@ -188,3 +188,19 @@ def test_a_trending_stream_matches_the_reference(kernel, precision):
         acc = descramble.Autocorrelation(n, precision=precision, threads=threads)
         acc.update(x)
         check(acc, x, precision=precision)
+
+
+def test_the_forward_pass_statistics_take_the_same_kernel(monkeypatch):
+    # hidden_autocorrelations feeds its layers' outputs to the same accumulators
+    # in the core: every kernel gives the NumPy forward pass's scatter.
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(9_000, 20))
+    layers = [(rng.normal(size=(48, 20)) / 4, rng.normal(size=48), "tanh"),
+              (rng.normal(size=(33, 48)) / 6, None, "relu")]
+    h1 = np.tanh(x @ layers[0][0].T + layers[0][1])
+    h2 = np.maximum(h1 @ layers[1][0].T, 0.0)
+    for name in KERNELS:
+        monkeypatch.setenv("DESCRAMBLE_PRODUCT_KERNEL", name)
+        stats = descramble.hidden_autocorrelations(layers, x, chunk_rows=4_000, threads=2)
+        check(stats.post[0], h1)
+        check(stats.post[1], h2)
