@@ -136,6 +136,13 @@ DESCRAMBLE_AVX2_TILE(float, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm25
 #undef DESCRAMBLE_AVX2_TILE
 #endif
 
+// The vectors of rows q of C in the group starting at q0: 3, except that
+// 4 left over go as 2 + 2 (a group of 1 vector needs 5 loads for 4 FMAs).
+inline Index group_vectors(Index q0, Index n, Index W) {
+  const Index left = (n - q0 + W - 1) / W;
+  return left == 4 ? 2 : std::min<Index>(max_vectors, left);
+}
+
 // Walks the lower triangle of C in tiles, column vectors outermost: for each
 // group of (at most) max_vectors vectors of rows q of C, the groups of MR
 // columns p <= q. The group's column vectors of the block (at most
@@ -150,14 +157,14 @@ void for_each_tile(ProductKernel kernel, const T* a, Index rows, Index n, Index 
   Index per_tile = 0;
   if (prefetch.base != nullptr && prefetch.rows > 0 && prefetch.row_stride == prefetch.row_bytes) {
     Index tiles = 0;
-    for (Index q0 = 0; q0 < n; q0 += max_vectors * W)
-      tiles += (std::min<Index>(n, q0 + max_vectors * W) + MR - 1) / MR;
+    for (Index q0 = 0; q0 < n; q0 += group_vectors(q0, n, W) * W)
+      tiles += (std::min<Index>(n, q0 + group_vectors(q0, n, W) * W) + MR - 1) / MR;
     pf = prefetch.base;
     pf_end = pf + prefetch.rows * prefetch.row_bytes;
     per_tile = ((prefetch.rows * prefetch.row_bytes + tiles - 1) / tiles + 63) / 64 * 64;
   }
-  for (Index q0 = 0; q0 < n; q0 += max_vectors * W) {
-    const Index vectors = std::min<Index>(max_vectors, (n - q0 + W - 1) / W);
+  for (Index q0 = 0; q0 < n; q0 += group_vectors(q0, n, W) * W) {
+    const Index vectors = group_vectors(q0, n, W);
     const Index p_end = std::min<Index>(n, q0 + vectors * W);
     for (Index p0 = 0; p0 < p_end; p0 += MR) {
       const char* tile_pf = pf;

@@ -498,7 +498,7 @@ struct NarrowBlock {
 bool narrow_block(NarrowBlock& nbk, const ChunkView& chunk, Index r0, Index nb, const double* origin,
                   const double* w, Moments& part, Eigen::VectorXd& delta, bool& non_finite) {
   const Index n = nbk.n;
-  const Index first_rows = std::min(nb, nbk.kc);
+  const Index first_rows = std::min<Index>(nb, 32);  // |m| ~ spread / sqrt(32) about their mean
   if (!nbk.have_shift) {
     nbk.estimate_shift(chunk, r0, first_rows, origin);
     if (nbk.mixed) nbk.estimate_exponent(chunk, r0, first_rows, origin, w);
