@@ -13,24 +13,10 @@ import numpy as np
 import pytest
 
 import descramble
+from conftest import DTYPES, sample
 from descramble import reference
 
 KERNELS = ["blas", "generic", "avx2"]  # "avx2" runs the generic kernel on a CPU without AVX2
-DTYPES = [
-    np.float64, np.float32, np.float16, np.longdouble,
-    np.int8, np.int16, np.int32, np.int64,
-    np.uint8, np.uint16, np.uint32, np.uint64, np.bool_,
-]
-
-
-def sample(rng, shape, dtype):
-    x = rng.normal(loc=3.0, scale=2.0, size=shape)
-    if np.dtype(dtype).kind in "iu":
-        info = np.iinfo(dtype)
-        x = np.clip(np.round(x * 10), info.min, info.max)
-    elif np.dtype(dtype).kind == "b":
-        x = x > 3.0
-    return x.astype(dtype)
 
 
 def scatter_of(x, weights=None, precision="float64", threads=2):

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DESCRAMBLE_X86_KERNELS 1
@@ -219,122 +220,79 @@ inline double shifted1(const Source* row, const double* origin, const double* sh
   return (static_cast<double>(row[j]) - origin[j]) - shift[j];
 }
 
-// Float64 panels of 4.
-template <class Source>
-DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double* panels, Index ps, double* sums) {
+// Packs the rows: float64 panels of 4 (Out = double), or float32 panels of 8
+// scaled by `scale` (Out = float, with the largest |sqrt(w) y| into max_abs).
+template <class Out, class Source>
+DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale, Out* panels, Index ps, double* sums,
+                                      double& max_abs) {
+  constexpr bool single = std::is_same_v<Out, float>;
+  constexpr Index W = single ? 8 : 4;
   const Index n = s.n;
-  const Index full = n / 4 * 4;
+  const Index full = n / W * W;
   const double* origin = s.origin;
   const double* shift = s.shift;
   const double* w = s.w;
-  const Index rows = s.rows;
-  for (Index i = 0; i < rows; ++i) {
+  const __m256d sign = _mm256_set1_pd(-0.0);
+  const __m256d scale4 = _mm256_set1_pd(scale);
+  __m256d largest = _mm256_setzero_pd();
+  double largest_tail = 0.0;
+  for (Index i = 0; i < s.rows; ++i) {
     const Source* row = s.x + i * s.row_stride;
     const double wi = w ? w[i] : 1.0;
     const double root = w ? std::sqrt(wi) : 1.0;
     const __m256d w4 = _mm256_set1_pd(wi);
     const __m256d r4 = _mm256_set1_pd(root);
-    double* out = panels + i * 4;
-    if (w) {
-      for (Index j = 0; j < full; j += 4, out += ps) {
+    Out* out = panels + i * W;
+    for (Index j = 0; j < full; j += W, out += ps) {
+      if constexpr (single) {
+        __m256d lo = shifted4(row, origin, shift, j);
+        __m256d hi = shifted4(row, origin, shift, j + 4);
+        _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, lo, _mm256_loadu_pd(sums + j)));
+        _mm256_storeu_pd(sums + j + 4, _mm256_fmadd_pd(w4, hi, _mm256_loadu_pd(sums + j + 4)));
+        if (w) lo = _mm256_mul_pd(lo, r4), hi = _mm256_mul_pd(hi, r4);
+        largest = _mm256_max_pd(largest, _mm256_max_pd(_mm256_andnot_pd(sign, lo), _mm256_andnot_pd(sign, hi)));
+        const __m128 lo32 = _mm256_cvtpd_ps(_mm256_mul_pd(lo, scale4));
+        const __m128 hi32 = _mm256_cvtpd_ps(_mm256_mul_pd(hi, scale4));
+        _mm256_storeu_ps(out, _mm256_insertf128_ps(_mm256_castps128_ps256(lo32), hi32, 1));
+      } else if (w) {
         const __m256d y = shifted4(row, origin, shift, j);
         _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, y, _mm256_loadu_pd(sums + j)));
         _mm256_storeu_pd(out, _mm256_mul_pd(y, r4));
-      }
-    } else {
-      for (Index j = 0; j < full; j += 4, out += ps) {
+      } else {
         const __m256d y = shifted4(row, origin, shift, j);
         _mm256_storeu_pd(sums + j, _mm256_add_pd(y, _mm256_loadu_pd(sums + j)));
         _mm256_storeu_pd(out, y);
       }
     }
-    if (full < n) {
-      for (Index l = 0; l < 4; ++l) {
+    if (full < n) {  // the last, partial panel; its padding columns are 0
+      for (Index l = 0; l < W; ++l) {
         const Index j = full + l;
         double v = 0.0;
         if (j < n) {
           const double y = shifted1(row, origin, shift, j);
           sums[j] += wi * y;
           v = y * root;
+          largest_tail = std::max(largest_tail, std::abs(v));
         }
-        out[l] = v;
+        out[l] = static_cast<Out>(single ? v * scale : v);
       }
     }
   }
-}
-
-// Float32 panels of 8: sqrt(w) y * scale rounded to float32.
-template <class Source>
-DESCRAMBLE_TARGET_AVX2 void avx2_pack32(const PackSource<Source>& s, double scale, float* panels, Index ps,
-                                        double* sums, double& max_abs) {
-  const Index n = s.n;
-  const Index full = n / 8 * 8;
-  const __m256d sign = _mm256_set1_pd(-0.0);
-  __m256d largest = _mm256_setzero_pd();
-  double largest_tail = 0.0;
-  const __m256d scale4 = _mm256_set1_pd(scale);
-  const double* origin = s.origin;
-  const double* shift = s.shift;
-  const double* w = s.w;
-  const Index rows = s.rows;
-  for (Index i = 0; i < rows; ++i) {
-    const Source* row = s.x + i * s.row_stride;
-    const double wi = w ? w[i] : 1.0;
-    const double root = w ? std::sqrt(wi) : 1.0;
-    const __m256d w4 = _mm256_set1_pd(wi);
-    const __m256d r4 = _mm256_set1_pd(root);
-    float* out = panels + i * 8;
-    for (Index j = 0; j < full; j += 8, out += ps) {
-      __m256d lo = shifted4(row, origin, shift, j);
-      __m256d hi = shifted4(row, origin, shift, j + 4);
-      _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, lo, _mm256_loadu_pd(sums + j)));
-      _mm256_storeu_pd(sums + j + 4, _mm256_fmadd_pd(w4, hi, _mm256_loadu_pd(sums + j + 4)));
-      if (w) lo = _mm256_mul_pd(lo, r4), hi = _mm256_mul_pd(hi, r4);
-      largest = _mm256_max_pd(largest, _mm256_max_pd(_mm256_andnot_pd(sign, lo), _mm256_andnot_pd(sign, hi)));
-      const __m128 lo32 = _mm256_cvtpd_ps(_mm256_mul_pd(lo, scale4));
-      const __m128 hi32 = _mm256_cvtpd_ps(_mm256_mul_pd(hi, scale4));
-      _mm256_storeu_ps(out, _mm256_insertf128_ps(_mm256_castps128_ps256(lo32), hi32, 1));
-    }
-    if (full < n) {
-      for (Index l = 0; l < 8; ++l) {
-        const Index j = full + l;
-        float v = 0.0f;
-        if (j < n) {
-          const double y = shifted1(row, origin, shift, j);
-          sums[j] += wi * y;
-          const double r = y * root;
-          largest_tail = std::max(largest_tail, std::abs(r));
-          v = static_cast<float>(r * scale);
-        }
-        out[l] = v;
-      }
-    }
+  if constexpr (single) {
+    alignas(32) double lanes[4];
+    _mm256_store_pd(lanes, largest);
+    // NaN compares false with max: the sums (which the caller checks) carry it.
+    max_abs = std::max({max_abs, largest_tail, lanes[0], lanes[1], lanes[2], lanes[3]});
   }
-  alignas(32) double lanes[4];
-  _mm256_store_pd(lanes, largest);
-  // NaN compares false with max: the sums (which the caller checks) carry it.
-  max_abs = std::max({max_abs, largest_tail, lanes[0], lanes[1], lanes[2], lanes[3]});
 }
 #endif
 
-template <class Source>
-bool pack64(ProductKernel kernel, const PackSource<Source>& source, double* panels, Index ps, double* sums) {
+template <class Out, class Source>
+bool pack(ProductKernel kernel, const PackSource<Source>& source, double scale, Out* panels, Index ps, double* sums,
+          double& max_abs) {
 #ifdef DESCRAMBLE_X86_KERNELS
   if (runnable(kernel) == ProductKernel::avx2) {
-    avx2_pack(source, panels, ps, sums);
-    return true;
-  }
-#endif
-  (void)kernel, (void)source, (void)panels, (void)ps, (void)sums;
-  return false;
-}
-
-template <class Source>
-bool pack32(ProductKernel kernel, const PackSource<Source>& source, double scale, float* panels, Index ps,
-            double* sums, double& max_abs) {
-#ifdef DESCRAMBLE_X86_KERNELS
-  if (runnable(kernel) == ProductKernel::avx2) {
-    avx2_pack32(source, scale, panels, ps, sums, max_abs);
+    avx2_pack<Out>(source, scale, panels, ps, sums, max_abs);
     return true;
   }
 #endif
@@ -387,19 +345,21 @@ void narrow_rank_update(ProductKernel kernel, const float* a, Index rows, Index 
 
 bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double* panels, Index panel_stride,
                  double* sums) {
-  return pack64(kernel, source, panels, panel_stride, sums);
+  double unused = 0.0;
+  return pack(kernel, source, 1.0, panels, panel_stride, sums, unused);
 }
 bool narrow_pack(ProductKernel kernel, const PackSource<float>& source, double* panels, Index panel_stride,
                  double* sums) {
-  return pack64(kernel, source, panels, panel_stride, sums);
+  double unused = 0.0;
+  return pack(kernel, source, 1.0, panels, panel_stride, sums, unused);
 }
 bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double scale, float* panels,
                  Index panel_stride, double* sums, double& max_abs) {
-  return pack32(kernel, source, scale, panels, panel_stride, sums, max_abs);
+  return pack(kernel, source, scale, panels, panel_stride, sums, max_abs);
 }
 bool narrow_pack(ProductKernel kernel, const PackSource<float>& source, double scale, float* panels,
                  Index panel_stride, double* sums, double& max_abs) {
-  return pack32(kernel, source, scale, panels, panel_stride, sums, max_abs);
+  return pack(kernel, source, scale, panels, panel_stride, sums, max_abs);
 }
 
 }  // namespace descramble::detail
