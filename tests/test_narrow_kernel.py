@@ -190,3 +190,20 @@ def test_the_forward_pass_statistics_take_the_same_kernel(monkeypatch):
         stats = descramble.hidden_autocorrelations(layers, x, chunk_rows=4_000, threads=2)
         check(stats.post[0], h1)
         check(stats.post[1], h2)
+
+
+@pytest.mark.parametrize("name", NARROW)
+def test_huge_rows_of_weight_zero_among_the_first_rows(monkeypatch, name):
+    # Rows of weight 0 take no part in the statistics, whatever their (finite)
+    # values: the BLAS path ignores them. The narrow path's first shift is the
+    # mean of the first rows; with the 1e300 rows in it, R about that shift
+    # overflowed and the chunk was rejected ("sums of squares overflow").
+    monkeypatch.setenv("DESCRAMBLE_PRODUCT_KERNEL", name)
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(3000, 8))
+    w = np.ones(len(x))
+    x[1:6] = 1e300
+    w[1:6] = 0.0
+    acc = descramble.Autocorrelation(8, precision="float64", threads=1)
+    acc.update(x, w)
+    check(acc, x, w)

@@ -432,15 +432,21 @@ struct NarrowBlock {
     else detail::narrow_rank_update(kernel, panels.data(), count, n, ps, product.data(), n, ahead);
   }
 
-  // For a worker's first block: s = the mean of x - origin over its first rows.
-  void estimate_shift(const ChunkView& chunk, Index r0, Index count, const double* origin) {
+  // For a worker's first block: s = the (weighted) mean of x - origin over
+  // its first rows. Rows of weight 0 take no part: they may hold any finite
+  // value (a huge one would push s, and R about it, out of range).
+  void estimate_shift(const ChunkView& chunk, Index r0, Index count, const double* origin, const double* w) {
     Eigen::VectorXd row(n);
     shift.setZero();
+    double total = 0.0;
     for (Index i = 0; i < count; ++i) {
+      const double wi = w ? w[i] : 1.0;
+      if (wi == 0.0) continue;
       copy_rows(chunk, r0 + i, 1, row.data());
-      shift += row - Eigen::Map<const Eigen::VectorXd>(origin, n);
+      shift += wi * (row - Eigen::Map<const Eigen::VectorXd>(origin, n));
+      total += wi;
     }
-    shift /= static_cast<double>(count);
+    if (total > 0.0) shift /= total;
     if (!shift.allFinite()) shift.setZero();  // the block's sums report the bad value
     have_shift = true;
   }
@@ -500,7 +506,7 @@ bool narrow_block(NarrowBlock& nbk, const ChunkView& chunk, Index r0, Index nb, 
   const Index n = nbk.n;
   const Index first_rows = std::min<Index>(nb, 32);  // |m| ~ spread / sqrt(32) about their mean
   if (!nbk.have_shift) {
-    nbk.estimate_shift(chunk, r0, first_rows, origin);
+    nbk.estimate_shift(chunk, r0, first_rows, origin, w);
     if (nbk.mixed) nbk.estimate_exponent(chunk, r0, first_rows, origin, w);
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -520,8 +526,10 @@ bool narrow_block(NarrowBlock& nbk, const ChunkView& chunk, Index r0, Index nb, 
       accurate = nbk.max_abs == 0.0 || (scaled >= 0x1p-4 && scaled <= 0x1p16);
       if (accurate) nbk.widen_product();
     }
-    // R - W m m^T cancels where W m_j^2 is comparable to R_jj.
-    for (Index j = 0; j < n && accurate; ++j) accurate = weight * m[j] * m[j] <= 0.25 * nbk.product(j, j);
+    // R - W m m^T cancels where W m_j^2 is comparable to R_jj (and is
+    // meaningless where R_jj overflowed about s: then the block is redone).
+    for (Index j = 0; j < n && accurate; ++j)
+      accurate = std::isfinite(nbk.product(j, j)) && weight * m[j] * m[j] <= 0.25 * nbk.product(j, j);
     nbk.shift += m;  // the block's mean: the next block's shift, or this one's on a second pass
     if (accurate) {
       nbk.product.selfadjointView<Eigen::Lower>().rankUpdate(m, -weight);
