@@ -207,3 +207,20 @@ def test_huge_rows_of_weight_zero_among_the_first_rows(monkeypatch, name):
     acc = descramble.Autocorrelation(8, precision="float64", threads=1)
     acc.update(x, w)
     check(acc, x, w)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_huge_rows_of_weight_zero_keep_the_mixed_scale(kernel, order):
+    # The two-pass mixed path (the BLAS one, and the fallback of the narrow
+    # path) chose a block's float32 scale from its largest |x - origin| over
+    # every row, weight 0 or not: rows of weight 0 at 1e100 scaled the others
+    # to 0 in float32, and the scatter came out as 0 (relative error 1).
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(3000, 8))
+    w = np.ones(len(x))
+    x[1:6] = 1e100
+    w[1:6] = 0.0
+    y = np.asarray(x, order=order)
+    acc = descramble.Autocorrelation(8, precision="mixed", threads=1)
+    acc.update(y, w)
+    check(acc, y, w, precision="mixed")

@@ -147,7 +147,9 @@ void load_block_any(const ChunkView& chunk, Index r0, Index i0, Index count, con
 
 // Mixed precision, pass 1: the (weighted) column sums of x - origin over
 // buffer rows [i0, i0 + count), read straight from the chunk (nothing stored),
-// and the largest |x - origin| into `max_abs` (which chooses the block's scale).
+// and the largest |x - origin| into `max_abs` (which chooses the block's scale)
+// over the rows of non-zero weight: a row of weight 0 may hold any finite
+// value, and a huge one would scale the others' float32 values to 0.
 template <class T>
 void sum_rows(const ChunkView& chunk, Index r0, Index i0, Index count, const double* origin, const double* w,
               bool row_major, double* sums, double& max_abs) {
@@ -164,7 +166,7 @@ void sum_rows(const ChunkView& chunk, Index r0, Index i0, Index count, const dou
       for (Index j = 0; j < n; ++j) {
         const double v = load<T>(row + j * cs) - origin[j];
         sums[j] += wi * v;
-        largest = std::max(largest, std::abs(v));
+        if (wi != 0.0) largest = std::max(largest, std::abs(v));
       }
     }
   } else {
@@ -174,8 +176,9 @@ void sum_rows(const ChunkView& chunk, Index r0, Index i0, Index count, const dou
       double s = 0.0;
       for (Index i = 0; i < count; ++i) {
         const double v = load<T>(column + i * rs) - o;
-        s += (w ? w[i0 + i] : 1.0) * v;
-        largest = std::max(largest, std::abs(v));
+        const double wi = w ? w[i0 + i] : 1.0;
+        s += wi * v;
+        if (wi != 0.0) largest = std::max(largest, std::abs(v));
       }
       sums[j] = s;
     }
