@@ -217,7 +217,9 @@ DESCRAMBLE_TARGET_AVX2 inline __m256d shifted4(const Source* row, const double* 
 
 template <class Source>
 inline double shifted1(const Source* row, const double* origin, const double* shift, Index j) {
-  return (static_cast<double>(row[j]) - origin[j]) - shift[j];
+  Source x;
+  std::memcpy(&x, row + j, sizeof(Source));  // the chunk need not be aligned
+  return (static_cast<double>(x) - origin[j]) - shift[j];
 }
 
 // Packs the rows: float64 panels of 4 (Out = double), or float32 panels of 8
@@ -317,9 +319,11 @@ Index narrow_panel_rows(Index n, bool single) noexcept {
   return std::clamp<Index>(rows / 8 * 8, 32, 256);
 }
 
-// Measured end to end (descramble bench --only roofline and descramble_bench
-// roofline, "x blas", on the 2-core machine): see docs/benchmarks.md.
-Index narrow_crossover(bool single) noexcept { return single ? 256 : 256; }
+// Measured end to end on the 2-core machine (two runs, the narrow kernel
+// forced against the BLAS): at n = 384 it was 1.05-1.40x (float64) and
+// 1.20-1.63x (mixed) the BLAS path, at 512 0.70-0.72x and 0.56-0.82x; the
+// same for both precisions. See docs/benchmarks.md.
+Index narrow_crossover(bool /*single*/) noexcept { return 384; }
 
 ProductKernel choose_product_kernel(Index n, bool single) {
   if (const char* forced = std::getenv("DESCRAMBLE_PRODUCT_KERNEL")) {

@@ -334,11 +334,12 @@ void merge_block_mean(Moments& part, const Eigen::VectorXd& block_mean, double b
 // are in cache. With m = sum_i w_i y_i / W the block mean's offset from s,
 // the block's scatter about its own mean is R - W m m^T. The subtraction
 // loses accuracy only when m is large against the spread: wherever
-// W m_j^2 > R_jj / 4 the block is redone the two-pass way (centred about its
-// own mean, as for wide blocks), so the error stays within 8/3 of the
-// two-pass one. s is the previous block's mean (stationary streams: |m| ~
-// spread / sqrt(rows), far inside the bound), or, for a worker's first block,
-// the mean of its first rows.
+// W m_j^2 > R_jj / 4 the block is formed again about its own mean, and if
+// that fails too, the two-pass way (centred about its own mean, as for wide
+// blocks), so the error stays within 8/3 of the two-pass one. s is the
+// linear extrapolation of the worker's previous two block means (stationary
+// streams: |m| ~ spread / sqrt(rows), far inside the bound; a steady trend is
+// followed), or, for a worker's first block, the mean of its first rows.
 
 // Packs `count` rows of the chunk, from chunk row `r0`, into panels of W
 // columns (float64, W = 4; or float32, W = 8, scaled by `scale`): value
@@ -384,7 +385,12 @@ struct NarrowBlock {
   std::vector<float> product32;   // the float32 R of the block (mixed)
   std::vector<double> sums;       // sum_i w_i y_i
   Eigen::VectorXd shift;          // s, relative to the origin
-  bool have_shift = false;
+  // The means of this worker's last two blocks (relative to the origin) and
+  // their first rows (-1: none yet): the next block's shift is their linear
+  // extrapolation, so a steady trend (a time stamp, sorted data) stays
+  // inside the bound instead of making every block run twice.
+  Eigen::VectorXd last_mean, previous_mean;
+  Index last_row = -1, previous_row = -1;
   int exponent = 0;               // mixed: the float32 values are sqrt(w) y times 2^-exponent
   double max_abs = 0.0;           // mixed: the block's largest |sqrt(w) y|
 
@@ -451,7 +457,24 @@ struct NarrowBlock {
     }
     if (total > 0.0) shift /= total;
     if (!shift.allFinite()) shift.setZero();  // the block's sums report the bad value
-    have_shift = true;
+  }
+
+  // A block starting at row r0 of the chunk is done: its mean.
+  void record(const Eigen::VectorXd& mean, Index r0) {
+    previous_mean.swap(last_mean);
+    previous_row = last_row;
+    last_mean = mean;
+    last_row = r0;
+  }
+
+  // The shift for the block starting at row r0, from the last two blocks.
+  void predict(Index r0) {
+    shift = last_mean;
+    if (previous_row >= 0 && last_row != previous_row) {
+      shift += (last_mean - previous_mean) *
+               (static_cast<double>(r0 - last_row) / static_cast<double>(last_row - previous_row));
+      if (!shift.allFinite()) shift = last_mean;
+    }
   }
 
   // Mixed: the exponent that brings the largest |sqrt(w_i) y_ij| of the
@@ -508,9 +531,11 @@ bool narrow_block(NarrowBlock& nbk, const ChunkView& chunk, Index r0, Index nb, 
                   const double* w, Moments& part, Eigen::VectorXd& delta, bool& non_finite) {
   const Index n = nbk.n;
   const Index first_rows = std::min<Index>(nb, 32);  // |m| ~ spread / sqrt(32) about their mean
-  if (!nbk.have_shift) {
+  if (nbk.last_row < 0) {
     nbk.estimate_shift(chunk, r0, first_rows, origin, w);
     if (nbk.mixed) nbk.estimate_exponent(chunk, r0, first_rows, origin, w);
+  } else {
+    nbk.predict(r0);
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
     nbk.pass(chunk, r0, nb, origin, w);
@@ -533,11 +558,12 @@ bool narrow_block(NarrowBlock& nbk, const ChunkView& chunk, Index r0, Index nb, 
     // meaningless where R_jj overflowed about s: then the block is redone).
     for (Index j = 0; j < n && accurate; ++j)
       accurate = std::isfinite(nbk.product(j, j)) && weight * m[j] * m[j] <= 0.25 * nbk.product(j, j);
-    nbk.shift += m;  // the block's mean: the next block's shift, or this one's on a second pass
+    nbk.shift += m;  // the block's mean (this block's shift on a second pass)
     if (accurate) {
       nbk.product.selfadjointView<Eigen::Lower>().rankUpdate(m, -weight);
       part.scatter.triangularView<Eigen::Lower>() += nbk.product;
       merge_block_mean(part, nbk.shift, weight, nb, delta);
+      nbk.record(nbk.shift, r0);
       // Mixed: the next block starts from this block's scale.
       if (nbk.mixed && nbk.max_abs > 0.0) nbk.exponent = std::clamp(std::ilogb(4.0 * nbk.max_abs), -1022, 1023);
       return true;
@@ -775,7 +801,7 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
         centre_rows(chunk, r0, 0, nb, shift.data(), block_mean.data(), w, b, mixed);
         add_block_product(b, nb, mixed, part.scatter);  // scatter about the block's own mean ...
         merge_block_mean(part, block_mean, block_weight, nb, delta);  // ... moved to the running mean
-        if (narrow_state) narrow_state->shift = block_mean;  // the next narrow block's shift
+        if (narrow_state) narrow_state->record(block_mean, r0);  // for the next narrow block's shift
       }
       part.scatter.triangularView<Eigen::StrictlyUpper>() = part.scatter.transpose();
     } catch (...) {

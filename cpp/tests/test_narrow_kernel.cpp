@@ -150,6 +150,7 @@ TEST(reduce_chunk_is_the_same_through_every_kernel) {
 }
 
 TEST(narrow_kernel_dispatch_keeps_blas_for_wide_blocks) {
+  unsetenv("DESCRAMBLE_PRODUCT_KERNEL");  // the automatic choice, whatever the caller's environment says
   CHECK(detail::choose_product_kernel(detail::narrow_crossover(false) + 1, false) == ProductKernel::blas);
   CHECK(detail::choose_product_kernel(detail::narrow_crossover(true) + 1, true) == ProductKernel::blas);
   const ProductKernel narrow = detail::choose_product_kernel(128, false);
