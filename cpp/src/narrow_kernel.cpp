@@ -63,6 +63,31 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
 // the rest. An interior tile starts from C and is stored back as vectors;
 // an edge tile starts from 0 and goes through an aligned buffer to C.
 
+// One row of the block into the tile: the NV column vectors at Q times the
+// MR broadcast values at R (uses ps, NV and the accumulators c00..c32).
+#define DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, R, Q)                                                        \
+  {                                                                                                                \
+    const VEC b0 = LOADU(Q);                                                                                       \
+    const VEC b1 = NV > 1 ? LOADU((Q) + ps) : b0;                                                                  \
+    const VEC b2 = NV > 2 ? LOADU((Q) + 2 * ps) : b0;                                                              \
+    VEC x = BCAST(R);                                                                                              \
+    c00 = FMADD(x, b0, c00);                                                                                       \
+    if (NV > 1) c01 = FMADD(x, b1, c01);                                                                           \
+    if (NV > 2) c02 = FMADD(x, b2, c02);                                                                           \
+    x = BCAST((R) + 1);                                                                                            \
+    c10 = FMADD(x, b0, c10);                                                                                       \
+    if (NV > 1) c11 = FMADD(x, b1, c11);                                                                           \
+    if (NV > 2) c12 = FMADD(x, b2, c12);                                                                           \
+    x = BCAST((R) + 2);                                                                                            \
+    c20 = FMADD(x, b0, c20);                                                                                       \
+    if (NV > 1) c21 = FMADD(x, b1, c21);                                                                           \
+    if (NV > 2) c22 = FMADD(x, b2, c22);                                                                           \
+    x = BCAST((R) + 3);                                                                                            \
+    c30 = FMADD(x, b0, c30);                                                                                       \
+    if (NV > 1) c31 = FMADD(x, b1, c31);                                                                           \
+    if (NV > 2) c32 = FMADD(x, b2, c32);                                                                           \
+  }
+
 // Defines avx2_tile for one element type: VEC the vector type, W its lanes.
 #define DESCRAMBLE_AVX2_TILE(T, VEC, W, SETZERO, LOADU, BCAST, FMADD, STORE, STOREU)                            \
   template <int NV>                                                                                            \
@@ -85,31 +110,16 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
     }                                                                                                          \
     const T* row = a + (p0 / W) * ps + p0 % W; /* the MR broadcast values of row k */                          \
     const T* qp = a + (q0 / W) * ps;                                                                           \
-    for (Index k = 0; k < rows; ++k, row += W, qp += W) {                                                      \
-      if ((k & 1) == 0 && pf < pf_end) { /* one line of the next rows every other row: spread, not a burst */  \
-        _mm_prefetch(pf, _MM_HINT_T0);                                                                         \
-        pf += 64;                                                                                              \
-      }                                                                                                        \
-      const VEC b0 = LOADU(qp);                                                                                \
-      const VEC b1 = NV > 1 ? LOADU(qp + ps) : b0;                                                             \
-      const VEC b2 = NV > 2 ? LOADU(qp + 2 * ps) : b0;                                                         \
-      VEC x = BCAST(row);                                                                                      \
-      c00 = FMADD(x, b0, c00);                                                                                 \
-      if (NV > 1) c01 = FMADD(x, b1, c01);                                                                     \
-      if (NV > 2) c02 = FMADD(x, b2, c02);                                                                     \
-      x = BCAST(row + 1);                                                                                      \
-      c10 = FMADD(x, b0, c10);                                                                                 \
-      if (NV > 1) c11 = FMADD(x, b1, c11);                                                                     \
-      if (NV > 2) c12 = FMADD(x, b2, c12);                                                                     \
-      x = BCAST(row + 2);                                                                                      \
-      c20 = FMADD(x, b0, c20);                                                                                 \
-      if (NV > 1) c21 = FMADD(x, b1, c21);                                                                     \
-      if (NV > 2) c22 = FMADD(x, b2, c22);                                                                     \
-      x = BCAST(row + 3);                                                                                      \
-      c30 = FMADD(x, b0, c30);                                                                                 \
-      if (NV > 1) c31 = FMADD(x, b1, c31);                                                                     \
-      if (NV > 2) c32 = FMADD(x, b2, c32);                                                                     \
-    }                                                                                                          \
+    Index k = 0;                                                                                                   \
+    for (; k + 2 <= rows; k += 2, row += 2 * W, qp += 2 * W) { /* two rows a trip */                               \
+      if (pf < pf_end) { /* one line of the next rows every other row: spread, not a burst */                      \
+        _mm_prefetch(pf, _MM_HINT_T0);                                                                             \
+        pf += 64;                                                                                                  \
+      }                                                                                                            \
+      DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, row, qp)                                                       \
+      DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, row + W, qp + W)                                               \
+    }                                                                                                              \
+    if (k < rows) DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, row, qp)                                           \
     if (interior) {                                                                                            \
       STOREU(c0, c00), STOREU(c0 + ldc, c10), STOREU(c0 + 2 * ldc, c20), STOREU(c0 + 3 * ldc, c30);           \
       if (NV > 1) {                                                                                            \
@@ -135,6 +145,7 @@ DESCRAMBLE_AVX2_TILE(double, __m256d, 4, _mm256_setzero_pd, _mm256_loadu_pd, _mm
 DESCRAMBLE_AVX2_TILE(float, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps,
                      _mm256_store_ps, _mm256_storeu_ps)
 #undef DESCRAMBLE_AVX2_TILE
+#undef DESCRAMBLE_TILE_ROW
 #endif
 
 // The vectors of rows q of C in the group starting at q0: 3, except that
