@@ -4,24 +4,10 @@ import numpy as np
 import pytest
 
 import descramble
+from conftest import DTYPES, sample
 from descramble import reference
 
 SHAPES = [(1, 1), (1, 5), (5, 1), (2, 3), (3, 10), (257, 7), (2000, 33)]
-DTYPES = [
-    np.float64, np.float32, np.float16, np.longdouble,
-    np.int8, np.int16, np.int32, np.int64,
-    np.uint8, np.uint16, np.uint32, np.uint64, np.bool_,
-]
-
-
-def sample(rng, shape, dtype):
-    x = rng.normal(loc=3.0, scale=2.0, size=shape)
-    if np.dtype(dtype).kind in "iu":
-        info = np.iinfo(dtype)
-        x = np.clip(np.round(x * 10), info.min, info.max)
-    elif np.dtype(dtype).kind == "b":
-        x = x > 3.0
-    return x.astype(dtype)
 
 
 def check_against_reference(acc, x, weights=None, rtol=1e-12):

@@ -16,6 +16,12 @@ Cases (N = rows, n = features):
                    svd(k = n/16, n = 2048) vs  the full numpy.linalg.svd
   descrambler      closed form (m = 32..256) vs reference.descramble_iterative (SciPy L-BFGS)
                    (these run in this process: their memory is not the point)
+  roofline         the streaming product for n = 16..1024 (--widths) against the machine's
+                   limits measured in the same run: GFLOP/s = N n^2 / t (the lower triangle's
+                   multiply-adds), peak = NumPy's X.T @ X rate on 50,000 x 2048 (float32 for
+                   mixed), bandwidth = NumPy's X @ v over a 200 MB array, roofline =
+                   min(peak, bandwidth x n / (bytes per value)); float64 on float64 data,
+                   mixed on float32 data; ratio = NumPy time / descramble time (in process)
 
 Usage: descramble bench [--quick]  (or python bench/run.py, python -m descramble.cli.benchmarks)
        [--quick] [--json PATH] [--repeat N] [--only KERNEL ...] [--widths N ...]
@@ -190,7 +196,8 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--repeat", type=positive_int, default=3, help="alternating runs per side (default 3)")
     parser.add_argument("--only", nargs="+",
-                        choices=["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"],
+                        choices=["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler",
+                                 "roofline"],
                         help="run these kernels only")
     parser.add_argument("--widths", type=positive_int, nargs="+", help="feature counts n of the in-memory cases")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -207,9 +214,9 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
 
     rows = 50_000 if args.quick else 200_000
     widths = args.widths or ((64, 256) if args.quick else (64, 256, 1024))
-    kernels = args.only or ["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler"]
+    kernels = args.only or ["autocorrelation", "mixed", "cov", "stream", "spectral", "descrambler", "roofline"]
     specs: List[Dict[str, Any]] = []
-    for n in widths:
+    for n in widths if set(kernels) & {"autocorrelation", "mixed", "cov"} else ():
         if "autocorrelation" in kernels:
             specs.append({"kernel": "autocorrelation", "rows": rows, "n": n, "dtype": "float64",
                           "precision": "float64", "reference": "X.T @ X"})
@@ -243,19 +250,20 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
             os.remove(os.path.join(tmpdir, name))
         os.rmdir(tmpdir)
 
-    header = (f"{'kernel':<16}{'shape':>14}{'dtype':>9}{'precision':>10}{'descramble s':>14}{'numpy s':>10}"
-              f"{'ratio':>8}{'target':>8}{'RSS MiB (ds/np)':>18}{'rel err':>10}  reference")
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        target = TARGETS.get((r["kernel"], r["precision"]))
-        r["target"] = target
-        shape = f"{r['rows']}x{r['n']}"
-        rss = f"{r['descramble_rss_mib']:.0f}/{r['numpy_rss_mib']:.0f}"
-        err = f"{r['rel_error']:.1e}" if "rel_error" in r else "-"
-        print(f"{r['kernel']:<16}{shape:>14}{r['dtype']:>9}{r['precision']:>10}{r['descramble_s']:>14.4f}"
-              f"{r['numpy_s']:>10.4f}{r['ratio']:>8.2f}{(f'{target:.1f}' if target else '-'):>8}{rss:>18}"
-              f"{err:>10}  {r['reference']}")
+    if results:
+        header = (f"{'kernel':<16}{'shape':>14}{'dtype':>9}{'precision':>10}{'descramble s':>14}{'numpy s':>10}"
+                  f"{'ratio':>8}{'target':>8}{'RSS MiB (ds/np)':>18}{'rel err':>10}  reference")
+        print(header)
+        print("-" * len(header))
+        for r in results:
+            target = TARGETS.get((r["kernel"], r["precision"]))
+            r["target"] = target
+            shape = f"{r['rows']}x{r['n']}"
+            rss = f"{r['descramble_rss_mib']:.0f}/{r['numpy_rss_mib']:.0f}"
+            err = f"{r['rel_error']:.1e}" if "rel_error" in r else "-"
+            print(f"{r['kernel']:<16}{shape:>14}{r['dtype']:>9}{r['precision']:>10}{r['descramble_s']:>14.4f}"
+                  f"{r['numpy_s']:>10.4f}{r['ratio']:>8.2f}{(f'{target:.1f}' if target else '-'):>8}{rss:>18}"
+                  f"{err:>10}  {r['reference']}")
     in_process = []
     if "spectral" in kernels:
         print("running spectral kernels ...", file=sys.stderr, flush=True)
@@ -269,6 +277,11 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
         else:
             print("running closed form vs iterative ...", file=sys.stderr, flush=True)
             in_process += _descrambler(args.quick)
+    if "roofline" in kernels:
+        print("running the roofline table ...", file=sys.stderr, flush=True)
+        roofline = _roofline(args.quick, args.repeat, args.widths)
+        _print_roofline(roofline)
+        results += roofline["rows"]
     if in_process:
         header = f"\n{'kernel':<28}{'size':>8}{'descramble s':>14}{'reference s':>13}{'ratio':>10}{'target':>8}  note"
         print(header)
@@ -356,6 +369,86 @@ def _descrambler(quick: bool) -> List[Dict[str, Any]]:
                      "note": f"loss closed/iterative = {closed.loss / it['loss']:.9f} "
                              f"({it['iterations']} L-BFGS iterations)"})
     return rows
+
+
+def _roofline(quick: bool, repeat: int, widths: Optional[List[int]] = None) -> Dict[str, Any]:
+    """The roofline table: the streaming product against the limits measured in this run."""
+    rng = np.random.default_rng(0)
+    # The machine's limits, measured now (best of `repeat`).
+    peak: Dict[str, float] = {}
+    big_rows, big_n = (20_000, 1024) if quick else (50_000, 2048)
+    for dtype in ("float64", "float32"):
+        big = rng.standard_normal(size=(big_rows, big_n)).astype(dtype)
+        t = _best(lambda: big.T @ big, repeat)
+        peak[dtype] = big_rows * big_n * big_n / t / 1e9
+        del big
+    flat = rng.standard_normal(size=(200_000_000 // 8 // 1000, 1000))
+    v = np.ones(1000)
+    bandwidth = flat.nbytes / _best(lambda: flat @ v, max(repeat, 5)) / 1e9
+    del flat
+    rows_out: List[Dict[str, Any]] = []
+    for n in widths or (16, 32, 64, 128, 256, 512, 1024):
+        rows = (50_000 if n < 512 else 25_000) if quick else (200_000 if n < 512 else 100_000)
+        x64 = _data(rows, n, "float64")
+        x32 = x64.astype(np.float32)
+        times = _interleaved_best({
+            "float64": lambda: descramble.autocorrelation(x64),
+            "numpy64": lambda: x64.T @ x64,
+            "mixed": lambda: descramble.autocorrelation(x32, precision="mixed"),
+            "numpy32": lambda: x32.T @ x32,
+        }, repeat, pause=0.25)
+        flops = rows * n * n
+        for precision, data_type, bytes_per_value, ref in (("float64", "float64", 8, "numpy64"),
+                                                          ("mixed", "float32", 4, "numpy32")):
+            rate = flops / times[precision] / 1e9
+            limit = min(peak[data_type], bandwidth * n / bytes_per_value)
+            rows_out.append({"kernel": "roofline", "n": n, "rows": rows, "precision": precision,
+                             "dtype": data_type, "descramble_s": times[precision], "numpy_s": times[ref],
+                             "gflops": rate, "numpy_gflops": flops / times[ref] / 1e9, "roofline_gflops": limit,
+                             "fraction": rate / limit, "ratio": times[ref] / times[precision],
+                             "vs_float64": times["float64"] / times[precision]})
+        del x64, x32
+    return {"peak_gflops": peak, "bandwidth_gbs": bandwidth, "rows": rows_out}
+
+
+def _print_roofline(table: Dict[str, Any]) -> None:
+    peak, bandwidth = table["peak_gflops"], table["bandwidth_gbs"]
+    print(f"\nroofline: peak {peak['float64']:.1f} GFLOP/s float64, {peak['float32']:.1f} float32 "
+          f"(NumPy X.T @ X), bandwidth {bandwidth:.1f} GB/s (NumPy X @ v, 200 MB)")
+    header = (f"{'n':>6}{'rows':>9}{'precision':>10}{'GFLOP/s':>9}{'NumPy':>8}{'roofline':>10}{'of roof':>9}"
+              f"{'vs NumPy':>10}{'vs f64':>8}")
+    print(header)
+    print("-" * len(header))
+    for r in table["rows"]:
+        print(f"{r['n']:>6}{r['rows']:>9}{r['precision']:>10}{r['gflops']:>9.1f}{r['numpy_gflops']:>8.1f}"
+              f"{r['roofline_gflops']:>10.1f}{r['fraction']:>9.0%}{r['ratio']:>9.2f}x{r['vs_float64']:>7.2f}x")
+
+
+def _best(f: Any, repeat: int) -> float:
+    f()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _interleaved_best(funcs: Dict[str, Any], repeat: int, pause: float = 0.0) -> Dict[str, float]:
+    """Best wall time of each function, alternating between them every round (a shared machine's
+    slow spells hit every side alike). ``pause`` seconds between calls let the previous call's
+    BLAS threads, which spin for about 0.1 s after their work, go to sleep first: otherwise they
+    take cores from whatever runs next."""
+    times: Dict[str, float] = {name: float("inf") for name in funcs}
+    for f in funcs.values():  # warm-up
+        f()
+    for _ in range(repeat):
+        for name, f in funcs.items():
+            time.sleep(pause)
+            t0 = time.perf_counter()
+            f()
+            times[name] = min(times[name], time.perf_counter() - t0)
+    return times
 
 
 def _cpu_name() -> str:

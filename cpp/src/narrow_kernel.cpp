@@ -1,0 +1,380 @@
+#include "narrow_kernel.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DESCRAMBLE_X86_KERNELS 1
+#include <immintrin.h>
+#define DESCRAMBLE_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace descramble::detail {
+namespace {
+
+// The micro-kernel's tile: MR columns of A broadcast (the columns p of C)
+// times NV vectors of W columns (the rows q of C), summed over every row of
+// the panel block in registers, then added to C once.
+constexpr int MR = 4;
+constexpr int max_vectors = 3;
+
+// Adds a finished tile row: value[l] is added to C(q0 + l, p) for l < width;
+// only the lower triangle (q >= p) inside n x n is written.
+template <class T>
+inline void add_lanes(const T* value, int width, Index p, Index q0, Index n, T* column) {
+  for (int l = 0; l < width; ++l) {
+    const Index q = q0 + l;
+    if (q >= p && q < n) column[q] += value[l];
+  }
+}
+
+// True when the tile's every entry is inside the lower triangle of n x n:
+// then the accumulators start from C and go back to it as whole vectors.
+inline bool interior_tile(Index p0, Index q0, int vectors, Index W, Index n) {
+  return q0 >= p0 + MR - 1 && p0 + MR <= n && q0 + vectors * W <= n;
+}
+
+// --- The portable kernel: the same blocking in plain C++ -------------------
+
+template <class T, int W, int NV>
+void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c, Index ldc) {
+  T acc[MR][NV * W] = {};
+  const T* pp = a + (p0 / W) * ps + p0 % W;
+  const T* qp = a + (q0 / W) * ps;
+  for (Index k = 0; k < rows; ++k, pp += W, qp += W) {
+    for (int i = 0; i < MR; ++i) {
+      const T x = pp[i];
+      for (int v = 0; v < NV; ++v)
+        for (int l = 0; l < W; ++l) acc[i][v * W + l] += x * qp[v * ps + l];
+    }
+  }
+  for (int i = 0; i < MR && p0 + i < n; ++i) add_lanes(acc[i], NV * W, p0 + i, q0, n, c + (p0 + i) * ldc);
+}
+
+#ifdef DESCRAMBLE_X86_KERNELS
+// --- AVX2 + FMA ----------------------------------------------------------
+// The accumulators are MR x NV named vectors (at most 12 of the 16
+// registers; named variables rather than an array, which GCC would keep in
+// memory), the NV column vectors of the current row and one broadcast take
+// the rest. An interior tile starts from C and is stored back as vectors;
+// an edge tile starts from 0 and goes through an aligned buffer to C.
+
+// One row of the block into the tile: the NV column vectors at Q times the
+// MR broadcast values at R (uses ps, NV and the accumulators c00..c32).
+#define DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, R, Q)                                                        \
+  {                                                                                                                \
+    const VEC b0 = LOADU(Q);                                                                                       \
+    const VEC b1 = NV > 1 ? LOADU((Q) + ps) : b0;                                                                  \
+    const VEC b2 = NV > 2 ? LOADU((Q) + 2 * ps) : b0;                                                              \
+    VEC x = BCAST(R);                                                                                              \
+    c00 = FMADD(x, b0, c00);                                                                                       \
+    if (NV > 1) c01 = FMADD(x, b1, c01);                                                                           \
+    if (NV > 2) c02 = FMADD(x, b2, c02);                                                                           \
+    x = BCAST((R) + 1);                                                                                            \
+    c10 = FMADD(x, b0, c10);                                                                                       \
+    if (NV > 1) c11 = FMADD(x, b1, c11);                                                                           \
+    if (NV > 2) c12 = FMADD(x, b2, c12);                                                                           \
+    x = BCAST((R) + 2);                                                                                            \
+    c20 = FMADD(x, b0, c20);                                                                                       \
+    if (NV > 1) c21 = FMADD(x, b1, c21);                                                                           \
+    if (NV > 2) c22 = FMADD(x, b2, c22);                                                                           \
+    x = BCAST((R) + 3);                                                                                            \
+    c30 = FMADD(x, b0, c30);                                                                                       \
+    if (NV > 1) c31 = FMADD(x, b1, c31);                                                                           \
+    if (NV > 2) c32 = FMADD(x, b2, c32);                                                                           \
+  }
+
+// Defines avx2_tile for one element type: VEC the vector type, W its lanes.
+#define DESCRAMBLE_AVX2_TILE(T, VEC, W, SETZERO, LOADU, BCAST, FMADD, STORE, STOREU)                            \
+  template <int NV>                                                                                            \
+  DESCRAMBLE_TARGET_AVX2 void avx2_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c,     \
+                                        Index ldc, const char* pf, const char* pf_end) {                       \
+    const bool interior = interior_tile(p0, q0, NV, W, n);                                                     \
+    T* c0 = c + p0 * ldc + q0;                                                                                 \
+    VEC c00 = SETZERO(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;                                \
+    VEC c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;                                      \
+    if (interior) {                                                                                            \
+      c00 = LOADU(c0), c10 = LOADU(c0 + ldc), c20 = LOADU(c0 + 2 * ldc), c30 = LOADU(c0 + 3 * ldc);           \
+      if (NV > 1) {                                                                                            \
+        c01 = LOADU(c0 + W), c11 = LOADU(c0 + ldc + W);                                                        \
+        c21 = LOADU(c0 + 2 * ldc + W), c31 = LOADU(c0 + 3 * ldc + W);                                         \
+      }                                                                                                        \
+      if (NV > 2) {                                                                                            \
+        c02 = LOADU(c0 + 2 * W), c12 = LOADU(c0 + ldc + 2 * W);                                                \
+        c22 = LOADU(c0 + 2 * ldc + 2 * W), c32 = LOADU(c0 + 3 * ldc + 2 * W);                                 \
+      }                                                                                                        \
+    }                                                                                                          \
+    const T* row = a + (p0 / W) * ps + p0 % W; /* the MR broadcast values of row k */                          \
+    const T* qp = a + (q0 / W) * ps;                                                                           \
+    Index k = 0;                                                                                                   \
+    for (; k + 2 <= rows; k += 2, row += 2 * W, qp += 2 * W) { /* two rows a trip */                               \
+      if (pf < pf_end) { /* one line of the next rows every other row: spread, not a burst */                      \
+        _mm_prefetch(pf, _MM_HINT_T0);                                                                             \
+        pf += 64;                                                                                                  \
+      }                                                                                                            \
+      DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, row, qp)                                                       \
+      DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, row + W, qp + W)                                               \
+    }                                                                                                              \
+    if (k < rows) DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, row, qp)                                           \
+    if (interior) {                                                                                            \
+      STOREU(c0, c00), STOREU(c0 + ldc, c10), STOREU(c0 + 2 * ldc, c20), STOREU(c0 + 3 * ldc, c30);           \
+      if (NV > 1) {                                                                                            \
+        STOREU(c0 + W, c01), STOREU(c0 + ldc + W, c11);                                                        \
+        STOREU(c0 + 2 * ldc + W, c21), STOREU(c0 + 3 * ldc + W, c31);                                         \
+      }                                                                                                        \
+      if (NV > 2) {                                                                                            \
+        STOREU(c0 + 2 * W, c02), STOREU(c0 + ldc + 2 * W, c12);                                                \
+        STOREU(c0 + 2 * ldc + 2 * W, c22), STOREU(c0 + 3 * ldc + 2 * W, c32);                                 \
+      }                                                                                                        \
+      return;                                                                                                  \
+    }                                                                                                          \
+    alignas(32) T tile[MR][max_vectors * W];                                                                   \
+    STORE(tile[0], c00), STORE(tile[0] + W, c01), STORE(tile[0] + 2 * W, c02);                                 \
+    STORE(tile[1], c10), STORE(tile[1] + W, c11), STORE(tile[1] + 2 * W, c12);                                 \
+    STORE(tile[2], c20), STORE(tile[2] + W, c21), STORE(tile[2] + 2 * W, c22);                                 \
+    STORE(tile[3], c30), STORE(tile[3] + W, c31), STORE(tile[3] + 2 * W, c32);                                 \
+    for (int i = 0; i < MR && p0 + i < n; ++i) add_lanes(tile[i], NV * W, p0 + i, q0, n, c + (p0 + i) * ldc);   \
+  }
+
+DESCRAMBLE_AVX2_TILE(double, __m256d, 4, _mm256_setzero_pd, _mm256_loadu_pd, _mm256_broadcast_sd, _mm256_fmadd_pd,
+                     _mm256_store_pd, _mm256_storeu_pd)
+DESCRAMBLE_AVX2_TILE(float, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps,
+                     _mm256_store_ps, _mm256_storeu_ps)
+#undef DESCRAMBLE_AVX2_TILE
+#undef DESCRAMBLE_TILE_ROW
+#endif
+
+// The vectors of rows q of C in the group starting at q0: 3, except that
+// 4 left over go as 2 + 2 (a group of 1 vector needs 5 loads for 4 FMAs).
+inline Index group_vectors(Index q0, Index n, Index W) {
+  const Index left = (n - q0 + W - 1) / W;
+  return left == 4 ? 2 : std::min<Index>(max_vectors, left);
+}
+
+// Walks the lower triangle of C in tiles, column vectors outermost: for each
+// group of (at most) max_vectors vectors of rows q of C, the groups of MR
+// columns p <= q. The group's column vectors of the block (at most
+// 3 x 32 bytes a row) stay in L1 while the tiles stream the p columns.
+template <class T, int W>
+void for_each_tile(ProductKernel kernel, const T* a, Index rows, Index n, Index ps, T* c, Index ldc,
+                   const Prefetch& prefetch) {
+  // The prefetch region, split evenly over the tiles (contiguous rows only;
+  // the hardware prefetcher follows other layouts as they are read).
+  const char* pf = nullptr;
+  const char* pf_end = nullptr;
+  Index per_tile = 0;
+  if (prefetch.base != nullptr && prefetch.rows > 0 && prefetch.row_stride == prefetch.row_bytes) {
+    Index tiles = 0;
+    for (Index q0 = 0; q0 < n; q0 += group_vectors(q0, n, W) * W)
+      tiles += (std::min<Index>(n, q0 + group_vectors(q0, n, W) * W) + MR - 1) / MR;
+    pf = prefetch.base;
+    pf_end = pf + prefetch.rows * prefetch.row_bytes;
+    per_tile = ((prefetch.rows * prefetch.row_bytes + tiles - 1) / tiles + 63) / 64 * 64;
+  }
+  for (Index q0 = 0; q0 < n; q0 += group_vectors(q0, n, W) * W) {
+    const Index vectors = group_vectors(q0, n, W);
+    const Index p_end = std::min<Index>(n, q0 + vectors * W);
+    for (Index p0 = 0; p0 < p_end; p0 += MR) {
+      const char* tile_pf = pf;
+      const char* tile_pf_end = pf == nullptr ? pf : std::min(pf + per_tile, pf_end);
+      pf = tile_pf_end;
+      if (p0 + MR < p_end) {  // the next tile's part of C (wide C lives in L3)
+        const T* next = c + (p0 + MR) * ldc + q0;
+        for (int i = 0; i < MR; ++i) {
+          __builtin_prefetch(next + i * ldc, 1, 3);
+          __builtin_prefetch(next + i * ldc + max_vectors * W - 1, 1, 3);
+        }
+      }
+      // Skip the vectors wholly above the diagonal for this p group.
+      const Index skip = std::max<Index>(0, (p0 - q0) / W);
+      const Index q = q0 + skip * W;
+      const Index nv = vectors - skip;
+#ifdef DESCRAMBLE_X86_KERNELS
+      if (kernel == ProductKernel::avx2) {
+        if (nv == 3) avx2_tile<3>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+        else if (nv == 2) avx2_tile<2>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+        else avx2_tile<1>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+        continue;
+      }
+#else
+      (void)kernel, (void)tile_pf;
+#endif
+      if (nv == 3) generic_tile<T, W, 3>(a, rows, ps, p0, q, n, c, ldc);
+      else if (nv == 2) generic_tile<T, W, 2>(a, rows, ps, p0, q, n, c, ldc);
+      else generic_tile<T, W, 1>(a, rows, ps, p0, q, n, c, ldc);
+    }
+  }
+}
+
+ProductKernel runnable(ProductKernel kernel) noexcept {
+  return kernel == ProductKernel::avx2 && !cpu_has_avx2_fma() ? ProductKernel::generic : kernel;
+}
+
+#ifdef DESCRAMBLE_X86_KERNELS
+// --- Packing with AVX2 ------------------------------------------------------
+// y = (x - origin) - shift for 4 values of a row, read as float64.
+DESCRAMBLE_TARGET_AVX2 inline __m256d load4(const double* x) { return _mm256_loadu_pd(x); }
+DESCRAMBLE_TARGET_AVX2 inline __m256d load4(const float* x) { return _mm256_cvtps_pd(_mm_loadu_ps(x)); }
+
+template <class Source>
+DESCRAMBLE_TARGET_AVX2 inline __m256d shifted4(const Source* row, const double* origin, const double* shift,
+                                               Index j) {
+  return _mm256_sub_pd(_mm256_sub_pd(load4(row + j), _mm256_loadu_pd(origin + j)), _mm256_loadu_pd(shift + j));
+}
+
+template <class Source>
+inline double shifted1(const Source* row, const double* origin, const double* shift, Index j) {
+  Source x;
+  std::memcpy(&x, row + j, sizeof(Source));  // the chunk need not be aligned
+  return (static_cast<double>(x) - origin[j]) - shift[j];
+}
+
+// Packs the rows: float64 panels of 4 (Out = double), or float32 panels of 8
+// scaled by `scale` (Out = float, with the largest |sqrt(w) y| into max_abs).
+template <class Out, class Source>
+DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale, Out* panels, Index ps, double* sums,
+                                      double& max_abs) {
+  constexpr bool single = std::is_same_v<Out, float>;
+  constexpr Index W = single ? 8 : 4;
+  const Index n = s.n;
+  const Index full = n / W * W;
+  const double* origin = s.origin;
+  const double* shift = s.shift;
+  const double* w = s.w;
+  const __m256d sign = _mm256_set1_pd(-0.0);
+  const __m256d scale4 = _mm256_set1_pd(scale);
+  __m256d largest = _mm256_setzero_pd();
+  double largest_tail = 0.0;
+  for (Index i = 0; i < s.rows; ++i) {
+    const Source* row = s.x + i * s.row_stride;
+    const double wi = w ? w[i] : 1.0;
+    const double root = w ? std::sqrt(wi) : 1.0;
+    const __m256d w4 = _mm256_set1_pd(wi);
+    const __m256d r4 = _mm256_set1_pd(root);
+    Out* out = panels + i * W;
+    for (Index j = 0; j < full; j += W, out += ps) {
+      if constexpr (single) {
+        __m256d lo = shifted4(row, origin, shift, j);
+        __m256d hi = shifted4(row, origin, shift, j + 4);
+        _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, lo, _mm256_loadu_pd(sums + j)));
+        _mm256_storeu_pd(sums + j + 4, _mm256_fmadd_pd(w4, hi, _mm256_loadu_pd(sums + j + 4)));
+        if (w) lo = _mm256_mul_pd(lo, r4), hi = _mm256_mul_pd(hi, r4);
+        largest = _mm256_max_pd(largest, _mm256_max_pd(_mm256_andnot_pd(sign, lo), _mm256_andnot_pd(sign, hi)));
+        const __m128 lo32 = _mm256_cvtpd_ps(_mm256_mul_pd(lo, scale4));
+        const __m128 hi32 = _mm256_cvtpd_ps(_mm256_mul_pd(hi, scale4));
+        _mm256_storeu_ps(out, _mm256_insertf128_ps(_mm256_castps128_ps256(lo32), hi32, 1));
+      } else if (w) {
+        const __m256d y = shifted4(row, origin, shift, j);
+        _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, y, _mm256_loadu_pd(sums + j)));
+        _mm256_storeu_pd(out, _mm256_mul_pd(y, r4));
+      } else {
+        const __m256d y = shifted4(row, origin, shift, j);
+        _mm256_storeu_pd(sums + j, _mm256_add_pd(y, _mm256_loadu_pd(sums + j)));
+        _mm256_storeu_pd(out, y);
+      }
+    }
+    if (full < n) {  // the last, partial panel; its padding columns are 0
+      for (Index l = 0; l < W; ++l) {
+        const Index j = full + l;
+        double v = 0.0;
+        if (j < n) {
+          const double y = shifted1(row, origin, shift, j);
+          sums[j] += wi * y;
+          v = y * root;
+          largest_tail = std::max(largest_tail, std::abs(v));
+        }
+        out[l] = static_cast<Out>(single ? v * scale : v);
+      }
+    }
+  }
+  if constexpr (single) {
+    alignas(32) double lanes[4];
+    _mm256_store_pd(lanes, largest);
+    // NaN compares false with max: the sums (which the caller checks) carry it.
+    max_abs = std::max({max_abs, largest_tail, lanes[0], lanes[1], lanes[2], lanes[3]});
+  }
+}
+#endif
+
+template <class Out, class Source>
+bool pack(ProductKernel kernel, const PackSource<Source>& source, double scale, Out* panels, Index ps, double* sums,
+          double& max_abs) {
+#ifdef DESCRAMBLE_X86_KERNELS
+  if (runnable(kernel) == ProductKernel::avx2) {
+    avx2_pack<Out>(source, scale, panels, ps, sums, max_abs);
+    return true;
+  }
+#endif
+  (void)kernel, (void)source, (void)scale, (void)panels, (void)ps, (void)sums, (void)max_abs;
+  return false;
+}
+
+}  // namespace
+
+bool cpu_has_avx2_fma() noexcept {
+#ifdef DESCRAMBLE_X86_KERNELS
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported;
+#else
+  return false;
+#endif
+}
+
+Index narrow_panel_rows(Index n, bool single) noexcept {
+  const Index bytes = single ? 4 : 8;
+  const Index rows = (Index{1} << 17) / (bytes * narrow_padded_cols(std::max<Index>(n, 1)));
+  return std::clamp<Index>(rows / 8 * 8, 32, 256);
+}
+
+// Measured end to end on the 2-core machine (two runs, the narrow kernel
+// forced against the BLAS): at n = 384 it was 1.05-1.40x (float64) and
+// 1.20-1.63x (mixed) the BLAS path, at 512 0.70-0.72x and 0.56-0.82x; the
+// same for both precisions. See docs/benchmarks.md.
+Index narrow_crossover(bool /*single*/) noexcept { return 384; }
+
+ProductKernel choose_product_kernel(Index n, bool single) {
+  if (const char* forced = std::getenv("DESCRAMBLE_PRODUCT_KERNEL")) {
+    const std::string name(forced);
+    if (name == "blas") return ProductKernel::blas;
+    if (name == "generic") return ProductKernel::generic;
+    if (name == "avx2") return runnable(ProductKernel::avx2);
+  }
+  return cpu_has_avx2_fma() && n <= narrow_crossover(single) ? ProductKernel::avx2 : ProductKernel::blas;
+}
+
+void narrow_rank_update(ProductKernel kernel, const double* a, Index rows, Index n, Index panel_stride, double* c,
+                        Index ldc, const Prefetch& prefetch) {
+  if (rows == 0) return;
+  for_each_tile<double, 4>(runnable(kernel), a, rows, n, panel_stride, c, ldc, prefetch);
+}
+
+void narrow_rank_update(ProductKernel kernel, const float* a, Index rows, Index n, Index panel_stride, float* c,
+                        Index ldc, const Prefetch& prefetch) {
+  if (rows == 0) return;
+  for_each_tile<float, 8>(runnable(kernel), a, rows, n, panel_stride, c, ldc, prefetch);
+}
+
+bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double* panels, Index panel_stride,
+                 double* sums) {
+  double unused = 0.0;
+  return pack(kernel, source, 1.0, panels, panel_stride, sums, unused);
+}
+bool narrow_pack(ProductKernel kernel, const PackSource<float>& source, double* panels, Index panel_stride,
+                 double* sums) {
+  double unused = 0.0;
+  return pack(kernel, source, 1.0, panels, panel_stride, sums, unused);
+}
+bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double scale, float* panels,
+                 Index panel_stride, double* sums, double& max_abs) {
+  return pack(kernel, source, scale, panels, panel_stride, sums, max_abs);
+}
+bool narrow_pack(ProductKernel kernel, const PackSource<float>& source, double scale, float* panels,
+                 Index panel_stride, double* sums, double& max_abs) {
+  return pack(kernel, source, scale, panels, panel_stride, sums, max_abs);
+}
+
+}  // namespace descramble::detail
