@@ -285,26 +285,32 @@ Index locate_non_finite_row(const ChunkView& chunk, Index r0, Index nb, const do
   return bad;
 }
 
+// The lower triangle of a float32 n x n product of values scaled by 2^-e,
+// scaled back by 2^(2e) into (Add: added to) the lower triangle of `to`,
+// exactly (one multiplication when 2^(2e) is a normal double).
+template <bool Add>
+void widen_lower(const float* product, Index n, int exponent, double* to) {
+  const int e2 = 2 * exponent;
+  const bool direct = e2 >= -1022 && e2 <= 1023;
+  const double factor = direct ? std::ldexp(1.0, e2) : 1.0;
+  for (Index j = 0; j < n; ++j) {
+    const float* from = product + j * n;
+    double* column = to + j * n;
+    for (Index i = j; i < n; ++i) {
+      const double v = direct ? static_cast<double>(from[i]) * factor : std::ldexp(static_cast<double>(from[i]), e2);
+      if (Add) column[i] += v;
+      else column[i] = v;
+    }
+  }
+}
+
 // Adds the block's scatter about its own mean to the lower triangle of
 // `scatter`: float64 syrk, or (mixed) float32 syrk then a float64 sum.
 void add_block_product(Block& b, Index nb, bool mixed, Eigen::MatrixXd& scatter) {
   const Index n = b.n;
   if (mixed) {
     detail::rank_update_overwrite({b.values32.data(), nb, n, b.ld(), b.row_major}, b.product32.data(), n);
-    // The values were scaled by 2^-e: the product is scaled back by 2^(2e),
-    // exactly (one multiplication when 2^(2e) is a normal double).
-    const int e2 = 2 * b.exponent;
-    const bool direct = e2 >= -1022 && e2 <= 1023;
-    const double factor = direct ? std::ldexp(1.0, e2) : 1.0;
-    for (Index j = 0; j < n; ++j) {
-      const float* from = b.product32.data() + j * n;
-      double* to = scatter.data() + j * n;
-      if (direct) {
-        for (Index i = j; i < n; ++i) to[i] += static_cast<double>(from[i]) * factor;
-      } else {
-        for (Index i = j; i < n; ++i) to[i] += std::ldexp(static_cast<double>(from[i]), e2);
-      }
-    }
+    widen_lower<true>(b.product32.data(), n, b.exponent, scatter.data());
   } else {
     detail::rank_update({b.values.data(), nb, n, b.ld(), b.row_major}, scatter.data(), n);
   }
@@ -413,18 +419,19 @@ struct NarrowBlock {
   void add_rows(const ChunkView& chunk, Index r0, Index count, Index next, const double* origin, const double* w) {
     const double* s = shift.data();
     const double scale = std::ldexp(1.0, -exponent);
-    bool packed = false;
-    if (chunk.type == ScalarType::float64 && chunk.col_stride == 8 && chunk.row_stride % 8 == 0) {
-      const detail::PackSource<double> source{static_cast<const double*>(chunk.data) + r0 * (chunk.row_stride / 8),
-                                              chunk.row_stride / 8, count, n, origin, s, w};
-      packed = mixed ? detail::narrow_pack(kernel, source, scale, panels32.data(), ps, sums.data(), max_abs)
-                     : detail::narrow_pack(kernel, source, panels.data(), ps, sums.data());
-    } else if (chunk.type == ScalarType::float32 && chunk.col_stride == 4 && chunk.row_stride % 4 == 0) {
-      const detail::PackSource<float> source{static_cast<const float*>(chunk.data) + r0 * (chunk.row_stride / 4),
-                                             chunk.row_stride / 4, count, n, origin, s, w};
-      packed = mixed ? detail::narrow_pack(kernel, source, scale, panels32.data(), ps, sums.data(), max_abs)
-                     : detail::narrow_pack(kernel, source, panels.data(), ps, sums.data());
-    }
+    // The SIMD packing reads float64 and float32 rows of contiguous values.
+    auto simd_pack = [&](auto tag) {
+      using T = decltype(tag);
+      constexpr Index size = static_cast<Index>(sizeof(T));
+      if (chunk.col_stride != size || chunk.row_stride % size != 0) return false;
+      const detail::PackSource<T> source{static_cast<const T*>(chunk.data) + r0 * (chunk.row_stride / size),
+                                         chunk.row_stride / size, count, n, origin, s, w};
+      return mixed ? detail::narrow_pack(kernel, source, scale, panels32.data(), ps, sums.data(), max_abs)
+                   : detail::narrow_pack(kernel, source, panels.data(), ps, sums.data());
+    };
+    const bool packed = chunk.type == ScalarType::float64   ? simd_pack(double{})
+                        : chunk.type == ScalarType::float32 ? simd_pack(float{})
+                                                            : false;
     if (!packed) {
       dispatch(chunk.type, [&](auto tag) {
         using T = decltype(tag);
@@ -487,7 +494,7 @@ struct NarrowBlock {
       const double root = w ? std::sqrt(w[i]) : 1.0;
       largest = std::max(largest, root * (row - Eigen::Map<const Eigen::VectorXd>(origin, n) - shift).cwiseAbs().maxCoeff());
     }
-    exponent = std::isfinite(largest) && largest > 0.0 ? std::clamp(std::ilogb(4.0 * largest), -1022, 1023) : 0;
+    exponent = exponent_for(largest);
   }
 
   // One pass over the block: R and the sums about the current shift.
@@ -504,19 +511,9 @@ struct NarrowBlock {
     }
   }
 
-  // Mixed: R in float64, scaled back by 2^(2e) exactly (one multiplication
-  // when 2^(2e) is a normal double).
-  void widen_product() {
-    const int e2 = 2 * exponent;
-    const bool direct = e2 >= -1022 && e2 <= 1023;
-    const double factor = direct ? std::ldexp(1.0, e2) : 1.0;
-    for (Index j = 0; j < n; ++j) {
-      const float* from = product32.data() + j * n;
-      double* to = product.data() + j * n;
-      for (Index i = j; i < n; ++i) {
-        to[i] = direct ? static_cast<double>(from[i]) * factor : std::ldexp(static_cast<double>(from[i]), e2);
-      }
-    }
+  // Mixed: the exponent that brings `largest` to about 1/4.
+  static int exponent_for(double largest) {
+    return std::isfinite(largest) && largest > 0.0 ? std::clamp(std::ilogb(4.0 * largest), -1022, 1023) : 0;
   }
 };
 
@@ -537,12 +534,12 @@ bool narrow_block(NarrowBlock& nbk, const ChunkView& chunk, Index r0, Index nb, 
   } else {
     nbk.predict(r0);
   }
+  const double weight = w ? Eigen::Map<const Eigen::VectorXd>(w, nb).sum() : static_cast<double>(nb);
   for (int attempt = 0; attempt < 2; ++attempt) {
     nbk.pass(chunk, r0, nb, origin, w);
     const Eigen::Map<const Eigen::VectorXd> sums(nbk.sums.data(), n);
     non_finite = !sums.allFinite();
     if (non_finite) return false;
-    const double weight = w ? Eigen::Map<const Eigen::VectorXd>(w, nb).sum() : static_cast<double>(nb);
     if (weight == 0.0) {
       part.count += nb;
       return true;
@@ -552,7 +549,7 @@ bool narrow_block(NarrowBlock& nbk, const ChunkView& chunk, Index r0, Index nb, 
     if (nbk.mixed) {
       const double scaled = std::ldexp(nbk.max_abs, -nbk.exponent);
       accurate = nbk.max_abs == 0.0 || (scaled >= 0x1p-4 && scaled <= 0x1p16);
-      if (accurate) nbk.widen_product();
+      if (accurate) widen_lower<false>(nbk.product32.data(), n, nbk.exponent, nbk.product.data());
     }
     // R - W m m^T cancels where W m_j^2 is comparable to R_jj (and is
     // meaningless where R_jj overflowed about s: then the block is redone).
@@ -565,7 +562,7 @@ bool narrow_block(NarrowBlock& nbk, const ChunkView& chunk, Index r0, Index nb, 
       merge_block_mean(part, nbk.shift, weight, nb, delta);
       nbk.record(nbk.shift, r0);
       // Mixed: the next block starts from this block's scale.
-      if (nbk.mixed && nbk.max_abs > 0.0) nbk.exponent = std::clamp(std::ilogb(4.0 * nbk.max_abs), -1022, 1023);
+      if (nbk.mixed && nbk.max_abs > 0.0) nbk.exponent = NarrowBlock::exponent_for(nbk.max_abs);
       return true;
     }
     if (nbk.mixed) nbk.estimate_exponent(chunk, r0, first_rows, origin, w);
