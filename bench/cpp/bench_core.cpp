@@ -67,21 +67,31 @@ void run(const char* label, Index rows, Index n, bool fortran, Precision precisi
               static_cast<double>(data.size() * sizeof(T)) / seconds * 1e-9);
 }
 
+// Best-of-`repeats` seconds of f(), after a warm-up call.
+template <class F>
+double best_seconds(F&& f, int repeats) {
+  f();
+  double best = 1e300;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
 // Best-of-`repeats` seconds of Autocorrelation::update over `data` (rows x n).
 template <class T>
 double update_seconds(const std::vector<T>& data, Index rows, Index n, Precision precision, int repeats) {
   const ChunkView view = ChunkView::row_major(data.data(), rows, n);
   ReduceOptions options;
   options.precision = precision;
-  double best = 1e300;
-  for (int r = 0; r <= repeats; ++r) {  // the first run warms up
-    const auto t0 = std::chrono::steady_clock::now();
-    Autocorrelation acc(n, options);
-    acc.update(view);
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (r > 0) best = std::min(best, t);
-  }
-  return best;
+  return best_seconds(
+      [&] {
+        Autocorrelation acc(n, options);
+        acc.update(view);
+      },
+      repeats);
 }
 
 template <class T>
@@ -105,23 +115,21 @@ int roofline(int repeats, std::vector<Index> widths) {
   double bandwidth = 0.0;
   {
     const auto flat = normal_data<double>(25000000);  // 200 MB
-    double best = 1e300;
-    for (int r = 0; r <= std::max(repeats, 3); ++r) {
-      double partial[2] = {0.0, 0.0};
-      const auto t0 = std::chrono::steady_clock::now();
-      auto sum = [&](int t) {
-        const std::size_t half = flat.size() / 2;
-        double s = 0.0;
-        for (std::size_t i = t * half; i < (t + 1) * half; ++i) s += flat[i];
-        partial[t] = s;
-      };
-      std::thread other(sum, 1);
-      sum(0);
-      other.join();
-      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (partial[0] + partial[1] == 0.123) std::printf(" ");  // keeps the sums
-      if (r > 0) best = std::min(best, t);
-    }
+    double partial[2] = {0.0, 0.0};
+    auto sum = [&](int t) {
+      const std::size_t half = flat.size() / 2;
+      double s = 0.0;
+      for (std::size_t i = t * half; i < (t + 1) * half; ++i) s += flat[i];
+      partial[t] = s;
+    };
+    const double best = best_seconds(
+        [&] {
+          std::thread other(sum, 1);
+          sum(0);
+          other.join();
+        },
+        std::max(repeats, 3));
+    if (partial[0] + partial[1] == 0.123) std::printf(" ");  // keeps the sums
     bandwidth = 2e8 / best * 1e-9;
   }
   unsetenv("DESCRAMBLE_PRODUCT_KERNEL");

@@ -307,17 +307,26 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
     return 0
 
 
-def _interleaved(funcs: Dict[str, Any], repeat: int) -> Dict[str, float]:
-    """Median wall time of each function, alternating between them every round."""
+def _times(funcs: Dict[str, Any], repeat: int, pause: float = 0.0) -> Dict[str, List[float]]:
+    """Wall times of each function after one warm-up call each, alternating between them every
+    round (a shared machine's slow spells hit every side alike). ``pause`` seconds before each
+    call let the previous call's BLAS threads, which spin for about 0.1 s after their work, go to
+    sleep first: otherwise they take cores from whatever runs next."""
     times: Dict[str, List[float]] = {name: [] for name in funcs}
     for f in funcs.values():  # warm-up
         f()
     for _ in range(repeat):
         for name, f in funcs.items():
+            time.sleep(pause)
             t0 = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
+
+
+def _interleaved(funcs: Dict[str, Any], repeat: int) -> Dict[str, float]:
+    """Median wall time of each function, alternating between them every round."""
+    return {name: statistics.median(ts) for name, ts in _times(funcs, repeat).items()}
 
 
 def _spectral(quick: bool, repeat: int) -> List[Dict[str, Any]]:
@@ -391,12 +400,12 @@ def _roofline(quick: bool, repeat: int, widths: Optional[List[int]] = None) -> D
         rows = (50_000 if n < 512 else 25_000) if quick else (200_000 if n < 512 else 100_000)
         x64 = _data(rows, n, "float64")
         x32 = x64.astype(np.float32)
-        times = _interleaved_best({
+        times = {name: min(ts) for name, ts in _times({
             "float64": lambda: descramble.autocorrelation(x64),
             "numpy64": lambda: x64.T @ x64,
             "mixed": lambda: descramble.autocorrelation(x32, precision="mixed"),
             "numpy32": lambda: x32.T @ x32,
-        }, repeat, pause=0.25)
+        }, repeat, pause=0.25).items()}
         flops = rows * n * n
         for precision, data_type, bytes_per_value, ref in (("float64", "float64", 8, "numpy64"),
                                                           ("mixed", "float32", 4, "numpy32")):
@@ -425,30 +434,8 @@ def _print_roofline(table: Dict[str, Any]) -> None:
 
 
 def _best(f: Any, repeat: int) -> float:
-    f()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def _interleaved_best(funcs: Dict[str, Any], repeat: int, pause: float = 0.0) -> Dict[str, float]:
-    """Best wall time of each function, alternating between them every round (a shared machine's
-    slow spells hit every side alike). ``pause`` seconds between calls let the previous call's
-    BLAS threads, which spin for about 0.1 s after their work, go to sleep first: otherwise they
-    take cores from whatever runs next."""
-    times: Dict[str, float] = {name: float("inf") for name in funcs}
-    for f in funcs.values():  # warm-up
-        f()
-    for _ in range(repeat):
-        for name, f in funcs.items():
-            time.sleep(pause)
-            t0 = time.perf_counter()
-            f()
-            times[name] = min(times[name], time.perf_counter() - t0)
-    return times
+    """Best wall time of `repeat` calls after a warm-up."""
+    return min(_times({"f": f}, repeat)["f"])
 
 
 def _cpu_name() -> str:
