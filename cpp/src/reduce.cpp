@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -505,7 +506,7 @@ struct NarrowBlock {
     else product.setZero();
     for (Index i0 = 0; i0 < nb; i0 += kc) {
       const Index count = std::min(kc, nb - i0);
-      // The next rows of the chunk (the next block's too: blocks are mostly handed out in order).
+      // The next rows of the chunk (the next block's too: a worker's blocks mostly follow each other).
       const Index next = std::min(kc, chunk.rows - (r0 + i0 + count));
       add_rows(chunk, r0 + i0, count, next, origin, w ? w + i0 : nullptr);
     }
@@ -726,8 +727,40 @@ Moments reduce_within_blocks(const ChunkView& chunk, const double* weights, cons
   return part;
 }
 
-// Parallelism::blocks: workers take blocks of rows in turn, each reducing
-// into its own partial result; the partials are merged at the end.
+// The blocks of a chunk dealt to the workers: worker t owns a contiguous
+// range of blocks and takes them from its front, so that it reads one
+// stream of rows (which the prefetching, in software and in hardware,
+// follows); a worker done with its range helps the others, taking from
+// theirs. Every block is taken exactly once.
+class BlockRanges {
+ public:
+  BlockRanges(Index blocks, int workers)
+      : workers_(workers), ends_(static_cast<std::size_t>(workers)), cursors_(new std::atomic<Index>[workers]) {
+    for (int t = 0; t < workers; ++t) {
+      cursors_[t].store(blocks * t / workers);
+      ends_[static_cast<std::size_t>(t)] = blocks * (t + 1) / workers;
+    }
+  }
+  // The next block for `worker`, or -1 when every block has been taken.
+  Index take(int worker) {
+    for (int k = 0; k < workers_; ++k) {
+      const int t = (worker + k) % workers_;
+      const Index end = ends_[static_cast<std::size_t>(t)];
+      if (cursors_[t].load(std::memory_order_relaxed) >= end) continue;
+      const Index block = cursors_[t].fetch_add(1);
+      if (block < end) return block;
+    }
+    return -1;
+  }
+
+ private:
+  int workers_;
+  std::vector<Index> ends_;
+  std::unique_ptr<std::atomic<Index>[]> cursors_;
+};
+
+// Parallelism::blocks: workers take blocks of rows (BlockRanges), each
+// reducing into its own partial result; the partials are merged at the end.
 Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, const Eigen::VectorXd& shift,
                              const ReduceOptions& options) {
   const Index n = chunk.cols;
@@ -750,24 +783,28 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
   const detail::BlasScope blas(1);  // the workers parallelise over blocks of rows instead
 
   std::vector<Moments> partials(static_cast<std::size_t>(workers), Moments(n, shift));
-  std::atomic<Index> next_block{0};
+  BlockRanges ranges(blocks, workers);
   std::atomic<bool> stop{false};
+  // The first block holding a bad value, found so far: blocks after it are
+  // skipped, blocks before it are still finished (one may hold an earlier one).
+  std::atomic<Index> bad_block{blocks};
   std::mutex error_mutex;
   Index first_bad_row = std::numeric_limits<Index>::max();
   std::exception_ptr failure;
 
-  auto work = [&](Moments& part) {
+  auto work = [&](int worker, Moments& part) {
     try {
       std::optional<NarrowBlock> narrow_state;
       if (narrow) narrow_state.emplace(kernel, n, mixed);
       std::optional<Block> two_pass;  // wide blocks, and narrow ones redone (or with a bad value)
       Eigen::VectorXd block_mean(n);
       Eigen::VectorXd delta(n);
-      // Blocks are handed out in increasing order and every taken block is
-      // finished, so the smallest bad row reported is the first in the chunk.
+      // Every block before the first bad one is finished, so the smallest
+      // bad row reported is the first in the chunk.
       while (!stop.load(std::memory_order_relaxed)) {
-        const Index block = next_block.fetch_add(1);
-        if (block >= blocks) break;
+        const Index block = ranges.take(worker);
+        if (block < 0) break;
+        if (block > bad_block.load(std::memory_order_relaxed)) continue;
         const Index r0 = block * block_rows;
         const Index nb = std::min(block_rows, rows - r0);
         const double* w = weights ? weights + r0 : nullptr;
@@ -784,8 +821,8 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
           if (bad == nb) throw std::overflow_error("chunk: column sums overflow float64; rescale the data");
           std::lock_guard<std::mutex> lock(error_mutex);
           first_bad_row = std::min(first_bad_row, r0 + bad);
-          stop.store(true);
-          break;
+          bad_block.store(std::min(bad_block.load(), block));
+          continue;
         }
         const double block_weight =
             w ? Eigen::Map<const Eigen::VectorXd>(w, nb).sum() : static_cast<double>(nb);
@@ -811,13 +848,13 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
   std::vector<std::thread> pool;
   pool.reserve(static_cast<std::size_t>(workers - 1));
   try {
-    for (int t = 1; t < workers; ++t) pool.emplace_back(work, std::ref(partials[static_cast<std::size_t>(t)]));
+    for (int t = 1; t < workers; ++t) pool.emplace_back(work, t, std::ref(partials[static_cast<std::size_t>(t)]));
   } catch (...) {
     stop.store(true);
     for (auto& thread : pool) thread.join();
     throw;
   }
-  work(partials[0]);
+  work(0, partials[0]);
   for (auto& thread : pool) thread.join();
 
   if (first_bad_row != std::numeric_limits<Index>::max()) {
