@@ -224,3 +224,41 @@ def test_huge_rows_of_weight_zero_keep_the_mixed_scale(kernel, order):
     acc = descramble.Autocorrelation(8, precision="mixed", threads=1)
     acc.update(y, w)
     check(acc, y, w, precision="mixed")
+
+
+@pytest.mark.parametrize("n", [4, 8, 12, 36])
+@pytest.mark.parametrize("rows", [1, 2, 3, 257, 700])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_rows_packed_in_pairs_and_the_odd_one_left(kernel, n, rows, weighted):
+    # The float64 packing takes two rows at a time when n is a multiple of 4,
+    # then the odd last row alone; weights of 0 among them.
+    rng = np.random.default_rng(rows * n)
+    x = sample(rng, (rows, n), np.float64)
+    w = None
+    if weighted:
+        w = rng.uniform(0.0, 3.0, size=rows)
+        w[1::5] = 0.0
+        w[-1] = 2.5  # the odd row counts
+    if rows == 1:  # exactly 0 (the reference's weighted mean of one row rounds)
+        assert np.all(scatter_of(x, w).scatter == 0.0)
+    else:
+        check(scatter_of(x, w), x, w)
+
+
+@pytest.mark.parametrize("bad_rows, first", [
+    ([60_000], 60_000),            # only the second worker's rows
+    ([45_000, 60_000], 45_000),    # the second worker finds its bad row first; the first worker's is earlier
+    ([49_151, 49_152], 49_151),    # the last row of the first worker's range and the first of the second's
+    ([3, 99_999], 3),
+])
+def test_the_first_bad_row_is_reported_whichever_worker_reads_it(kernel, bad_rows, first):
+    # Each of the two workers reads a contiguous range of blocks (here rows
+    # 0..49151 and the rest); every block before the first bad one is still read.
+    x = np.random.default_rng(5).normal(size=(100_000, 8))
+    for r in bad_rows:
+        x[r, 3] = np.nan
+    acc = descramble.Autocorrelation(8, threads=2)
+    with pytest.raises(descramble.NonFiniteError) as info:
+        acc.update(x)
+    assert (info.value.row, info.value.column) == (first, 3)
+    assert acc.count == 0  # nothing taken from the rejected chunk

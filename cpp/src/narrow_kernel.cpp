@@ -249,7 +249,31 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
   const __m256d scale4 = _mm256_set1_pd(scale);
   __m256d largest = _mm256_setzero_pd();
   double largest_tail = 0.0;
-  for (Index i = 0; i < s.rows; ++i) {
+  Index i = 0;
+  if constexpr (!single) {  // float64: two rows at a time share the loads of origin, shift and the sums
+    for (; i + 2 <= s.rows && full == n; i += 2) {
+      const Source* row0 = s.x + i * s.row_stride;
+      const Source* row1 = row0 + s.row_stride;
+      const __m256d w0 = _mm256_set1_pd(w ? w[i] : 1.0), w1 = _mm256_set1_pd(w ? w[i + 1] : 1.0);
+      const __m256d r0 = _mm256_sqrt_pd(w0), r1 = _mm256_sqrt_pd(w1);
+      Out* out = panels + i * W;
+      for (Index j = 0; j < n; j += W, out += ps) {
+        const __m256d o = _mm256_loadu_pd(origin + j), sh = _mm256_loadu_pd(shift + j);
+        __m256d y0 = _mm256_sub_pd(_mm256_sub_pd(load4(row0 + j), o), sh);
+        __m256d y1 = _mm256_sub_pd(_mm256_sub_pd(load4(row1 + j), o), sh);
+        const __m256d sum = _mm256_loadu_pd(sums + j);
+        if (w) {
+          _mm256_storeu_pd(sums + j, _mm256_add_pd(sum, _mm256_fmadd_pd(w1, y1, _mm256_mul_pd(w0, y0))));
+          y0 = _mm256_mul_pd(y0, r0), y1 = _mm256_mul_pd(y1, r1);
+        } else {
+          _mm256_storeu_pd(sums + j, _mm256_add_pd(sum, _mm256_add_pd(y0, y1)));
+        }
+        _mm256_storeu_pd(out, y0);
+        _mm256_storeu_pd(out + W, y1);
+      }
+    }
+  }
+  for (; i < s.rows; ++i) {
     const Source* row = s.x + i * s.row_stride;
     const double wi = w ? w[i] : 1.0;
     const double root = w ? std::sqrt(wi) : 1.0;
