@@ -311,13 +311,17 @@ def _times(funcs: Dict[str, Any], repeat: int, pause: float = 0.0) -> Dict[str, 
     """Wall times of each function after one warm-up call each, alternating between them every
     round (a shared machine's slow spells hit every side alike). ``pause`` seconds before each
     call let the previous call's BLAS threads, which spin for about 0.1 s after their work, go to
-    sleep first: otherwise they take cores from whatever runs next."""
+    sleep first: otherwise they take cores from whatever runs next. After a pause the function
+    runs once untimed: a call right after an idle spell found the cores slow to wake (n = 16:
+    3.0 ms in a loop, 4.0 to 5.4 ms after 0.25 s idle), which a long stream never sees."""
     times: Dict[str, List[float]] = {name: [] for name in funcs}
     for f in funcs.values():  # warm-up
         f()
     for _ in range(repeat):
         for name, f in funcs.items():
-            time.sleep(pause)
+            if pause > 0:
+                time.sleep(pause)
+                f()
             t0 = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t0)
