@@ -34,9 +34,10 @@ inline Index narrow_padded_cols(Index n) noexcept { return (n + 7) / 8 * 8; }
 /// The panel width for float64 (4) or float32 (8) values.
 constexpr Index narrow_panel_width(bool single) noexcept { return single ? 8 : 4; }
 
-/// Rows packed at once (a multiple of 8): the packed rows, at most 128 KiB,
-/// stay in L2 while the micro-kernels sweep them, and a micro-kernel's 3
-/// column vectors over these rows (at most 24 KiB) stay in L1.
+/// Rows packed at once (a multiple of 8): the packed rows, at most 128 KiB
+/// (384 KiB for n > 128, where C itself no longer fits in L2), stay in L2
+/// while the micro-kernels sweep them, and a micro-kernel's 3 column vectors
+/// over these rows (at most 24 KiB) stay in L1.
 Index narrow_panel_rows(Index n, bool single) noexcept;
 
 /// True when this CPU (and the build) can run the AVX2 + FMA kernel.
