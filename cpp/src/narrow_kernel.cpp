@@ -233,6 +233,13 @@ inline double shifted1(const Source* row, const double* origin, const double* sh
   return (static_cast<double>(x) - origin[j]) - shift[j];
 }
 
+// The 8 values lo, hi times scale, rounded to float32.
+DESCRAMBLE_TARGET_AVX2 inline __m256 to_float8(__m256d lo, __m256d hi, __m256d scale) {
+  const __m128 lo32 = _mm256_cvtpd_ps(_mm256_mul_pd(lo, scale));
+  const __m128 hi32 = _mm256_cvtpd_ps(_mm256_mul_pd(hi, scale));
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(lo32), hi32, 1);
+}
+
 // Packs the rows: float64 panels of 4 (Out = double), or float32 panels of 8
 // scaled by `scale` (Out = float, with the largest |sqrt(w) y| into max_abs).
 template <class Out, class Source>
@@ -249,27 +256,40 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
   const __m256d scale4 = _mm256_set1_pd(scale);
   __m256d largest = _mm256_setzero_pd();
   double largest_tail = 0.0;
+  // Two rows at a time (n a multiple of W): one load of origin, shift and
+  // the sums serves both.
+  constexpr int halves = single ? 2 : 1;  // 4-value vectors in a panel row
   Index i = 0;
-  if constexpr (!single) {  // float64: two rows at a time share the loads of origin, shift and the sums
-    for (; i + 2 <= s.rows && full == n; i += 2) {
-      const Source* row0 = s.x + i * s.row_stride;
-      const Source* row1 = row0 + s.row_stride;
-      const __m256d w0 = _mm256_set1_pd(w ? w[i] : 1.0), w1 = _mm256_set1_pd(w ? w[i + 1] : 1.0);
-      const __m256d r0 = _mm256_sqrt_pd(w0), r1 = _mm256_sqrt_pd(w1);
-      Out* out = panels + i * W;
-      for (Index j = 0; j < n; j += W, out += ps) {
-        const __m256d o = _mm256_loadu_pd(origin + j), sh = _mm256_loadu_pd(shift + j);
-        __m256d y0 = _mm256_sub_pd(_mm256_sub_pd(load4(row0 + j), o), sh);
-        __m256d y1 = _mm256_sub_pd(_mm256_sub_pd(load4(row1 + j), o), sh);
-        const __m256d sum = _mm256_loadu_pd(sums + j);
+  for (; i + 2 <= s.rows && full == n; i += 2) {
+    const Source* row0 = s.x + i * s.row_stride;
+    const Source* row1 = row0 + s.row_stride;
+    const __m256d w0 = _mm256_set1_pd(w ? w[i] : 1.0), w1 = _mm256_set1_pd(w ? w[i + 1] : 1.0);
+    const __m256d r0 = _mm256_sqrt_pd(w0), r1 = _mm256_sqrt_pd(w1);
+    Out* out = panels + i * W;
+    for (Index j = 0; j < n; j += W, out += ps) {
+      __m256d y0[halves], y1[halves];
+      for (int h = 0; h < halves; ++h) {
+        const Index c = j + 4 * h;
+        const __m256d o = _mm256_loadu_pd(origin + c), sh = _mm256_loadu_pd(shift + c);
+        y0[h] = _mm256_sub_pd(_mm256_sub_pd(load4(row0 + c), o), sh);
+        y1[h] = _mm256_sub_pd(_mm256_sub_pd(load4(row1 + c), o), sh);
+        const __m256d sum = _mm256_loadu_pd(sums + c);
         if (w) {
-          _mm256_storeu_pd(sums + j, _mm256_add_pd(sum, _mm256_fmadd_pd(w1, y1, _mm256_mul_pd(w0, y0))));
-          y0 = _mm256_mul_pd(y0, r0), y1 = _mm256_mul_pd(y1, r1);
+          _mm256_storeu_pd(sums + c, _mm256_add_pd(sum, _mm256_fmadd_pd(w1, y1[h], _mm256_mul_pd(w0, y0[h]))));
+          y0[h] = _mm256_mul_pd(y0[h], r0), y1[h] = _mm256_mul_pd(y1[h], r1);
         } else {
-          _mm256_storeu_pd(sums + j, _mm256_add_pd(sum, _mm256_add_pd(y0, y1)));
+          _mm256_storeu_pd(sums + c, _mm256_add_pd(sum, _mm256_add_pd(y0[h], y1[h])));
         }
-        _mm256_storeu_pd(out, y0);
-        _mm256_storeu_pd(out + W, y1);
+      }
+      if constexpr (single) {
+        const __m256d row0_max = _mm256_max_pd(_mm256_andnot_pd(sign, y0[0]), _mm256_andnot_pd(sign, y0[1]));
+        const __m256d row1_max = _mm256_max_pd(_mm256_andnot_pd(sign, y1[0]), _mm256_andnot_pd(sign, y1[1]));
+        largest = _mm256_max_pd(largest, _mm256_max_pd(row0_max, row1_max));
+        _mm256_storeu_ps(out, to_float8(y0[0], y0[1], scale4));
+        _mm256_storeu_ps(out + W, to_float8(y1[0], y1[1], scale4));
+      } else {
+        _mm256_storeu_pd(out, y0[0]);
+        _mm256_storeu_pd(out + W, y1[0]);
       }
     }
   }
@@ -288,9 +308,7 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
         _mm256_storeu_pd(sums + j + 4, _mm256_fmadd_pd(w4, hi, _mm256_loadu_pd(sums + j + 4)));
         if (w) lo = _mm256_mul_pd(lo, r4), hi = _mm256_mul_pd(hi, r4);
         largest = _mm256_max_pd(largest, _mm256_max_pd(_mm256_andnot_pd(sign, lo), _mm256_andnot_pd(sign, hi)));
-        const __m128 lo32 = _mm256_cvtpd_ps(_mm256_mul_pd(lo, scale4));
-        const __m128 hi32 = _mm256_cvtpd_ps(_mm256_mul_pd(hi, scale4));
-        _mm256_storeu_ps(out, _mm256_insertf128_ps(_mm256_castps128_ps256(lo32), hi32, 1));
+        _mm256_storeu_ps(out, to_float8(lo, hi, scale4));
       } else if (w) {
         const __m256d y = shifted4(row, origin, shift, j);
         _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, y, _mm256_loadu_pd(sums + j)));
