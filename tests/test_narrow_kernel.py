@@ -262,3 +262,27 @@ def test_the_first_bad_row_is_reported_whichever_worker_reads_it(kernel, bad_row
         acc.update(x)
     assert (info.value.row, info.value.column) == (first, 3)
     assert acc.count == 0  # nothing taken from the rejected chunk
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_a_failed_block_before_the_first_bad_row_is_what_is_reported(kernel, threads):
+    # Block 3's column sums overflow (std::overflow_error), block 4 and the
+    # first block of the last worker's range hold NaN. One worker meets the
+    # overflow first, and so must any number: the blocks before a failed one
+    # are still finished, the ones after it (with their bad rows) skipped; a
+    # worker's bad row was once reported though an earlier one was never read.
+    n, blocks = 64, 24
+    x = np.random.default_rng(7).normal(size=(blocks * 2048, n))
+    x[3 * 2048 + 10, 0] = x[3 * 2048 + 11, 0] = 1.7e308
+    x[4 * 2048 + 7, 2] = np.nan
+    last_range = max(blocks * (threads - 1) // threads, blocks // 2)  # its first block
+    x[last_range * 2048 + 5, 2] = np.nan
+    for _ in range(5):
+        acc = descramble.Autocorrelation(n, threads=threads)
+        with pytest.raises(OverflowError, match="column sums overflow"):
+            acc.update(x)
+        assert acc.count == 0
+    x[3 * 2048 + 11, 0] = 0.0  # no overflow: the first bad row
+    with pytest.raises(descramble.NonFiniteError) as info:
+        descramble.Autocorrelation(n, threads=threads).update(x)
+    assert (info.value.row, info.value.column) == (4 * 2048 + 7, 2)

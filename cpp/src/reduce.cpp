@@ -785,14 +785,18 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
   std::vector<Moments> partials(static_cast<std::size_t>(workers), Moments(n, shift));
   BlockRanges ranges(blocks, workers);
   std::atomic<bool> stop{false};
-  // The first block holding a bad value, found so far: blocks after it are
-  // skipped, blocks before it are still finished (one may hold an earlier one).
+  // The first block holding a bad value or that failed (threw), found so
+  // far: blocks after it are skipped, blocks before it are still finished
+  // (one may hold an earlier bad value or fail earlier), so the error
+  // reported is the first in the chunk, as with one worker.
   std::atomic<Index> bad_block{blocks};
   std::mutex error_mutex;
   Index first_bad_row = std::numeric_limits<Index>::max();
   std::exception_ptr failure;
+  Index failure_block = blocks;  // the block `failure` came from (-1: none, before any block)
 
   auto work = [&](int worker, Moments& part) {
+    Index block = -1;  // the block being reduced (-1: none)
     try {
       std::optional<NarrowBlock> narrow_state;
       if (narrow) narrow_state.emplace(kernel, n, mixed);
@@ -802,7 +806,7 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
       // Every block before the first bad one is finished, so the smallest
       // bad row reported is the first in the chunk.
       while (!stop.load(std::memory_order_relaxed)) {
-        const Index block = ranges.take(worker);
+        block = ranges.take(worker);
         if (block < 0) break;
         if (block > bad_block.load(std::memory_order_relaxed)) continue;
         const Index r0 = block * block_rows;
@@ -837,11 +841,16 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
         merge_block_mean(part, block_mean, block_weight, nb, delta);  // ... moved to the running mean
         if (narrow_state) narrow_state->record(block_mean, r0);  // for the next narrow block's shift
       }
+      block = -1;
       part.scatter.triangularView<Eigen::StrictlyUpper>() = part.scatter.transpose();
     } catch (...) {
+      // A failed block ends this worker; the others still finish the blocks
+      // before it (taking over this worker's range). A failure outside any
+      // block stops them all.
       std::lock_guard<std::mutex> lock(error_mutex);
-      if (!failure) failure = std::current_exception();
-      stop.store(true);
+      if (!failure || block < failure_block) failure = std::current_exception(), failure_block = block;
+      if (block < 0) stop.store(true);
+      else bad_block.store(std::min(bad_block.load(), block));
     }
   };
 
@@ -857,7 +866,9 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
   work(0, partials[0]);
   for (auto& thread : pool) thread.join();
 
-  if (first_bad_row != std::numeric_limits<Index>::max()) {
+  // The first of the bad row and the failed block (never the same block: a
+  // block with a bad value does not throw).
+  if (first_bad_row != std::numeric_limits<Index>::max() && !(failure && failure_block < first_bad_row / block_rows)) {
     throw bad_row_error(chunk, first_bad_row);
   }
   if (failure) std::rethrow_exception(failure);
