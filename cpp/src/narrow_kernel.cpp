@@ -33,7 +33,7 @@ inline void add_lanes(const T* value, int width, Index p, Index q0, Index n, T* 
 }
 
 // True when the tile's every entry is inside the lower triangle of n x n:
-// then the accumulators start from C and go back to it as whole vectors.
+// then the accumulators go to C as whole vectors.
 inline bool interior_tile(Index p0, Index q0, int vectors, Index W, Index n) {
   return q0 >= p0 + MR - 1 && p0 + MR <= n && q0 + vectors * W <= n;
 }
@@ -60,8 +60,10 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
 // The accumulators are MR x NV named vectors (at most 12 of the 16
 // registers; named variables rather than an array, which GCC would keep in
 // memory), the NV column vectors of the current row and one broadcast take
-// the rest. An interior tile starts from C and is stored back as vectors;
-// an edge tile starts from 0 and goes through an aligned buffer to C.
+// the rest. Every tile starts from 0 and sums its rows in registers (so a
+// float32 sum runs over one group of rows, not the whole block); an
+// interior tile then adds them to C as whole vectors (ADD_TO, defined per
+// element type below), an edge tile through an aligned buffer.
 
 // One row of the block into the tile: the NV column vectors at Q times the
 // MR broadcast values at R (uses ps, NV and the accumulators c00..c32).
@@ -97,17 +99,6 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
     T* c0 = c + p0 * ldc + q0;                                                                                 \
     VEC c00 = SETZERO(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;                                \
     VEC c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;                                      \
-    if (interior) {                                                                                            \
-      c00 = LOADU(c0), c10 = LOADU(c0 + ldc), c20 = LOADU(c0 + 2 * ldc), c30 = LOADU(c0 + 3 * ldc);           \
-      if (NV > 1) {                                                                                            \
-        c01 = LOADU(c0 + W), c11 = LOADU(c0 + ldc + W);                                                        \
-        c21 = LOADU(c0 + 2 * ldc + W), c31 = LOADU(c0 + 3 * ldc + W);                                         \
-      }                                                                                                        \
-      if (NV > 2) {                                                                                            \
-        c02 = LOADU(c0 + 2 * W), c12 = LOADU(c0 + ldc + 2 * W);                                                \
-        c22 = LOADU(c0 + 2 * ldc + 2 * W), c32 = LOADU(c0 + 3 * ldc + 2 * W);                                 \
-      }                                                                                                        \
-    }                                                                                                          \
     const T* row = a + (p0 / W) * ps + p0 % W; /* the MR broadcast values of row k */                          \
     const T* qp = a + (q0 / W) * ps;                                                                           \
     Index k = 0;                                                                                                   \
@@ -120,15 +111,15 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
       DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, row + W, qp + W)                                               \
     }                                                                                                              \
     if (k < rows) DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, row, qp)                                           \
-    if (interior) {                                                                                            \
-      STOREU(c0, c00), STOREU(c0 + ldc, c10), STOREU(c0 + 2 * ldc, c20), STOREU(c0 + 3 * ldc, c30);           \
+    if (interior) { /* the tile's sums over these rows, added to C as whole vectors */                         \
+      ADD_TO(c0, c00), ADD_TO(c0 + ldc, c10), ADD_TO(c0 + 2 * ldc, c20), ADD_TO(c0 + 3 * ldc, c30);           \
       if (NV > 1) {                                                                                            \
-        STOREU(c0 + W, c01), STOREU(c0 + ldc + W, c11);                                                        \
-        STOREU(c0 + 2 * ldc + W, c21), STOREU(c0 + 3 * ldc + W, c31);                                         \
+        ADD_TO(c0 + W, c01), ADD_TO(c0 + ldc + W, c11);                                                        \
+        ADD_TO(c0 + 2 * ldc + W, c21), ADD_TO(c0 + 3 * ldc + W, c31);                                         \
       }                                                                                                        \
       if (NV > 2) {                                                                                            \
-        STOREU(c0 + 2 * W, c02), STOREU(c0 + ldc + 2 * W, c12);                                                \
-        STOREU(c0 + 2 * ldc + 2 * W, c22), STOREU(c0 + 3 * ldc + 2 * W, c32);                                 \
+        ADD_TO(c0 + 2 * W, c02), ADD_TO(c0 + ldc + 2 * W, c12);                                                \
+        ADD_TO(c0 + 2 * ldc + 2 * W, c22), ADD_TO(c0 + 3 * ldc + 2 * W, c32);                                 \
       }                                                                                                        \
       return;                                                                                                  \
     }                                                                                                          \
@@ -140,10 +131,14 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
     for (int i = 0; i < MR && p0 + i < n; ++i) add_lanes(tile[i], NV * W, p0 + i, q0, n, c + (p0 + i) * ldc);   \
   }
 
+#define ADD_TO(P, V) _mm256_storeu_pd((P), _mm256_add_pd(_mm256_loadu_pd(P), (V)))
 DESCRAMBLE_AVX2_TILE(double, __m256d, 4, _mm256_setzero_pd, _mm256_loadu_pd, _mm256_broadcast_sd, _mm256_fmadd_pd,
                      _mm256_store_pd, _mm256_storeu_pd)
+#undef ADD_TO
+#define ADD_TO(P, V) _mm256_storeu_ps((P), _mm256_add_ps(_mm256_loadu_ps(P), (V)))
 DESCRAMBLE_AVX2_TILE(float, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps,
                      _mm256_store_ps, _mm256_storeu_ps)
+#undef ADD_TO
 #undef DESCRAMBLE_AVX2_TILE
 #undef DESCRAMBLE_TILE_ROW
 #endif
