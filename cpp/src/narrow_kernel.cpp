@@ -62,8 +62,16 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
 // memory), the NV column vectors of the current row and one broadcast take
 // the rest. Every tile starts from 0 and sums its rows in registers (so a
 // float32 sum runs over one group of rows, not the whole block); an
-// interior tile then adds them to C as whole vectors (ADD_TO, defined per
-// element type below), an edge tile through an aligned buffer.
+// interior tile then adds them to C as whole vectors (add_to), an edge tile
+// through an aligned buffer.
+
+// *p += v for one vector of C (unaligned).
+DESCRAMBLE_TARGET_AVX2 inline void add_to(double* p, __m256d v) {
+  _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), v));
+}
+DESCRAMBLE_TARGET_AVX2 inline void add_to(float* p, __m256 v) {
+  _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), v));
+}
 
 // One row of the block into the tile: the NV column vectors at Q times the
 // MR broadcast values at R (uses ps, NV and the accumulators c00..c32).
@@ -91,7 +99,7 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
   }
 
 // Defines avx2_tile for one element type: VEC the vector type, W its lanes.
-#define DESCRAMBLE_AVX2_TILE(T, VEC, W, SETZERO, LOADU, BCAST, FMADD, STORE, STOREU)                            \
+#define DESCRAMBLE_AVX2_TILE(T, VEC, W, SETZERO, LOADU, BCAST, FMADD, STORE)                                    \
   template <int NV>                                                                                            \
   DESCRAMBLE_TARGET_AVX2 void avx2_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c,     \
                                         Index ldc, const char* pf, const char* pf_end) {                       \
@@ -112,14 +120,14 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
     }                                                                                                              \
     if (k < rows) DESCRAMBLE_TILE_ROW(VEC, LOADU, BCAST, FMADD, row, qp)                                           \
     if (interior) { /* the tile's sums over these rows, added to C as whole vectors */                         \
-      ADD_TO(c0, c00), ADD_TO(c0 + ldc, c10), ADD_TO(c0 + 2 * ldc, c20), ADD_TO(c0 + 3 * ldc, c30);           \
+      add_to(c0, c00), add_to(c0 + ldc, c10), add_to(c0 + 2 * ldc, c20), add_to(c0 + 3 * ldc, c30);           \
       if (NV > 1) {                                                                                            \
-        ADD_TO(c0 + W, c01), ADD_TO(c0 + ldc + W, c11);                                                        \
-        ADD_TO(c0 + 2 * ldc + W, c21), ADD_TO(c0 + 3 * ldc + W, c31);                                         \
+        add_to(c0 + W, c01), add_to(c0 + ldc + W, c11);                                                        \
+        add_to(c0 + 2 * ldc + W, c21), add_to(c0 + 3 * ldc + W, c31);                                         \
       }                                                                                                        \
       if (NV > 2) {                                                                                            \
-        ADD_TO(c0 + 2 * W, c02), ADD_TO(c0 + ldc + 2 * W, c12);                                                \
-        ADD_TO(c0 + 2 * ldc + 2 * W, c22), ADD_TO(c0 + 3 * ldc + 2 * W, c32);                                 \
+        add_to(c0 + 2 * W, c02), add_to(c0 + ldc + 2 * W, c12);                                                \
+        add_to(c0 + 2 * ldc + 2 * W, c22), add_to(c0 + 3 * ldc + 2 * W, c32);                                 \
       }                                                                                                        \
       return;                                                                                                  \
     }                                                                                                          \
@@ -131,14 +139,10 @@ void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n,
     for (int i = 0; i < MR && p0 + i < n; ++i) add_lanes(tile[i], NV * W, p0 + i, q0, n, c + (p0 + i) * ldc);   \
   }
 
-#define ADD_TO(P, V) _mm256_storeu_pd((P), _mm256_add_pd(_mm256_loadu_pd(P), (V)))
 DESCRAMBLE_AVX2_TILE(double, __m256d, 4, _mm256_setzero_pd, _mm256_loadu_pd, _mm256_broadcast_sd, _mm256_fmadd_pd,
-                     _mm256_store_pd, _mm256_storeu_pd)
-#undef ADD_TO
-#define ADD_TO(P, V) _mm256_storeu_ps((P), _mm256_add_ps(_mm256_loadu_ps(P), (V)))
+                     _mm256_store_pd)
 DESCRAMBLE_AVX2_TILE(float, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps,
-                     _mm256_store_ps, _mm256_storeu_ps)
-#undef ADD_TO
+                     _mm256_store_ps)
 #undef DESCRAMBLE_AVX2_TILE
 #undef DESCRAMBLE_TILE_ROW
 #endif
