@@ -1,8 +1,8 @@
 """The narrow-block product kernel (issue 15) against plain references, on awkward shapes.
 
 The core forms each block's centred product with its own register-blocked
-kernel for narrow blocks (AVX2 + FMA when the CPU has it, a portable C++
-version otherwise) and with OpenBLAS for wide ones. The environment variable
+kernel for narrow blocks (AVX-512 or AVX2 + FMA when the CPU has them, a
+portable C++ version otherwise) and with OpenBLAS for wide ones. The environment variable
 DESCRAMBLE_PRODUCT_KERNEL (read at each update) forces one of them, so every
 kernel is checked here against the same float64 reference: n not a multiple
 of the SIMD width (1..17), one row, Fortran order, strided views, weights,
@@ -16,7 +16,9 @@ import descramble
 from conftest import DTYPES, sample
 from descramble import reference
 
-KERNELS = ["blas", "generic", "avx2"]  # "avx2" runs the generic kernel on a CPU without AVX2
+# "avx512" runs as "avx2" on a CPU without AVX-512,
+# "avx2" the generic kernel on a CPU without AVX2.
+KERNELS = ["blas", "generic", "avx2", "avx512"]
 
 
 def scatter_of(x, weights=None, precision="float64", threads=2):
@@ -124,7 +126,7 @@ def test_the_default_is_unchanged_by_the_variable_being_unset(monkeypatch):
 # the block must be redone centred about its own mean; in mixed precision a
 # block whose magnitude left the previous block's float32 scale must be redone
 # too. Blocks are 2048 rows on the narrow path; one thread takes them in order.
-NARROW = ["generic", "avx2"]
+NARROW = ["generic", "avx2", "avx512"]
 
 
 @pytest.mark.parametrize("name", NARROW)

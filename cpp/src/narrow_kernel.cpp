@@ -11,15 +11,16 @@
 #define DESCRAMBLE_X86_KERNELS 1
 #include <immintrin.h>
 #define DESCRAMBLE_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define DESCRAMBLE_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #endif
 
 namespace descramble::detail {
 namespace {
 
-// The micro-kernel's tile: MR columns of A broadcast (the columns p of C)
-// times NV vectors of W columns (the rows q of C), summed over every row of
-// the panel block in registers, then added to C once.
-constexpr int MR = 4;
+// The micro-kernel's tile: MR columns of A broadcast (the columns p of C;
+// 4, or 8 with the 32 registers of AVX-512) times NV vectors of W columns
+// (the rows q of C), summed over every row of the panel block in registers,
+// then added to C once.
 constexpr int max_vectors = 3;
 
 // Adds a finished tile row: value[l] is added to C(q0 + l, p) for l < width;
@@ -34,13 +35,14 @@ inline void add_lanes(const T* value, int width, Index p, Index q0, Index n, T* 
 
 // True when the tile's every entry is inside the lower triangle of n x n:
 // then the accumulators go to C as whole vectors.
+template <int MR>
 inline bool interior_tile(Index p0, Index q0, int vectors, Index W, Index n) {
   return q0 >= p0 + MR - 1 && p0 + MR <= n && q0 + vectors * W <= n;
 }
 
 // --- The portable kernel: the same blocking in plain C++ -------------------
 
-template <class T, int W, int NV>
+template <class T, int W, int MR, int NV>
 void generic_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c, Index ldc) {
   T acc[MR][NV * W] = {};
   const T* pp = a + (p0 / W) * ps + p0 % W;
@@ -103,7 +105,8 @@ DESCRAMBLE_TARGET_AVX2 inline void add_to(float* p, __m256 v) {
   template <int NV>                                                                                            \
   DESCRAMBLE_TARGET_AVX2 void avx2_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c,     \
                                         Index ldc, const char* pf, const char* pf_end) {                       \
-    const bool interior = interior_tile(p0, q0, NV, W, n);                                                     \
+    constexpr int MR = 4;                                                                                      \
+    const bool interior = interior_tile<MR>(p0, q0, NV, W, n);                                                 \
     T* c0 = c + p0 * ldc + q0;                                                                                 \
     VEC c00 = SETZERO(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;                                \
     VEC c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;                                      \
@@ -145,6 +148,82 @@ DESCRAMBLE_AVX2_TILE(float, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm25
                      _mm256_store_ps)
 #undef DESCRAMBLE_AVX2_TILE
 #undef DESCRAMBLE_TILE_ROW
+
+// --- AVX-512 ---------------------------------------------------------------
+// 8 columns broadcast x up to 3 vectors: at most 24 accumulators of the 32
+// registers, the NV column vectors of the current row and the broadcasts
+// (folded into the FMAs as memory operands) take the rest; per row of the
+// block, NV loads and 8 broadcasts for 8 NV FMAs. As in the AVX2 kernel,
+// every tile starts from 0 and adds its sums to C at the end.
+template <class T>
+struct Avx512;
+template <>
+struct Avx512<double> {
+  using V = __m512d;
+  static constexpr int W = 8;
+  DESCRAMBLE_TARGET_AVX512 static V zero() { return _mm512_setzero_pd(); }
+  DESCRAMBLE_TARGET_AVX512 static V load(const double* p) { return _mm512_loadu_pd(p); }
+  DESCRAMBLE_TARGET_AVX512 static V broadcast(const double* p) { return _mm512_set1_pd(*p); }
+  DESCRAMBLE_TARGET_AVX512 static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  DESCRAMBLE_TARGET_AVX512 static void add_to(double* p, V v) { _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), v)); }
+  DESCRAMBLE_TARGET_AVX512 static void store(double* p, V v) { _mm512_store_pd(p, v); }
+};
+template <>
+struct Avx512<float> {
+  using V = __m512;
+  static constexpr int W = 16;
+  DESCRAMBLE_TARGET_AVX512 static V zero() { return _mm512_setzero_ps(); }
+  DESCRAMBLE_TARGET_AVX512 static V load(const float* p) { return _mm512_loadu_ps(p); }
+  DESCRAMBLE_TARGET_AVX512 static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  DESCRAMBLE_TARGET_AVX512 static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  DESCRAMBLE_TARGET_AVX512 static void add_to(float* p, V v) { _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), v)); }
+  DESCRAMBLE_TARGET_AVX512 static void store(float* p, V v) { _mm512_store_ps(p, v); }
+};
+
+template <class T, int NV>
+DESCRAMBLE_TARGET_AVX512 void avx512_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c,
+                                          Index ldc, const char* pf, const char* pf_end) {
+  using A = Avx512<T>;
+  using V = typename A::V;
+  constexpr int W = A::W;
+  constexpr int MR = 8;
+  V acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) acc[i][v] = A::zero();
+  const T* row = a + (p0 / W) * ps + p0 % W;  // the MR broadcast values of row k
+  const T* qp = a + (q0 / W) * ps;
+  for (Index k = 0; k < rows; ++k, row += W, qp += W) {
+    if ((k & 1) == 0 && pf < pf_end) {  // one line of the next rows every other row
+      _mm_prefetch(pf, _MM_HINT_T0);
+      pf += 64;
+    }
+    V b[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) b[v] = A::load(qp + v * ps);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const V x = A::broadcast(row + i);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) acc[i][v] = A::fmadd(x, b[v], acc[i][v]);
+    }
+  }
+  if (interior_tile<MR>(p0, q0, NV, W, n)) {  // whole vectors into C
+    T* c0 = c + p0 * ldc + q0;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) A::add_to(c0 + i * ldc + v * W, acc[i][v]);
+    return;
+  }
+  alignas(64) T tile[MR][NV * W];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) A::store(tile[i] + v * W, acc[i][v]);
+  for (int i = 0; i < MR && p0 + i < n; ++i) add_lanes(tile[i], NV * W, p0 + i, q0, n, c + (p0 + i) * ldc);
+}
 #endif
 
 // The vectors of rows q of C in the group starting at q0: 3, except that
@@ -157,9 +236,10 @@ inline Index group_vectors(Index q0, Index n, Index W) {
 // Walks the lower triangle of C in tiles, column vectors outermost: for each
 // group of (at most) max_vectors vectors of rows q of C, the groups of MR
 // columns p <= q. The group's column vectors of the block (at most
-// 3 x 32 bytes a row) stay in L1 while the tiles stream the p columns.
-template <class T, int W>
-void for_each_tile(ProductKernel kernel, const T* a, Index rows, Index n, Index ps, T* c, Index ldc,
+// 3 x 64 bytes a row) stay in L1 while the tiles stream the p columns.
+// `run` is the kernel that runs (runnable() of the layout's kernel).
+template <class T, int W, int MR>
+void for_each_tile(ProductKernel run, const T* a, Index rows, Index n, Index ps, T* c, Index ldc,
                    const Prefetch& prefetch) {
   // The prefetch region, split evenly over the tiles (contiguous rows only;
   // the hardware prefetcher follows other layouts as they are read).
@@ -193,24 +273,41 @@ void for_each_tile(ProductKernel kernel, const T* a, Index rows, Index n, Index 
       const Index q = q0 + skip * W;
       const Index nv = vectors - skip;
 #ifdef DESCRAMBLE_X86_KERNELS
-      if (kernel == ProductKernel::avx2) {
-        if (nv == 3) avx2_tile<3>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
-        else if (nv == 2) avx2_tile<2>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
-        else avx2_tile<1>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
-        continue;
+      if constexpr (MR == 8 && W == Avx512<T>::W) {
+        if (run == ProductKernel::avx512) {
+          if (nv == 3) avx512_tile<T, 3>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+          else if (nv == 2) avx512_tile<T, 2>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+          else avx512_tile<T, 1>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+          continue;
+        }
       }
-#else
-      (void)kernel, (void)tile_pf;
+      if constexpr (MR == 4) {
+        if (run == ProductKernel::avx2) {
+          if (nv == 3) avx2_tile<3>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+          else if (nv == 2) avx2_tile<2>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+          else avx2_tile<1>(a, rows, ps, p0, q, n, c, ldc, tile_pf, tile_pf_end);
+          continue;
+        }
+      }
 #endif
-      if (nv == 3) generic_tile<T, W, 3>(a, rows, ps, p0, q, n, c, ldc);
-      else if (nv == 2) generic_tile<T, W, 2>(a, rows, ps, p0, q, n, c, ldc);
-      else generic_tile<T, W, 1>(a, rows, ps, p0, q, n, c, ldc);
+      (void)run, (void)tile_pf;
+      if (nv == 3) generic_tile<T, W, MR, 3>(a, rows, ps, p0, q, n, c, ldc);
+      else if (nv == 2) generic_tile<T, W, MR, 2>(a, rows, ps, p0, q, n, c, ldc);
+      else generic_tile<T, W, MR, 1>(a, rows, ps, p0, q, n, c, ldc);
     }
   }
 }
 
-ProductKernel runnable(ProductKernel kernel) noexcept {
-  return kernel == ProductKernel::avx2 && !cpu_has_avx2_fma() ? ProductKernel::generic : kernel;
+// lower(C) += A^T A in the layout of `kernel`, by runnable(kernel).
+template <class T>
+void rank_update(ProductKernel kernel, const T* a, Index rows, Index n, Index ps, T* c, Index ldc,
+                 const Prefetch& prefetch) {
+  constexpr bool single = std::is_same_v<T, float>;
+  const ProductKernel run = runnable(kernel);
+  if (kernel == ProductKernel::avx512)
+    for_each_tile<T, narrow_panel_width(ProductKernel::avx512, single), 8>(run, a, rows, n, ps, c, ldc, prefetch);
+  else
+    for_each_tile<T, narrow_panel_width(ProductKernel::avx2, single), 4>(run, a, rows, n, ps, c, ldc, prefetch);
 }
 
 #ifdef DESCRAMBLE_X86_KERNELS
@@ -239,15 +336,16 @@ DESCRAMBLE_TARGET_AVX2 inline __m256 to_float8(__m256d lo, __m256d hi, __m256d s
   return _mm256_insertf128_ps(_mm256_castps128_ps256(lo32), hi32, 1);
 }
 
-// Packs the rows: float64 panels of 4 (Out = double), or float32 panels of 8
-// scaled by `scale` (Out = float, with the largest |sqrt(w) y| into max_abs).
-template <class Out, class Source>
+// Packs the rows into panels of PW values: float64 (Out = double; PW = 4 or
+// 8), or float32 (PW = 8 or 16) scaled by `scale`, with the largest
+// |sqrt(w) y| into max_abs. A panel row is PW / 4 vectors of 4 float64.
+template <class Out, int PW, class Source>
 DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale, Out* panels, Index ps, double* sums,
                                       double& max_abs) {
   constexpr bool single = std::is_same_v<Out, float>;
-  constexpr Index W = single ? 8 : 4;
+  constexpr int quads = PW / 4;
   const Index n = s.n;
-  const Index full = n / W * W;
+  const Index full = n / PW * PW;
   const double* origin = s.origin;
   const double* shift = s.shift;
   const double* w = s.w;
@@ -255,19 +353,30 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
   const __m256d scale4 = _mm256_set1_pd(scale);
   __m256d largest = _mm256_setzero_pd();
   double largest_tail = 0.0;
-  // Two rows at a time (n a multiple of W): one load of origin, shift and
+  // A panel row of y (quads vectors of 4) to the panels: float64 as it is,
+  // float32 scaled, rounded and its largest |y| into `largest`.
+  auto put = [&](const __m256d* y, Out* out) DESCRAMBLE_TARGET_AVX2 {
+    if constexpr (single) {
+      for (int h = 0; h < quads; h += 2) {
+        largest = _mm256_max_pd(largest, _mm256_max_pd(_mm256_andnot_pd(sign, y[h]), _mm256_andnot_pd(sign, y[h + 1])));
+        _mm256_storeu_ps(out + 4 * h, to_float8(y[h], y[h + 1], scale4));
+      }
+    } else {
+      for (int h = 0; h < quads; ++h) _mm256_storeu_pd(out + 4 * h, y[h]);
+    }
+  };
+  // Two rows at a time (n a multiple of PW): one load of origin, shift and
   // the sums serves both.
-  constexpr int halves = single ? 2 : 1;  // 4-value vectors in a panel row
   Index i = 0;
   for (; i + 2 <= s.rows && full == n; i += 2) {
     const Source* row0 = s.x + i * s.row_stride;
     const Source* row1 = row0 + s.row_stride;
     const __m256d w0 = _mm256_set1_pd(w ? w[i] : 1.0), w1 = _mm256_set1_pd(w ? w[i + 1] : 1.0);
     const __m256d r0 = _mm256_sqrt_pd(w0), r1 = _mm256_sqrt_pd(w1);
-    Out* out = panels + i * W;
-    for (Index j = 0; j < n; j += W, out += ps) {
-      __m256d y0[halves], y1[halves];
-      for (int h = 0; h < halves; ++h) {
+    Out* out = panels + i * PW;
+    for (Index j = 0; j < n; j += PW, out += ps) {
+      __m256d y0[quads], y1[quads];
+      for (int h = 0; h < quads; ++h) {
         const Index c = j + 4 * h;
         const __m256d o = _mm256_loadu_pd(origin + c), sh = _mm256_loadu_pd(shift + c);
         y0[h] = _mm256_sub_pd(_mm256_sub_pd(load4(row0 + c), o), sh);
@@ -280,16 +389,8 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
           _mm256_storeu_pd(sums + c, _mm256_add_pd(sum, _mm256_add_pd(y0[h], y1[h])));
         }
       }
-      if constexpr (single) {
-        const __m256d row0_max = _mm256_max_pd(_mm256_andnot_pd(sign, y0[0]), _mm256_andnot_pd(sign, y0[1]));
-        const __m256d row1_max = _mm256_max_pd(_mm256_andnot_pd(sign, y1[0]), _mm256_andnot_pd(sign, y1[1]));
-        largest = _mm256_max_pd(largest, _mm256_max_pd(row0_max, row1_max));
-        _mm256_storeu_ps(out, to_float8(y0[0], y0[1], scale4));
-        _mm256_storeu_ps(out + W, to_float8(y1[0], y1[1], scale4));
-      } else {
-        _mm256_storeu_pd(out, y0[0]);
-        _mm256_storeu_pd(out + W, y1[0]);
-      }
+      put(y0, out);
+      put(y1, out + PW);
     }
   }
   for (; i < s.rows; ++i) {
@@ -298,28 +399,20 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
     const double root = w ? std::sqrt(wi) : 1.0;
     const __m256d w4 = _mm256_set1_pd(wi);
     const __m256d r4 = _mm256_set1_pd(root);
-    Out* out = panels + i * W;
-    for (Index j = 0; j < full; j += W, out += ps) {
-      if constexpr (single) {
-        __m256d lo = shifted4(row, origin, shift, j);
-        __m256d hi = shifted4(row, origin, shift, j + 4);
-        _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, lo, _mm256_loadu_pd(sums + j)));
-        _mm256_storeu_pd(sums + j + 4, _mm256_fmadd_pd(w4, hi, _mm256_loadu_pd(sums + j + 4)));
-        if (w) lo = _mm256_mul_pd(lo, r4), hi = _mm256_mul_pd(hi, r4);
-        largest = _mm256_max_pd(largest, _mm256_max_pd(_mm256_andnot_pd(sign, lo), _mm256_andnot_pd(sign, hi)));
-        _mm256_storeu_ps(out, to_float8(lo, hi, scale4));
-      } else if (w) {
-        const __m256d y = shifted4(row, origin, shift, j);
-        _mm256_storeu_pd(sums + j, _mm256_fmadd_pd(w4, y, _mm256_loadu_pd(sums + j)));
-        _mm256_storeu_pd(out, _mm256_mul_pd(y, r4));
-      } else {
-        const __m256d y = shifted4(row, origin, shift, j);
-        _mm256_storeu_pd(sums + j, _mm256_add_pd(y, _mm256_loadu_pd(sums + j)));
-        _mm256_storeu_pd(out, y);
+    Out* out = panels + i * PW;
+    for (Index j = 0; j < full; j += PW, out += ps) {
+      __m256d y[quads];
+      for (int h = 0; h < quads; ++h) {
+        const Index c = j + 4 * h;
+        y[h] = shifted4(row, origin, shift, c);
+        const __m256d sum = _mm256_loadu_pd(sums + c);
+        _mm256_storeu_pd(sums + c, w ? _mm256_fmadd_pd(w4, y[h], sum) : _mm256_add_pd(sum, y[h]));
+        if (w) y[h] = _mm256_mul_pd(y[h], r4);
       }
+      put(y, out);
     }
     if (full < n) {  // the last, partial panel; its padding columns are 0
-      for (Index l = 0; l < W; ++l) {
+      for (Index l = 0; l < PW; ++l) {
         const Index j = full + l;
         double v = 0.0;
         if (j < n) {
@@ -341,12 +434,18 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
 }
 #endif
 
+// Packs with AVX2 (any SIMD layout, on a CPU with AVX2 + FMA).
 template <class Out, class Source>
 bool pack(ProductKernel kernel, const PackSource<Source>& source, double scale, Out* panels, Index ps, double* sums,
           double& max_abs) {
 #ifdef DESCRAMBLE_X86_KERNELS
-  if (runnable(kernel) == ProductKernel::avx2) {
-    avx2_pack<Out>(source, scale, panels, ps, sums, max_abs);
+  constexpr bool single = std::is_same_v<Out, float>;
+  if (kernel == ProductKernel::avx512 && cpu_has_avx2_fma()) {
+    avx2_pack<Out, narrow_panel_width(ProductKernel::avx512, single)>(source, scale, panels, ps, sums, max_abs);
+    return true;
+  }
+  if (kernel == ProductKernel::avx2 && cpu_has_avx2_fma()) {
+    avx2_pack<Out, narrow_panel_width(ProductKernel::avx2, single)>(source, scale, panels, ps, sums, max_abs);
     return true;
   }
 #endif
@@ -365,6 +464,21 @@ bool cpu_has_avx2_fma() noexcept {
 #endif
 }
 
+bool cpu_has_avx512() noexcept {
+#ifdef DESCRAMBLE_X86_KERNELS
+  static const bool supported = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
+  return supported;
+#else
+  return false;
+#endif
+}
+
+ProductKernel runnable(ProductKernel kernel) noexcept {
+  if (kernel == ProductKernel::avx512 && !cpu_has_avx512()) kernel = ProductKernel::avx2;
+  if (kernel == ProductKernel::avx2 && !cpu_has_avx2_fma()) kernel = ProductKernel::generic;
+  return kernel;
+}
+
 // Up to n = 128 the product C (at most 128 KiB) stays in L2 beside 128 KiB
 // of panels. Wider, C lives in L3 and every tile goes there and back once a
 // group of rows, so the groups are longer: 384 KiB of panels, at most 192
@@ -380,11 +494,13 @@ Index narrow_panel_rows(Index n, bool single) noexcept {
   return std::clamp<Index>(rows / 8 * 8, 32, wide ? 192 : 256);
 }
 
-// Measured end to end on the 2-core machine (two runs, the narrow kernel
-// forced against the BLAS): at n = 384 it was 1.05-1.40x (float64) and
-// 1.20-1.63x (mixed) the BLAS path, at 512 0.70-0.72x and 0.56-0.82x; the
-// same for both precisions. See docs/benchmarks.md.
-Index narrow_crossover(bool /*single*/) noexcept { return 384; }
+// Measured end to end on the 2-core machines (the narrow kernel forced
+// against the BLAS; see docs/benchmarks.md). AVX2 on AMD EPYC Zen 3: at
+// n = 384 1.05-1.40x (float64) and 1.20-1.63x (mixed) the BLAS path, at 512
+// 0.70-0.72x and 0.56-0.82x. AVX-512: measured on AMD EPYC Zen 5.
+Index narrow_crossover(ProductKernel kernel, bool /*single*/) noexcept {
+  return kernel == ProductKernel::avx512 ? 384 : 384;
+}
 
 ProductKernel choose_product_kernel(Index n, bool single) {
   if (const char* forced = std::getenv("DESCRAMBLE_PRODUCT_KERNEL")) {
@@ -392,20 +508,21 @@ ProductKernel choose_product_kernel(Index n, bool single) {
     if (name == "blas") return ProductKernel::blas;
     if (name == "generic") return ProductKernel::generic;
     if (name == "avx2") return runnable(ProductKernel::avx2);
+    if (name == "avx512") return runnable(ProductKernel::avx512);
   }
-  return cpu_has_avx2_fma() && n <= narrow_crossover(single) ? ProductKernel::avx2 : ProductKernel::blas;
+  for (ProductKernel kernel : {ProductKernel::avx512, ProductKernel::avx2})
+    if (runnable(kernel) == kernel) return n <= narrow_crossover(kernel, single) ? kernel : ProductKernel::blas;
+  return ProductKernel::blas;
 }
 
 void narrow_rank_update(ProductKernel kernel, const double* a, Index rows, Index n, Index panel_stride, double* c,
                         Index ldc, const Prefetch& prefetch) {
-  if (rows == 0) return;
-  for_each_tile<double, 4>(runnable(kernel), a, rows, n, panel_stride, c, ldc, prefetch);
+  if (rows > 0) rank_update(kernel, a, rows, n, panel_stride, c, ldc, prefetch);
 }
 
 void narrow_rank_update(ProductKernel kernel, const float* a, Index rows, Index n, Index panel_stride, float* c,
                         Index ldc, const Prefetch& prefetch) {
-  if (rows == 0) return;
-  for_each_tile<float, 8>(runnable(kernel), a, rows, n, panel_stride, c, ldc, prefetch);
+  if (rows > 0) rank_update(kernel, a, rows, n, panel_stride, c, ldc, prefetch);
 }
 
 bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double* panels, Index panel_stride,

@@ -1,14 +1,14 @@
 // The narrow-block kernel: lower(C) += A^T A for a tall, narrow block A of
 // rows (packed in column panels), in float64 and in the float32 of
 // precision="mixed", with register-blocked micro-kernels (4 columns
-// broadcast x up to 3 SIMD vectors of columns, accumulated over every row of
-// the panel block in registers); and the packing of source rows into those
-// panels, shifted by an estimate of the mean as they are read (so that the
-// block is read from memory once; see reduce.cpp and docs/math.md §7).
-// The SIMD version (AVX2 + FMA) is chosen at run time, so a library built
-// with generic flags stays portable; a plain C++ version of the same
-// blocking is the fallback. OpenBLAS keeps the wide blocks, where it is
-// faster (measured: see narrow_crossover).
+// broadcast, 8 with AVX-512, x up to 3 SIMD vectors of columns, accumulated
+// over every row of the panel block in registers); and the packing of source
+// rows into those panels, shifted by an estimate of the mean as they are
+// read (so that the block is read from memory once; see reduce.cpp and
+// docs/math.md §7). The SIMD versions (AVX-512, AVX2 + FMA) are chosen at
+// run time, so a library built with generic flags stays portable; a plain
+// C++ version of the same blocking is the fallback. OpenBLAS keeps the wide
+// blocks, where it is faster (measured: see narrow_crossover).
 #pragma once
 
 #include "descramble/chunk.hpp"
@@ -20,19 +20,24 @@ enum class ProductKernel {
   blas,     ///< the BLAS syrk (OpenBLAS, or Eigen without one)
   generic,  ///< the narrow kernel in plain C++ (any CPU)
   avx2,     ///< the narrow kernel with AVX2 + FMA (x86-64 CPUs that have them)
+  avx512,   ///< the narrow kernel with AVX-512F (x86-64 CPUs that have it)
 };
 
 /// The narrow kernel's operand is a block of `rows` x n values stored in
-/// panels of W columns (W = 4 float64 or 8 float32 values, one 32-byte SIMD
-/// vector): element (i, j) is at a[(j / W) * panel_stride + i * W + j % W],
-/// panel_stride >= rows * W, so that every micro-kernel streams whole
-/// vectors through memory in order. The panels cover n rounded up to W
-/// columns; the values in the padding columns are read but never reach the
-/// result (they may hold anything). This many columns always suffice:
-inline Index narrow_padded_cols(Index n) noexcept { return (n + 7) / 8 * 8; }
+/// panels of W columns (one SIMD vector: W = 4 float64 or 8 float32 values
+/// for the generic and AVX2 kernels, 8 or 16 for AVX-512): element (i, j) is
+/// at a[(j / W) * panel_stride + i * W + j % W], panel_stride >= rows * W, so
+/// that every micro-kernel streams whole vectors through memory in order.
+/// The panels cover n rounded up to W columns; the values in the padding
+/// columns are read but never reach the result (they may hold anything).
+/// This many columns always suffice:
+inline Index narrow_padded_cols(Index n) noexcept { return (n + 15) / 16 * 16; }
 
-/// The panel width for float64 (4) or float32 (8) values.
-constexpr Index narrow_panel_width(bool single) noexcept { return single ? 8 : 4; }
+/// The panel width of `kernel` (blas: as generic) for float64 or float32
+/// (`single`) values.
+constexpr Index narrow_panel_width(ProductKernel kernel, bool single) noexcept {
+  return (kernel == ProductKernel::avx512 ? 8 : 4) * (single ? 2 : 1);
+}
 
 /// Rows packed at once (a multiple of 8): the packed rows, at most 128 KiB
 /// (384 KiB for n > 128, where C itself no longer fits in L2), stay in L2
@@ -43,16 +48,24 @@ Index narrow_panel_rows(Index n, bool single) noexcept;
 /// True when this CPU (and the build) can run the AVX2 + FMA kernel.
 bool cpu_has_avx2_fma() noexcept;
 
-/// The widest n (inclusive) for which the narrow kernel replaces the BLAS
-/// (float64, or the float32 products of mixed precision); measured on a
-/// 2-core AMD EPYC (Zen 3), see docs/benchmarks.md.
-Index narrow_crossover(bool single) noexcept;
+/// True when this CPU (and the build) can run the AVX-512 kernel.
+bool cpu_has_avx512() noexcept;
+
+/// The kernel that runs for `kernel` on this CPU: avx512 without AVX-512
+/// falls back to avx2, avx2 without AVX2 + FMA to generic. (A panel layout
+/// is that of the kernel asked for: see narrow_panel_width.)
+ProductKernel runnable(ProductKernel kernel) noexcept;
+
+/// The widest n (inclusive) for which the narrow kernel `kernel` (avx2 or
+/// avx512) replaces the BLAS (float64, or the float32 products of mixed
+/// precision); measured, see docs/benchmarks.md.
+Index narrow_crossover(ProductKernel kernel, bool single) noexcept;
 
 /// The kernel for blocks of n columns: the environment variable
-/// DESCRAMBLE_PRODUCT_KERNEL (blas | generic | avx2 | auto; for tests and
-/// benchmarks) when set, otherwise the AVX2 kernel when the CPU has it and
-/// n <= narrow_crossover, otherwise the BLAS. "avx2" on a CPU without AVX2
-/// gives the generic kernel.
+/// DESCRAMBLE_PRODUCT_KERNEL (blas | generic | avx2 | avx512 | auto; for
+/// tests and benchmarks) when set, otherwise the fastest SIMD kernel the CPU
+/// runs (AVX-512, then AVX2) when n <= its narrow_crossover, otherwise the
+/// BLAS. A forced kernel the CPU cannot run gives runnable(kernel).
 ProductKernel choose_product_kernel(Index n, bool single);
 
 /// Memory to fetch into cache while a product runs (the next rows to pack):
@@ -65,14 +78,15 @@ struct Prefetch {
   Index row_bytes = 0;
 };
 
-/// lower(C) += A^T A: A is rows x n in panels of 4 (see above); C is
-/// column-major n x n with leading dimension ldc; its strict upper triangle
-/// is not touched. `kernel` is generic or avx2. The `prefetch` region's
+/// lower(C) += A^T A: A is rows x n in the panels of `kernel` (see above);
+/// C is column-major n x n with leading dimension ldc; its strict upper
+/// triangle is not touched. `kernel` is generic, avx2 or avx512 (run as
+/// runnable(kernel) on the same layout). The `prefetch` region's
 /// cache lines are requested (into L2) spread over the product's tiles.
 void narrow_rank_update(ProductKernel kernel, const double* a, Index rows, Index n, Index panel_stride, double* c,
                         Index ldc, const Prefetch& prefetch = {});
 
-/// lower(C) += A^T A in float32, A in panels of 8.
+/// lower(C) += A^T A in float32 (panels of 8, or 16 for avx512).
 void narrow_rank_update(ProductKernel kernel, const float* a, Index rows, Index n, Index panel_stride, float* c,
                         Index ldc, const Prefetch& prefetch = {});
 
@@ -91,8 +105,9 @@ struct PackSource {
   const double* w;
 };
 
-/// Packs the rows with AVX2 when `kernel` is avx2 and the CPU has it: row i
-/// goes to panel row i as sqrt(w_i) y_i (float64, panels of 4), and
+/// Packs the rows with AVX2 when `kernel` is avx2 or avx512 and the CPU has
+/// AVX2: row i goes to panel row i as sqrt(w_i) y_i (float64, in the panels
+/// of `kernel`), and
 /// sums[j] += w_i y_ij; the padding columns are set to 0. Returns false,
 /// doing nothing, when the AVX2 code cannot run (the caller packs).
 bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double* panels, Index panel_stride,
@@ -100,7 +115,7 @@ bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double*
 bool narrow_pack(ProductKernel kernel, const PackSource<float>& source, double* panels, Index panel_stride,
                  double* sums);
 
-/// The same into float32 panels of 8 (mixed precision): sqrt(w_i) y_i
+/// The same into float32 panels (mixed precision): sqrt(w_i) y_i
 /// times `scale` (a power of two), rounded to float32; also the largest
 /// |sqrt(w_i) y_ij| (before scaling) into max_abs.
 bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double scale, float* panels,

@@ -349,13 +349,12 @@ void merge_block_mean(Moments& part, const Eigen::VectorXd& block_mean, double b
 // followed), or, for a worker's first block, the mean of its first rows.
 
 // Packs `count` rows of the chunk, from chunk row `r0`, into panels of W
-// columns (float64, W = 4; or float32, W = 8, scaled by `scale`): value
+// columns (float64; or float32, scaled by `scale`): value
 // sqrt(w_i) ((x_ij - origin_j) - shift_j), padding columns 0; adds
 // w_i y_ij to sums[j]; (float32) the largest |sqrt(w_i) y_ij| into max_abs.
 template <class T, class Out>
 void pack_rows(const ChunkView& chunk, Index r0, Index count, const double* origin, const double* shift,
-               const double* w, double scale, Out* panels, Index ps, double* sums, double& max_abs) {
-  constexpr Index W = sizeof(Out) == 4 ? 8 : 4;
+               const double* w, double scale, Out* panels, Index W, Index ps, double* sums, double& max_abs) {
   constexpr bool single = sizeof(Out) == 4;
   const char* base = static_cast<const char*>(chunk.data) + r0 * chunk.row_stride;
   const Index rs = chunk.row_stride;
@@ -385,9 +384,10 @@ struct NarrowBlock {
   Index n;
   bool mixed;
   Index kc;                       // rows packed at once
+  Index W;                        // panel width (detail::narrow_panel_width)
   Index ps;                       // panel stride: kc rows and 64 bytes (panels 4 KiB apart would alias)
-  std::vector<double> panels;     // kc rows in panels of 4 (float64)
-  std::vector<float> panels32;    // kc rows in panels of 8 (mixed)
+  std::vector<double> panels;     // kc rows in panels of W (float64)
+  std::vector<float> panels32;    // kc rows in panels of W (mixed)
   Eigen::MatrixXd product;        // R of the block (lower triangle)
   std::vector<float> product32;   // the float32 R of the block (mixed)
   std::vector<double> sums;       // sum_i w_i y_i
@@ -403,10 +403,10 @@ struct NarrowBlock {
 
   NarrowBlock(detail::ProductKernel k, Index cols, bool mixed_precision)
       : kernel(k), n(cols), mixed(mixed_precision), kc(detail::narrow_panel_rows(cols, mixed_precision)),
-        ps(kc * detail::narrow_panel_width(mixed_precision) + (mixed_precision ? 16 : 8)),
+        W(detail::narrow_panel_width(k, mixed_precision)), ps(kc * W + (mixed_precision ? 16 : 8)),
         product(Eigen::MatrixXd::Zero(cols, cols)), sums(static_cast<std::size_t>(cols)),
         shift(Eigen::VectorXd::Zero(cols)) {
-    const auto size = static_cast<std::size_t>(ps * detail::narrow_padded_cols(cols) / detail::narrow_panel_width(mixed));
+    const auto size = static_cast<std::size_t>(ps * detail::narrow_padded_cols(cols) / W);
     if (mixed) {
       panels32.assign(size, 0.0f);
       product32.assign(static_cast<std::size_t>(cols * cols), 0.0f);
@@ -436,8 +436,8 @@ struct NarrowBlock {
     if (!packed) {
       dispatch(chunk.type, [&](auto tag) {
         using T = decltype(tag);
-        if (mixed) pack_rows<T>(chunk, r0, count, origin, s, w, scale, panels32.data(), ps, sums.data(), max_abs);
-        else pack_rows<T>(chunk, r0, count, origin, s, w, 1.0, panels.data(), ps, sums.data(), max_abs);
+        if (mixed) pack_rows<T>(chunk, r0, count, origin, s, w, scale, panels32.data(), W, ps, sums.data(), max_abs);
+        else pack_rows<T>(chunk, r0, count, origin, s, w, 1.0, panels.data(), W, ps, sums.data(), max_abs);
       });
     }
     detail::Prefetch ahead;

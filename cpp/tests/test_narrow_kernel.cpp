@@ -19,9 +19,9 @@ using detail::ProductKernel;
 namespace {
 
 std::vector<ProductKernel> narrow_kernels() {
-  std::vector<ProductKernel> kernels{ProductKernel::generic};
-  if (detail::cpu_has_avx2_fma()) kernels.push_back(ProductKernel::avx2);
-  return kernels;
+  // avx2 and avx512 run as the generic kernel (in their layouts) on a CPU
+  // without them.
+  return {ProductKernel::generic, ProductKernel::avx2, ProductKernel::avx512};
 }
 
 // Sets DESCRAMBLE_PRODUCT_KERNEL for the scope.
@@ -29,6 +29,15 @@ struct ForcedKernel {
   explicit ForcedKernel(const char* name) { setenv("DESCRAMBLE_PRODUCT_KERNEL", name, 1); }
   ~ForcedKernel() { unsetenv("DESCRAMBLE_PRODUCT_KERNEL"); }
 };
+
+// Every width 1 to 40, and the edges of AVX-512's groups of 3 vectors (24
+// float64 and 48 float32 columns) and of its 8 broadcast columns.
+std::vector<Index> awkward_widths() {
+  std::vector<Index> widths;
+  for (Index n = 1; n <= 40; ++n) widths.push_back(n);
+  for (Index n : {47, 48, 49, 56, 63, 64, 65, 72, 97}) widths.push_back(n);
+  return widths;
+}
 
 // x in the kernel's panels of W columns, `panel_stride` values apart; the
 // padding (columns n.. of the last panel, rows beyond x.rows()) is NaN: the
@@ -47,11 +56,12 @@ std::vector<T> panel_block(const RowMatrix& x, Index W, Index panel_stride) {
 
 TEST(narrow_kernel_float64_matches_reference_on_awkward_shapes) {
   for (ProductKernel kernel : narrow_kernels()) {
-    for (Index n = 1; n <= 40; ++n) {
+    const Index W = detail::narrow_panel_width(kernel, false);
+    for (Index n : awkward_widths()) {
       for (Index rows : {0, 1, 2, 5, 33}) {
         const RowMatrix x = random_matrix(rows, n, 100u + static_cast<unsigned>(n * 7 + rows));
-        for (Index stride : {4 * rows, 4 * rows + 12}) {
-          const std::vector<double> a = panel_block<double>(x, 4, stride);
+        for (Index stride : {W * rows, W * rows + 12}) {
+          const std::vector<double> a = panel_block<double>(x, W, stride);
           const Index ldc = n + 3;
           // C starts at 1 (lower) and 7 (strict upper, which must stay 7).
           std::vector<double> c(static_cast<std::size_t>(ldc * n), 1.0);
@@ -79,16 +89,17 @@ TEST(narrow_kernel_float64_matches_reference_on_awkward_shapes) {
 
 TEST(narrow_kernel_float32_matches_reference_on_awkward_shapes) {
   for (ProductKernel kernel : narrow_kernels()) {
-    for (Index n = 1; n <= 40; ++n) {
+    const Index W = detail::narrow_panel_width(kernel, true);
+    for (Index n : awkward_widths()) {
       for (Index rows : {0, 1, 3, 17}) {
         const RowMatrix x = random_matrix(rows, n, 300u + static_cast<unsigned>(n * 5 + rows));
-        const Index stride = 8 * rows + 8;
-        const std::vector<float> a = panel_block<float>(x, 8, stride);
+        const Index stride = W * rows + 8;
+        const std::vector<float> a = panel_block<float>(x, W, stride);
         std::vector<float> c(static_cast<std::size_t>(n * n), 5.0f);  // added to (lower), kept (upper)
         detail::narrow_rank_update(kernel, a.data(), rows, n, stride, c.data(), n);
         RowMatrix xf(rows, n);
         for (Index i = 0; i < rows; ++i)
-          for (Index j = 0; j < n; ++j) xf(i, j) = static_cast<double>(a[static_cast<std::size_t>((j / 8) * stride + i * 8 + j % 8)]);
+          for (Index j = 0; j < n; ++j) xf(i, j) = static_cast<double>(a[static_cast<std::size_t>((j / W) * stride + i * W + j % W)]);
         const Eigen::MatrixXd expected = xf.transpose() * xf;
         const Eigen::MatrixXd magnitude = xf.cwiseAbs().transpose() * xf.cwiseAbs();
         for (Index j = 0; j < n; ++j) {
@@ -131,7 +142,7 @@ TEST(reduce_chunk_is_the_same_through_every_kernel) {
         for (Precision precision : {Precision::float64, Precision::mixed}) {
           const double tol = (precision == Precision::mixed ? 1e-5 : 1e-12) * scale;
           Eigen::MatrixXd blas_scatter;
-          for (const char* name : {"blas", "generic", "avx2"}) {
+          for (const char* name : {"blas", "generic", "avx2", "avx512"}) {
             const ForcedKernel forced(name);
             ReduceOptions options;
             options.precision = precision;
@@ -151,10 +162,14 @@ TEST(reduce_chunk_is_the_same_through_every_kernel) {
 
 TEST(narrow_kernel_dispatch_keeps_blas_for_wide_blocks) {
   unsetenv("DESCRAMBLE_PRODUCT_KERNEL");  // the automatic choice, whatever the caller's environment says
-  CHECK(detail::choose_product_kernel(detail::narrow_crossover(false) + 1, false) == ProductKernel::blas);
-  CHECK(detail::choose_product_kernel(detail::narrow_crossover(true) + 1, true) == ProductKernel::blas);
+  for (bool single : {false, true})
+    for (ProductKernel kernel : {ProductKernel::avx2, ProductKernel::avx512})
+      if (detail::runnable(kernel) == kernel)
+        CHECK(detail::choose_product_kernel(detail::narrow_crossover(kernel, single) + 1, single) == ProductKernel::blas);
   const ProductKernel narrow = detail::choose_product_kernel(128, false);
-  CHECK(narrow == (detail::cpu_has_avx2_fma() ? ProductKernel::avx2 : ProductKernel::blas));
+  CHECK(narrow == (detail::cpu_has_avx512()     ? ProductKernel::avx512
+                   : detail::cpu_has_avx2_fma() ? ProductKernel::avx2
+                                                : ProductKernel::blas));
   const ForcedKernel forced("generic");
   CHECK(detail::choose_product_kernel(4096, false) == ProductKernel::generic);
 }
