@@ -166,7 +166,11 @@ struct Avx512<double> {
   DESCRAMBLE_TARGET_AVX512 static V broadcast(const double* p) { return _mm512_set1_pd(*p); }
   DESCRAMBLE_TARGET_AVX512 static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   DESCRAMBLE_TARGET_AVX512 static void add_to(double* p, V v) { _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), v)); }
-  DESCRAMBLE_TARGET_AVX512 static void store(double* p, V v) { _mm512_store_pd(p, v); }
+  // *p += v in the lanes of `mask` (the others are neither read nor written).
+  DESCRAMBLE_TARGET_AVX512 static void add_masked(double* p, unsigned mask, V v) {
+    const auto m = static_cast<__mmask8>(mask);
+    _mm512_mask_storeu_pd(p, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, p), v));
+  }
 };
 template <>
 struct Avx512<float> {
@@ -177,7 +181,10 @@ struct Avx512<float> {
   DESCRAMBLE_TARGET_AVX512 static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
   DESCRAMBLE_TARGET_AVX512 static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   DESCRAMBLE_TARGET_AVX512 static void add_to(float* p, V v) { _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), v)); }
-  DESCRAMBLE_TARGET_AVX512 static void store(float* p, V v) { _mm512_store_ps(p, v); }
+  DESCRAMBLE_TARGET_AVX512 static void add_masked(float* p, unsigned mask, V v) {
+    const auto m = static_cast<__mmask16>(mask);
+    _mm512_mask_storeu_ps(p, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), v));
+  }
 };
 
 template <class T, int NV>
@@ -209,20 +216,24 @@ DESCRAMBLE_TARGET_AVX512 void avx512_tile(const T* a, Index rows, Index ps, Inde
       for (int v = 0; v < NV; ++v) acc[i][v] = A::fmadd(x, b[v], acc[i][v]);
     }
   }
-  if (interior_tile<MR>(p0, q0, NV, W, n)) {  // whole vectors into C
-    T* c0 = c + p0 * ldc + q0;
+  // The tile's sums into C: whole vectors inside the lower triangle, and on
+  // its edges (the diagonal, column n) only the lanes q with p <= q < n.
+  const bool interior = interior_tile<MR>(p0, q0, NV, W, n);
+  T* c0 = c + p0 * ldc + q0;
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 3
-      for (int v = 0; v < NV; ++v) A::add_to(c0 + i * ldc + v * W, acc[i][v]);
-    return;
+    for (int v = 0; v < NV; ++v) {
+      if (interior) {
+        A::add_to(c0 + i * ldc + v * W, acc[i][v]);
+      } else if (p0 + i < n) {
+        const Index first = q0 + v * W;  // the vector's first q
+        const Index lo = std::clamp<Index>(p0 + i - first, 0, W), hi = std::clamp<Index>(n - first, 0, W);
+        const unsigned mask = hi > lo ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u;
+        if (mask != 0u) A::add_masked(c0 + i * ldc + v * W, mask, acc[i][v]);
+      }
+    }
   }
-  alignas(64) T tile[MR][NV * W];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) A::store(tile[i] + v * W, acc[i][v]);
-  for (int i = 0; i < MR && p0 + i < n; ++i) add_lanes(tile[i], NV * W, p0 + i, q0, n, c + (p0 + i) * ldc);
 }
 #endif
 
@@ -432,14 +443,117 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
     max_abs = std::max({max_abs, largest_tail, lanes[0], lanes[1], lanes[2], lanes[3]});
   }
 }
+
+// --- Packing with AVX-512 (its own layout: panels of 8 float64 or 16 float32)
+DESCRAMBLE_TARGET_AVX512 inline __m512d load8(const double* x) { return _mm512_loadu_pd(x); }
+DESCRAMBLE_TARGET_AVX512 inline __m512d load8(const float* x) { return _mm512_maskz_cvtps_pd(0xff, _mm256_loadu_ps(x)); }
+
+// As avx2_pack, 8 values a vector: a panel row is 1 (float64) or 2 (float32)
+// vectors of 8 float64.
+template <class Out, class Source>
+DESCRAMBLE_TARGET_AVX512 void avx512_pack(const PackSource<Source>& s, double scale, Out* panels, Index ps,
+                                          double* sums, double& max_abs) {
+  constexpr bool single = std::is_same_v<Out, float>;
+  constexpr int PW = single ? 16 : 8;
+  constexpr int octs = PW / 8;
+  const Index n = s.n;
+  const Index full = n / PW * PW;
+  const double* origin = s.origin;
+  const double* shift = s.shift;
+  const double* w = s.w;
+  const __m512d scale8 = _mm512_set1_pd(scale);
+  __m512d largest = _mm512_setzero_pd();
+  double largest_tail = 0.0;
+  // (The maskz forms with every lane set: GCC 12 warns that the plain
+  // _mm512_max_pd and _mm512_cvtpd_ps read an uninitialised vector.)
+  auto put = [&](const __m512d* y, Out* out) DESCRAMBLE_TARGET_AVX512 {
+    if constexpr (single) {
+      largest = _mm512_maskz_max_pd(0xff, largest, _mm512_maskz_max_pd(0xff, _mm512_abs_pd(y[0]), _mm512_abs_pd(y[1])));
+      _mm256_storeu_ps(out, _mm512_maskz_cvtpd_ps(0xff, _mm512_mul_pd(y[0], scale8)));
+      _mm256_storeu_ps(out + 8, _mm512_maskz_cvtpd_ps(0xff, _mm512_mul_pd(y[1], scale8)));
+    } else {
+      _mm512_storeu_pd(out, y[0]);
+    }
+  };
+  Index i = 0;
+  for (; i + 2 <= s.rows && full == n; i += 2) {  // two rows a trip: one load of origin, shift, sums
+    const Source* row0 = s.x + i * s.row_stride;
+    const Source* row1 = row0 + s.row_stride;
+    const __m512d w0 = _mm512_set1_pd(w ? w[i] : 1.0), w1 = _mm512_set1_pd(w ? w[i + 1] : 1.0);
+    const __m512d r0 = _mm512_set1_pd(w ? std::sqrt(w[i]) : 1.0), r1 = _mm512_set1_pd(w ? std::sqrt(w[i + 1]) : 1.0);
+    Out* out = panels + i * PW;
+    for (Index j = 0; j < n; j += PW, out += ps) {
+      __m512d y0[octs], y1[octs];
+      for (int h = 0; h < octs; ++h) {
+        const Index c = j + 8 * h;
+        const __m512d o = _mm512_loadu_pd(origin + c), sh = _mm512_loadu_pd(shift + c);
+        y0[h] = _mm512_sub_pd(_mm512_sub_pd(load8(row0 + c), o), sh);
+        y1[h] = _mm512_sub_pd(_mm512_sub_pd(load8(row1 + c), o), sh);
+        const __m512d sum = _mm512_loadu_pd(sums + c);
+        if (w) {
+          _mm512_storeu_pd(sums + c, _mm512_add_pd(sum, _mm512_fmadd_pd(w1, y1[h], _mm512_mul_pd(w0, y0[h]))));
+          y0[h] = _mm512_mul_pd(y0[h], r0), y1[h] = _mm512_mul_pd(y1[h], r1);
+        } else {
+          _mm512_storeu_pd(sums + c, _mm512_add_pd(sum, _mm512_add_pd(y0[h], y1[h])));
+        }
+      }
+      put(y0, out);
+      put(y1, out + PW);
+    }
+  }
+  for (; i < s.rows; ++i) {
+    const Source* row = s.x + i * s.row_stride;
+    const double wi = w ? w[i] : 1.0;
+    const double root = w ? std::sqrt(wi) : 1.0;
+    const __m512d w8 = _mm512_set1_pd(wi);
+    const __m512d r8 = _mm512_set1_pd(root);
+    Out* out = panels + i * PW;
+    for (Index j = 0; j < full; j += PW, out += ps) {
+      __m512d y[octs];
+      for (int h = 0; h < octs; ++h) {
+        const Index c = j + 8 * h;
+        y[h] = _mm512_sub_pd(_mm512_sub_pd(load8(row + c), _mm512_loadu_pd(origin + c)), _mm512_loadu_pd(shift + c));
+        const __m512d sum = _mm512_loadu_pd(sums + c);
+        _mm512_storeu_pd(sums + c, w ? _mm512_fmadd_pd(w8, y[h], sum) : _mm512_add_pd(sum, y[h]));
+        if (w) y[h] = _mm512_mul_pd(y[h], r8);
+      }
+      put(y, out);
+    }
+    if (full < n) {  // the last, partial panel; its padding columns are 0
+      for (Index l = 0; l < PW; ++l) {
+        const Index j = full + l;
+        double v = 0.0;
+        if (j < n) {
+          const double y = shifted1(row, origin, shift, j);
+          sums[j] += wi * y;
+          v = y * root;
+          largest_tail = std::max(largest_tail, std::abs(v));
+        }
+        out[l] = static_cast<Out>(single ? v * scale : v);
+      }
+    }
+  }
+  if constexpr (single) {
+    alignas(64) double lanes[8];
+    _mm512_store_pd(lanes, largest);
+    // NaN compares false with max: the sums (which the caller checks) carry it.
+    max_abs = std::max({max_abs, largest_tail, lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6],
+                        lanes[7]});
+  }
+}
 #endif
 
-// Packs with AVX2 (any SIMD layout, on a CPU with AVX2 + FMA).
+// Packs with AVX-512 in its layout on a CPU that has it, otherwise with AVX2
+// (any SIMD layout, on a CPU with AVX2 + FMA).
 template <class Out, class Source>
 bool pack(ProductKernel kernel, const PackSource<Source>& source, double scale, Out* panels, Index ps, double* sums,
           double& max_abs) {
 #ifdef DESCRAMBLE_X86_KERNELS
   constexpr bool single = std::is_same_v<Out, float>;
+  if (kernel == ProductKernel::avx512 && cpu_has_avx512()) {
+    avx512_pack<Out>(source, scale, panels, ps, sums, max_abs);
+    return true;
+  }
   if (kernel == ProductKernel::avx512 && cpu_has_avx2_fma()) {
     avx2_pack<Out, narrow_panel_width(ProductKernel::avx512, single)>(source, scale, panels, ps, sums, max_abs);
     return true;
