@@ -255,6 +255,18 @@ def test_bench_command_prints_its_table(capsys):
     assert "closed form vs iterative" in out and "ratio" in out
 
 
+def test_bench_without_the_blas_variables_runs_in_a_child_and_returns(capsys, monkeypatch):
+    # With OPENBLAS_CORETYPE set, the benchmark runs in a child process without it; the
+    # caller's process goes on (it used to be replaced by os.execve), with the child's
+    # output and exit status, and a bad argument is reported before any child starts.
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    code, out, err = run_cli(capsys, "bench", "--only", "nothing")
+    assert code == 2 and "invalid choice" in err
+    code, out, err = run_cli(capsys, "bench", "--quick", "--only", "roofline", "--widths", "8", "--repeat", "1")
+    assert code == 0, err
+    assert "roofline: peak" in out and "float64" in out
+
+
 def _save_pt(path, arrays):
     torch = pytest.importorskip("torch", reason="PyTorch state dicts need torch (pip install torch==2.13.0)")
     torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, path)

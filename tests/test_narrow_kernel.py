@@ -46,7 +46,7 @@ def kernel(request, monkeypatch):
 
 
 @pytest.mark.parametrize("precision", ["float64", "mixed"])
-@pytest.mark.parametrize("n", list(range(1, 18)) + [31, 40, 130, 257, 384])
+@pytest.mark.parametrize("n", list(range(1, 18)) + [31, 40, 47, 49, 130, 257, 384, 601, 1100])
 def test_every_width_matches_the_reference(kernel, precision, n):
     rng = np.random.default_rng(n)
     x = sample(rng, (700, n), np.float64)

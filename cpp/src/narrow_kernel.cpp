@@ -202,7 +202,7 @@ DESCRAMBLE_TARGET_AVX512 void avx512_tile(const T* a, Index rows, Index ps, Inde
   const T* row = a + (p0 / W) * ps + p0 % W;  // the MR broadcast values of row k
   const T* qp = a + (q0 / W) * ps;
   for (Index k = 0; k < rows; ++k, row += W, qp += W) {
-    if ((k & 1) == 0 && pf < pf_end) {  // one line of the next rows every other row
+    if (pf < pf_end) {  // one line of the next rows a row
       _mm_prefetch(pf, _MM_HINT_T0);
       pf += 64;
     }
@@ -448,8 +448,10 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
 DESCRAMBLE_TARGET_AVX512 inline __m512d load8(const double* x) { return _mm512_loadu_pd(x); }
 DESCRAMBLE_TARGET_AVX512 inline __m512d load8(const float* x) { return _mm512_maskz_cvtps_pd(0xff, _mm256_loadu_ps(x)); }
 
-// As avx2_pack, 8 values a vector: a panel row is 1 (float64) or 2 (float32)
-// vectors of 8 float64.
+// As avx2_pack, 8 values a vector (a panel row is 1 float64 or 2 float32
+// vectors of 8 float64), but panel by panel: the panel's origin, shift and
+// column sums stay in registers while its rows go by (the rows being packed
+// are in cache: the kernel fetched them while it ran on the rows before).
 template <class Out, class Source>
 DESCRAMBLE_TARGET_AVX512 void avx512_pack(const PackSource<Source>& s, double scale, Out* panels, Index ps,
                                           double* sums, double& max_abs) {
@@ -458,12 +460,9 @@ DESCRAMBLE_TARGET_AVX512 void avx512_pack(const PackSource<Source>& s, double sc
   constexpr int octs = PW / 8;
   const Index n = s.n;
   const Index full = n / PW * PW;
-  const double* origin = s.origin;
-  const double* shift = s.shift;
   const double* w = s.w;
   const __m512d scale8 = _mm512_set1_pd(scale);
   __m512d largest = _mm512_setzero_pd();
-  double largest_tail = 0.0;
   // (The maskz forms with every lane set: GCC 12 warns that the plain
   // _mm512_max_pd and _mm512_cvtpd_ps read an uninitialised vector.)
   auto put = [&](const __m512d* y, Out* out) DESCRAMBLE_TARGET_AVX512 {
@@ -475,56 +474,63 @@ DESCRAMBLE_TARGET_AVX512 void avx512_pack(const PackSource<Source>& s, double sc
       _mm512_storeu_pd(out, y[0]);
     }
   };
-  Index i = 0;
-  for (; i + 2 <= s.rows && full == n; i += 2) {  // two rows a trip: one load of origin, shift, sums
-    const Source* row0 = s.x + i * s.row_stride;
-    const Source* row1 = row0 + s.row_stride;
-    const __m512d w0 = _mm512_set1_pd(w ? w[i] : 1.0), w1 = _mm512_set1_pd(w ? w[i + 1] : 1.0);
-    const __m512d r0 = _mm512_set1_pd(w ? std::sqrt(w[i]) : 1.0), r1 = _mm512_set1_pd(w ? std::sqrt(w[i + 1]) : 1.0);
-    Out* out = panels + i * PW;
-    for (Index j = 0; j < n; j += PW, out += ps) {
+  for (Index j = 0; j < full; j += PW) {
+    __m512d origin[octs], shift[octs], even[octs], odd[octs];  // odd, even: the sums of odd and even rows
+    for (int h = 0; h < octs; ++h) {
+      origin[h] = _mm512_loadu_pd(s.origin + j + 8 * h);
+      shift[h] = _mm512_loadu_pd(s.shift + j + 8 * h);
+      even[h] = odd[h] = _mm512_setzero_pd();
+    }
+    Out* out = panels + (j / PW) * ps;
+    const Source* x = s.x + j;
+    Index i = 0;
+    for (; i + 2 <= s.rows; i += 2, out += 2 * PW, x += 2 * s.row_stride) {
       __m512d y0[octs], y1[octs];
       for (int h = 0; h < octs; ++h) {
-        const Index c = j + 8 * h;
-        const __m512d o = _mm512_loadu_pd(origin + c), sh = _mm512_loadu_pd(shift + c);
-        y0[h] = _mm512_sub_pd(_mm512_sub_pd(load8(row0 + c), o), sh);
-        y1[h] = _mm512_sub_pd(_mm512_sub_pd(load8(row1 + c), o), sh);
-        const __m512d sum = _mm512_loadu_pd(sums + c);
-        if (w) {
-          _mm512_storeu_pd(sums + c, _mm512_add_pd(sum, _mm512_fmadd_pd(w1, y1[h], _mm512_mul_pd(w0, y0[h]))));
+        y0[h] = _mm512_sub_pd(_mm512_sub_pd(load8(x + 8 * h), origin[h]), shift[h]);
+        y1[h] = _mm512_sub_pd(_mm512_sub_pd(load8(x + s.row_stride + 8 * h), origin[h]), shift[h]);
+      }
+      if (w) {
+        const __m512d w0 = _mm512_set1_pd(w[i]), w1 = _mm512_set1_pd(w[i + 1]);
+        const __m512d r0 = _mm512_set1_pd(std::sqrt(w[i])), r1 = _mm512_set1_pd(std::sqrt(w[i + 1]));
+        for (int h = 0; h < octs; ++h) {
+          even[h] = _mm512_fmadd_pd(w0, y0[h], even[h]), odd[h] = _mm512_fmadd_pd(w1, y1[h], odd[h]);
           y0[h] = _mm512_mul_pd(y0[h], r0), y1[h] = _mm512_mul_pd(y1[h], r1);
-        } else {
-          _mm512_storeu_pd(sums + c, _mm512_add_pd(sum, _mm512_add_pd(y0[h], y1[h])));
         }
+      } else {
+        for (int h = 0; h < octs; ++h) even[h] = _mm512_add_pd(even[h], y0[h]), odd[h] = _mm512_add_pd(odd[h], y1[h]);
       }
       put(y0, out);
       put(y1, out + PW);
     }
-  }
-  for (; i < s.rows; ++i) {
-    const Source* row = s.x + i * s.row_stride;
-    const double wi = w ? w[i] : 1.0;
-    const double root = w ? std::sqrt(wi) : 1.0;
-    const __m512d w8 = _mm512_set1_pd(wi);
-    const __m512d r8 = _mm512_set1_pd(root);
-    Out* out = panels + i * PW;
-    for (Index j = 0; j < full; j += PW, out += ps) {
+    if (i < s.rows) {
       __m512d y[octs];
       for (int h = 0; h < octs; ++h) {
-        const Index c = j + 8 * h;
-        y[h] = _mm512_sub_pd(_mm512_sub_pd(load8(row + c), _mm512_loadu_pd(origin + c)), _mm512_loadu_pd(shift + c));
-        const __m512d sum = _mm512_loadu_pd(sums + c);
-        _mm512_storeu_pd(sums + c, w ? _mm512_fmadd_pd(w8, y[h], sum) : _mm512_add_pd(sum, y[h]));
-        if (w) y[h] = _mm512_mul_pd(y[h], r8);
+        y[h] = _mm512_sub_pd(_mm512_sub_pd(load8(x + 8 * h), origin[h]), shift[h]);
+        if (w) {
+          even[h] = _mm512_fmadd_pd(_mm512_set1_pd(w[i]), y[h], even[h]);
+          y[h] = _mm512_mul_pd(y[h], _mm512_set1_pd(std::sqrt(w[i])));
+        } else {
+          even[h] = _mm512_add_pd(even[h], y[h]);
+        }
       }
       put(y, out);
     }
-    if (full < n) {  // the last, partial panel; its padding columns are 0
+    for (int h = 0; h < octs; ++h)
+      _mm512_storeu_pd(sums + j + 8 * h, _mm512_add_pd(_mm512_loadu_pd(sums + j + 8 * h), _mm512_add_pd(even[h], odd[h])));
+  }
+  double largest_tail = 0.0;
+  if (full < n) {  // the last, partial panel, row by row; its padding columns are 0
+    Out* out = panels + (full / PW) * ps;
+    for (Index i = 0; i < s.rows; ++i, out += PW) {
+      const Source* row = s.x + i * s.row_stride;
+      const double wi = w ? w[i] : 1.0;
+      const double root = w ? std::sqrt(wi) : 1.0;
       for (Index l = 0; l < PW; ++l) {
         const Index j = full + l;
         double v = 0.0;
         if (j < n) {
-          const double y = shifted1(row, origin, shift, j);
+          const double y = shifted1(row, s.origin, s.shift, j);
           sums[j] += wi * y;
           v = y * root;
           largest_tail = std::max(largest_tail, std::abs(v));
@@ -609,11 +615,13 @@ Index narrow_panel_rows(Index n, bool single) noexcept {
 }
 
 // Measured end to end on the 2-core machines (the narrow kernel forced
-// against the BLAS; see docs/benchmarks.md). AVX2 on AMD EPYC Zen 3: at
-// n = 384 1.05-1.40x (float64) and 1.20-1.63x (mixed) the BLAS path, at 512
-// 0.70-0.72x and 0.56-0.82x. AVX-512: measured on AMD EPYC Zen 5.
+// against the BLAS, two threads; see docs/benchmarks.md). AVX2 on AMD EPYC
+// Zen 3: at n = 384 1.05-1.40x (float64) and 1.20-1.63x (mixed) the BLAS
+// path, at 512 0.70-0.72x and 0.56-0.82x. AVX-512 on AMD EPYC Zen 5 (OpenBLAS
+// runs its SkylakeX kernels there): 1.25x and 1.23x at n = 1024 (100,000
+// rows), 1.13x and 1.34x at 3072 (40,000 rows), 0.87x and 0.86x at 4096.
 Index narrow_crossover(ProductKernel kernel, bool /*single*/) noexcept {
-  return kernel == ProductKernel::avx512 ? 384 : 384;
+  return kernel == ProductKernel::avx512 ? 3072 : 384;
 }
 
 ProductKernel choose_product_kernel(Index n, bool single) {

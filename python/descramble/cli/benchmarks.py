@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -48,12 +49,33 @@ from .main import positive_int
 
 # NumPy must run its best OpenBLAS kernel: these variables (set on some
 # machines to work around old OpenBLAS bugs) slow it down. main() drops them
-# by re-executing itself (NumPy reads them when it loads), for this process
-# and its children only.
+# by running the command again in a child process without them (NumPy reads
+# them when it loads), for that child only.
 _BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _MODULE = [sys.executable, "-m", "descramble.cli.benchmarks"]
 
 
+
+
+def _without_blas_vars(argv: List[str]) -> int:
+    """Runs the (already checked) benchmark command in a child process without the
+    variables of ``_BLAS_VARS`` (NumPy reads them when it loads, so this process cannot
+    drop them), passing its output through; its exit status. A child rather than
+    ``os.execve``: a caller's process (a test, a notebook) must go on afterwards."""
+    env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
+    proc = subprocess.Popen([*_MODULE, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, bufsize=1)
+
+    def forward(source: Any, sink: Any) -> None:
+        for line in source:
+            sink.write(line)
+            sink.flush()
+
+    errors = threading.Thread(target=forward, args=(proc.stderr, sys.stderr), daemon=True)
+    errors.start()
+    forward(proc.stdout, sys.stdout)
+    errors.join()
+    return proc.wait()
 
 
 # -- the child side: one timed run of one side of one case ------------------------------
@@ -185,11 +207,6 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
         The exit status.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    if any(v in os.environ for v in _BLAS_VARS):
-        env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
-        # Re-enter through the same front end, so that errors keep its one-line format.
-        again = _MODULE if parser_class is argparse.ArgumentParser else [sys.executable, "-m", "descramble", "bench"]
-        os.execve(sys.executable, [*again, *argv], env)
     parser = parser_class(prog="descramble bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions (about a minute)")
@@ -211,6 +228,8 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
     if args.child:
         print(json.dumps(_child(json.loads(args.child))))
         return 0
+    if any(v in os.environ for v in _BLAS_VARS):
+        return _without_blas_vars(argv)
 
     rows = 50_000 if args.quick else 200_000
     widths = args.widths or ((64, 256) if args.quick else (64, 256, 1024))
@@ -307,13 +326,16 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
     return 0
 
 
-def _times(funcs: Dict[str, Any], repeat: int, pause: float = 0.0) -> Dict[str, List[float]]:
+def _times(funcs: Dict[str, Any], repeat: int, pause: float = 0.0,
+           warm: float = 0.05) -> Dict[str, List[float]]:
     """Wall times of each function after one warm-up call each, alternating between them every
     round (a shared machine's slow spells hit every side alike). ``pause`` seconds before each
     call let the previous call's BLAS threads, which spin for about 0.1 s after their work, go to
     sleep first: otherwise they take cores from whatever runs next. After a pause the function
-    runs once untimed: a call right after an idle spell found the cores slow to wake (n = 16:
-    3.0 ms in a loop, 4.0 to 5.4 ms after 0.25 s idle), which a long stream never sees."""
+    runs untimed for ``warm`` seconds (at least once): a call right after an idle spell found the
+    cores slow to wake (n = 16: 3.0 ms in a loop, 4.0 to 5.4 ms after 0.25 s idle; n = 32 on
+    the Zen 5 machine: 2.6 ms in a loop, up to 4.9 ms in the first calls after a pause), which
+    a long stream never sees."""
     times: Dict[str, List[float]] = {name: [] for name in funcs}
     for f in funcs.values():  # warm-up
         f()
@@ -321,7 +343,10 @@ def _times(funcs: Dict[str, Any], repeat: int, pause: float = 0.0) -> Dict[str, 
         for name, f in funcs.items():
             if pause > 0:
                 time.sleep(pause)
+                start = time.perf_counter()
                 f()
+                while time.perf_counter() - start < warm:
+                    f()
             t0 = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t0)
