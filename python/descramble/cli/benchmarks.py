@@ -327,15 +327,15 @@ def main(argv: Optional[List[str]] = None, parser_class: type = argparse.Argumen
 
 
 def _times(funcs: Dict[str, Any], repeat: int, pause: float = 0.0,
-           warm: float = 0.05) -> Dict[str, List[float]]:
+           warm: float = 0.2) -> Dict[str, List[float]]:
     """Wall times of each function after one warm-up call each, alternating between them every
     round (a shared machine's slow spells hit every side alike). ``pause`` seconds before each
     call let the previous call's BLAS threads, which spin for about 0.1 s after their work, go to
     sleep first: otherwise they take cores from whatever runs next. After a pause the function
     runs untimed for ``warm`` seconds (at least once): a call right after an idle spell found the
     cores slow to wake (n = 16: 3.0 ms in a loop, 4.0 to 5.4 ms after 0.25 s idle; n = 32 on
-    the Zen 5 machine: 2.6 ms in a loop, up to 4.9 ms in the first calls after a pause), which
-    a long stream never sees."""
+    the Zen 5 machine, seven timed calls: 2.3 to 5.4 ms after 0.05 s of warm-up, 2.1 to 3.1 ms
+    after 0.2 s), which a long stream never sees."""
     times: Dict[str, List[float]] = {name: [] for name in funcs}
     for f in funcs.values():  # warm-up
         f()
