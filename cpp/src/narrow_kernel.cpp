@@ -618,7 +618,7 @@ Index narrow_panel_rows(Index n, bool single) noexcept {
 // against the BLAS, two threads; see docs/benchmarks.md). AVX2 on AMD EPYC
 // Zen 3: at n = 384 1.05-1.40x (float64) and 1.20-1.63x (mixed) the BLAS
 // path, at 512 0.70-0.72x and 0.56-0.82x. AVX-512 on AMD EPYC Zen 5 (OpenBLAS
-// runs its SkylakeX kernels there): 1.25x and 1.23x at n = 1024 (100,000
+// runs its SkylakeX kernels there): 1.25x and 1.22x at n = 1024 (100,000
 // rows), 1.13x and 1.34x at 3072 (40,000 rows), 0.87x and 0.86x at 4096.
 Index narrow_crossover(ProductKernel kernel, bool /*single*/) noexcept {
   return kernel == ProductKernel::avx512 ? 3072 : 384;
