@@ -267,6 +267,40 @@ def test_bench_without_the_blas_variables_runs_in_a_child_and_returns(capsys, mo
     assert "roofline: peak" in out and "float64" in out
 
 
+def test_bench_child_is_waited_for_and_its_pipes_closed_even_when_interrupted(capsys, monkeypatch):
+    # The child that runs the benchmark without OPENBLAS_CORETYPE: after it ends its
+    # pipes are closed (no ResourceWarning) and, when the caller is interrupted while
+    # passing its output through (Ctrl-C), it is stopped and waited for, not left running.
+    children = []
+
+    class Recording(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            children.append(self)
+
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    argv = ("bench", "--quick", "--only", "roofline", "--widths", "8", "--repeat", "1")
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert len(children) == 1 and children[0].returncode == 0
+    assert children[0].stdout.closed and children[0].stderr.closed
+
+    class Interrupting:  # Ctrl-C while the child's first line is passed through
+        def write(self, text):
+            raise KeyboardInterrupt
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Interrupting())
+    code = main(list(argv))
+    monkeypatch.undo()
+    assert code == 130
+    assert len(children) == 2 and children[1].returncode is not None  # stopped, not still running
+    assert children[1].stdout.closed and children[1].stderr.closed
+
+
 def _save_pt(path, arrays):
     torch = pytest.importorskip("torch", reason="PyTorch state dicts need torch (pip install torch==2.13.0)")
     torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, path)

@@ -61,21 +61,29 @@ def _without_blas_vars(argv: List[str]) -> int:
     """Runs the (already checked) benchmark command in a child process without the
     variables of ``_BLAS_VARS`` (NumPy reads them when it loads, so this process cannot
     drop them), passing its output through; its exit status. A child rather than
-    ``os.execve``: a caller's process (a test, a notebook) must go on afterwards."""
+    ``os.execve``: a caller's process (a test, a notebook) must go on afterwards. The
+    child's pipes are closed and the child waited for on every way out; interrupted
+    (Ctrl-C) or failing to pass its output on, this process stops the child first."""
     env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
-    proc = subprocess.Popen([*_MODULE, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, bufsize=1)
 
     def forward(source: Any, sink: Any) -> None:
         for line in source:
             sink.write(line)
             sink.flush()
 
-    errors = threading.Thread(target=forward, args=(proc.stderr, sys.stderr), daemon=True)
-    errors.start()
-    forward(proc.stdout, sys.stdout)
-    errors.join()
-    return proc.wait()
+    with subprocess.Popen([*_MODULE, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, bufsize=1) as proc:  # on leaving: pipes closed, child waited for
+        errors = threading.Thread(target=forward, args=(proc.stderr, sys.stderr), daemon=True)
+        errors.start()
+        try:
+            forward(proc.stdout, sys.stdout)
+        except BaseException:
+            proc.kill()  # its stderr then ends too (the bench's own children have pipes of their own)
+            raise
+        finally:
+            errors.join()
+            proc.wait()  # (Popen's exit waits only 0.25 s after a KeyboardInterrupt)
+        return proc.returncode
 
 
 # -- the child side: one timed run of one side of one case ------------------------------
