@@ -42,7 +42,7 @@ constexpr Index narrow_panel_width(ProductKernel kernel, bool single) noexcept {
 /// Rows packed at once (a multiple of 8): the packed rows, at most 128 KiB
 /// (384 KiB for n > 128, where C itself no longer fits in L2), stay in L2
 /// while the micro-kernels sweep them, and a micro-kernel's 3 column vectors
-/// over these rows (at most 24 KiB) stay in L1.
+/// over these rows (at most 24 KiB; 48 KiB with AVX-512) stay in L1 or L2.
 Index narrow_panel_rows(Index n, bool single) noexcept;
 
 /// True when this CPU (and the build) can run the AVX2 + FMA kernel.
@@ -80,8 +80,9 @@ struct Prefetch {
 
 /// lower(C) += A^T A: A is rows x n in the panels of `kernel` (see above);
 /// C is column-major n x n with leading dimension ldc; its strict upper
-/// triangle is not touched. `kernel` is generic, avx2 or avx512 (run as
-/// runnable(kernel) on the same layout). The `prefetch` region's
+/// triangle is not touched. `kernel` is generic, avx2 or avx512: the layout
+/// is its own, and a SIMD kernel the CPU lacks runs as the generic kernel
+/// on that layout (choose_product_kernel never picks one). The `prefetch` region's
 /// cache lines are requested (into L2) spread over the product's tiles.
 void narrow_rank_update(ProductKernel kernel, const double* a, Index rows, Index n, Index panel_stride, double* c,
                         Index ldc, const Prefetch& prefetch = {});

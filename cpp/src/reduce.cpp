@@ -598,17 +598,21 @@ Index default_block_rows(Index n, Precision precision) {
   return precision == Precision::mixed ? std::clamp<Index>(2 * rows, 512, 2048) : rows;
 }
 
-// Every worker keeps an n x n partial scatter: at most this many fit in 1 GiB.
-int memory_cap(Index n) {
-  const double partial_bytes = 8.0 * static_cast<double>(n) * static_cast<double>(n);
-  return static_cast<int>(std::max(1.0, (1024.0 * 1024 * 1024) / partial_bytes));
+// Every worker keeps an n x n partial scatter (float64) and, on the narrow
+// path, its block's product too (float64, and float32 in mixed precision):
+// at most this many workers fit in 1 GiB.
+int memory_cap(Index n, bool narrow, bool mixed) {
+  const double matrices = narrow ? (mixed ? 2.5 : 2.0) : 1.0;
+  const double bytes = matrices * 8.0 * static_cast<double>(n) * static_cast<double>(n);
+  return static_cast<int>(std::max(1.0, (1024.0 * 1024 * 1024) / bytes));
 }
 
-int choose_workers(int threads, Index blocks, Index rows, Index n) {
+int choose_workers(int threads, Index blocks, Index rows, Index n, bool narrow, bool mixed) {
   // Small chunks are not worth a thread start.
   const double work = static_cast<double>(rows) * static_cast<double>(n) * static_cast<double>(n);
   if (work < 4.0e6) return 1;
-  return std::max(1, std::min({threads, memory_cap(n), static_cast<int>(std::min<Index>(blocks, 1 << 20))}));
+  return std::max(1, std::min({threads, memory_cap(n, narrow, mixed),
+                               static_cast<int>(std::min<Index>(blocks, 1 << 20))}));
 }
 
 }  // namespace
@@ -779,7 +783,7 @@ Moments reduce_across_blocks(const ChunkView& chunk, const double* weights, cons
                            : narrow                ? 2048
                                                    : default_block_rows(n, options.precision);
   const Index blocks = (rows + block_rows - 1) / block_rows;
-  const int workers = choose_workers(detail::resolve_threads(options.threads), blocks, rows, n);
+  const int workers = choose_workers(detail::resolve_threads(options.threads), blocks, rows, n, narrow, mixed);
   const detail::BlasScope blas(1);  // the workers parallelise over blocks of rows instead
 
   std::vector<Moments> partials(static_cast<std::size_t>(workers), Moments(n, shift));
@@ -907,7 +911,7 @@ Moments reduce_chunk(const ChunkView& chunk, const double* weights, const Eigen:
   // Per-worker partials scale best (measured); they are only given up when
   // their memory would leave a single worker for a multi-threaded request.
   const int requested = detail::resolve_threads(options.threads);
-  const bool memory_bound = requested > 1 && memory_cap(n) == 1 &&
+  const bool memory_bound = requested > 1 && memory_cap(n, false, false) == 1 &&
                             static_cast<double>(rows) * static_cast<double>(n) * static_cast<double>(n) >= 4.0e6;
   const bool within_block = options.parallelism == Parallelism::within_block ||
                             (options.parallelism == Parallelism::automatic && memory_bound);

@@ -65,6 +65,7 @@ def _without_blas_vars(argv: List[str]) -> int:
     child's pipes are closed and the child waited for on every way out; interrupted
     (Ctrl-C) or failing to pass its output on, this process stops the child first."""
     env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
+    env["PYTHONUNBUFFERED"] = "1"  # its tables and progress lines reach us in the order it writes them
 
     def forward(source: Any, sink: Any) -> None:
         for line in source:
