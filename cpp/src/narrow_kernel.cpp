@@ -342,6 +342,32 @@ inline double shifted1(const Source* row, const double* origin, const double* sh
   return (static_cast<double>(x) - origin[j]) - shift[j];
 }
 
+// Row i's part of the last, partial panel of PW columns (from column `full`;
+// the padding columns are set to 0), value by value, for the SIMD packers:
+// sqrt(w_i) y_ij (float32: times `scale`) and sums[j] += w_i y_ij; returns
+// the largest |sqrt(w_i) y_ij| of the part.
+template <class Out, class Source>
+double pack_partial_panel_row(const PackSource<Source>& s, Index i, Index full, Index PW, double scale, Out* out,
+                              double* sums) {
+  constexpr bool single = std::is_same_v<Out, float>;
+  const Source* row = s.x + i * s.row_stride;
+  const double wi = s.w ? s.w[i] : 1.0;
+  const double root = s.w ? std::sqrt(wi) : 1.0;
+  double largest = 0.0;
+  for (Index l = 0; l < PW; ++l) {
+    const Index j = full + l;
+    double v = 0.0;
+    if (j < s.n) {
+      const double y = shifted1(row, s.origin, s.shift, j);
+      sums[j] += wi * y;
+      v = y * root;
+      largest = std::max(largest, std::abs(v));
+    }
+    out[l] = static_cast<Out>(single ? v * scale : v);
+  }
+  return largest;
+}
+
 // The 8 values lo, hi times scale, rounded to float32.
 DESCRAMBLE_TARGET_AVX2 inline __m256 to_float8(__m256d lo, __m256d hi, __m256d scale) {
   const __m128 lo32 = _mm256_cvtpd_ps(_mm256_mul_pd(lo, scale));
@@ -424,19 +450,7 @@ DESCRAMBLE_TARGET_AVX2 void avx2_pack(const PackSource<Source>& s, double scale,
       }
       put(y, out);
     }
-    if (full < n) {  // the last, partial panel; its padding columns are 0
-      for (Index l = 0; l < PW; ++l) {
-        const Index j = full + l;
-        double v = 0.0;
-        if (j < n) {
-          const double y = shifted1(row, origin, shift, j);
-          sums[j] += wi * y;
-          v = y * root;
-          largest_tail = std::max(largest_tail, std::abs(v));
-        }
-        out[l] = static_cast<Out>(single ? v * scale : v);
-      }
-    }
+    if (full < n) largest_tail = std::max(largest_tail, pack_partial_panel_row(s, i, full, PW, scale, out, sums));
   }
   if constexpr (single) {
     alignas(32) double lanes[4];
@@ -522,24 +536,10 @@ DESCRAMBLE_TARGET_AVX512 void avx512_pack(const PackSource<Source>& s, double sc
       _mm512_storeu_pd(sums + j + 8 * h, _mm512_add_pd(_mm512_loadu_pd(sums + j + 8 * h), _mm512_add_pd(even[h], odd[h])));
   }
   double largest_tail = 0.0;
-  if (full < n) {  // the last, partial panel, row by row; its padding columns are 0
+  if (full < n) {  // the last, partial panel, row by row
     Out* out = panels + (full / PW) * ps;
-    for (Index i = 0; i < s.rows; ++i, out += PW) {
-      const Source* row = s.x + i * s.row_stride;
-      const double wi = w ? w[i] : 1.0;
-      const double root = w ? std::sqrt(wi) : 1.0;
-      for (Index l = 0; l < PW; ++l) {
-        const Index j = full + l;
-        double v = 0.0;
-        if (j < n) {
-          const double y = shifted1(row, s.origin, s.shift, j);
-          sums[j] += wi * y;
-          v = y * root;
-          largest_tail = std::max(largest_tail, std::abs(v));
-        }
-        out[l] = static_cast<Out>(single ? v * scale : v);
-      }
-    }
+    for (Index i = 0; i < s.rows; ++i, out += PW)
+      largest_tail = std::max(largest_tail, pack_partial_panel_row(s, i, full, PW, scale, out, sums));
   }
   if constexpr (single) {
     alignas(64) double lanes[8];
