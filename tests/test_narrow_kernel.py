@@ -247,6 +247,21 @@ def test_rows_packed_in_pairs_and_the_odd_one_left(kernel, n, rows, weighted):
         check(scatter_of(x, w), x, w)
 
 
+@pytest.mark.parametrize("precision", ["float64", "mixed"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("n", [24, 40, 56, 72, 136])
+def test_panels_packed_in_groups_with_weights(kernel, precision, dtype, n):
+    # The AVX-512 packing takes the whole panels in groups of up to 4 (8 float64 values each)
+    # or 2 (16 float32 values), row by row: widths whose panels split 3, 4 + 1, 4 + 3,
+    # 4 + 4 + 1 and 4 x 4 + 1 (float32: 1 + part, 2 + part, 2 + 1 + part, ...), and a
+    # partial panel after them; weights (some 0) scale each row by its root.
+    rng = np.random.default_rng(n)
+    x = sample(rng, (515, n), dtype)
+    w = rng.uniform(0.0, 3.0, size=len(x))
+    w[::7] = 0.0
+    check(scatter_of(x, w, precision=precision), x, w, precision=precision)
+
+
 @pytest.mark.parametrize("bad_rows, first", [
     ([60_000], 60_000),            # only the second worker's rows
     ([45_000, 60_000], 45_000),    # the second worker finds its bad row first; the first worker's is earlier
