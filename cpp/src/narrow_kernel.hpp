@@ -2,7 +2,8 @@
 // rows (packed in column panels), in float64 and in the float32 of
 // precision="mixed", with register-blocked micro-kernels (4 columns
 // broadcast, 8 with AVX-512, x up to 3 SIMD vectors of columns, accumulated
-// over every row of the panel block in registers); and the packing of source
+// over every row of the panel block in registers; AVX-512 forms the blocks
+// on the diagonal by rotating a vector's lanes); and the packing of source
 // rows into those panels, shifted by an estimate of the mean as they are
 // read (so that the block is read from memory once; see reduce.cpp and
 // docs/math.md §7). The SIMD versions (AVX-512, AVX2 + FMA) are chosen at
