@@ -147,21 +147,28 @@ def test_a_block_far_from_the_previous_mean_is_redone(monkeypatch, name):
         check(acc, x, w, precision=precision)
 
 
-def test_a_block_whose_magnitude_changes_gets_its_own_float32_scale(monkeypatch):
-    # Column 0 is +-1e30 in the first block and 0 after it, column 1 is 0 and
-    # then N(0, 1): the first block's float32 scale (2^-101) would push the
-    # second block's values to 2^-101, their squares below float32's range.
+@pytest.mark.parametrize("n, big, small", [(2, 0, 1), (16, 0, 1), (32, 9, 20), (48, 40, 3)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_a_block_whose_magnitude_changes_gets_its_own_float32_scale(monkeypatch, n, big, small, dtype):
+    # Column `big` is +-1e30 in the first block and 0 after it, column `small` is 0 and
+    # then +-1: the first block's float32 scale (2^-101) would push the second
+    # block's values to 2^-101, their squares below float32's range. Both
+    # blocks' means are exactly 0, so only the block's largest value (not a
+    # cancelling mean) can tell that its scale is wrong. The widths put the
+    # columns in whole panels (the largest value is then read from the vectors
+    # the AVX-512 packing keeps) and in partial ones.
     monkeypatch.delenv("DESCRAMBLE_PRODUCT_KERNEL", raising=False)
-    rng = np.random.default_rng(7)
-    x = np.zeros((2 * 2048, 2))
-    x[:2048, 0] = np.where(np.arange(2048) % 2 == 0, 1e30, -1e30)
-    x[2048:, 1] = rng.normal(size=2048)
+    x = np.zeros((2 * 2048, n))
+    x[:2048, big] = np.where(np.arange(2048) % 2 == 0, 1e30, -1e30)
+    x[2048:, small] = np.where(np.arange(2048) % 2 == 0, 1.0, -1.0)
+    x = x.astype(dtype)
+    expected = reference.scatter(x.astype(np.float64), np.ones(len(x)))[small, small]
     for name in NARROW:
         monkeypatch.setenv("DESCRAMBLE_PRODUCT_KERNEL", name)
-        acc = descramble.Autocorrelation(2, precision="mixed", threads=1)
+        acc = descramble.Autocorrelation(n, precision="mixed", threads=1)
         acc.update(x)
         check(acc, x, precision="mixed")
-        np.testing.assert_allclose(acc.scatter[1, 1], reference.scatter(x, np.ones(len(x)))[1, 1], rtol=1e-5)
+        np.testing.assert_allclose(acc.scatter[small, small], expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("precision", ["float64", "mixed"])
@@ -232,7 +239,7 @@ def test_huge_rows_of_weight_zero_keep_the_mixed_scale(kernel, order):
 @pytest.mark.parametrize("rows", [1, 2, 3, 257, 700])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_rows_packed_in_pairs_and_the_odd_one_left(kernel, n, rows, weighted):
-    # The float64 packing takes two rows at a time when n is a multiple of 4,
+    # The AVX2 packing (float64) takes two rows at a time when n is a multiple of 4,
     # then the odd last row alone; weights of 0 among them.
     rng = np.random.default_rng(rows * n)
     x = sample(rng, (rows, n), np.float64)
@@ -252,9 +259,10 @@ def test_rows_packed_in_pairs_and_the_odd_one_left(kernel, n, rows, weighted):
 @pytest.mark.parametrize("n", [24, 40, 56, 72, 136])
 def test_panels_packed_in_groups_with_weights(kernel, precision, dtype, n):
     # The AVX-512 packing takes the whole panels in groups of up to 4 (8 float64 values each)
-    # or 2 (16 float32 values), row by row: widths whose panels split 3, 4 + 1, 4 + 3,
-    # 4 + 4 + 1 and 4 x 4 + 1 (float32: 1 + part, 2 + part, 2 + 1 + part, ...), and a
-    # partial panel after them; weights (some 0) scale each row by its root.
+    # or 2 (16 float32 values, mixed precision), row by row: widths whose float64 panels
+    # split 3, 4 + 1, 4 + 3, 4 + 4 + 1 and 4 x 4 + 1, and whose float32 panels split 1,
+    # 2, 2 + 1, 2 + 2 and 4 x 2 with a partial panel after them; weights (some 0) scale
+    # each row by its root.
     rng = np.random.default_rng(n)
     x = sample(rng, (515, n), dtype)
     w = rng.uniform(0.0, 3.0, size=len(x))

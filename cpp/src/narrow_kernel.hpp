@@ -107,11 +107,12 @@ struct PackSource {
   const double* w;
 };
 
-/// Packs the rows with AVX2 when `kernel` is avx2 or avx512 and the CPU has
-/// AVX2: row i goes to panel row i as sqrt(w_i) y_i (float64, in the panels
-/// of `kernel`), and
-/// sums[j] += w_i y_ij; the padding columns are set to 0. Returns false,
-/// doing nothing, when the AVX2 code cannot run (the caller packs).
+/// Packs the rows with SIMD code (AVX-512 for the avx512 layout on a CPU
+/// that has it, otherwise AVX2 when the CPU has it, for the avx2 and avx512
+/// layouts): row i goes to panel row i as sqrt(w_i) y_i (float64, in the
+/// panels of `kernel`), and sums[j] += w_i y_ij; the padding columns are set
+/// to 0. Returns false, doing nothing, when no SIMD packing can run (the
+/// caller packs).
 bool narrow_pack(ProductKernel kernel, const PackSource<double>& source, double* panels, Index panel_stride,
                  double* sums);
 bool narrow_pack(ProductKernel kernel, const PackSource<float>& source, double* panels, Index panel_stride,
