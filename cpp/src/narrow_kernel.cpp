@@ -41,6 +41,33 @@ inline bool interior_tile(Index p0, Index q0, int vectors, Index W, Index n) {
   return q0 >= p0 + MR - 1 && p0 + MR <= n && q0 + vectors * W <= n;
 }
 
+// The prefetch region (the next rows to pack) split evenly over the loops
+// of one product, each taking its part with next(): contiguous rows only
+// (the hardware prefetcher follows other layouts as they are read). `count`
+// (called only when there is a region) gives the number of loops.
+class PrefetchParts {
+ public:
+  template <class Count>
+  PrefetchParts(const Prefetch& prefetch, Count&& count) {
+    if (prefetch.base == nullptr || prefetch.rows <= 0 || prefetch.row_stride != prefetch.row_bytes) return;
+    const Index parts = count(), bytes = prefetch.rows * prefetch.row_bytes;
+    pf_ = prefetch.base;
+    end_ = pf_ + bytes;
+    per_part_ = ((bytes + parts - 1) / parts + 63) / 64 * 64;
+  }
+  // The next loop's part: [first, second).
+  std::pair<const char*, const char*> next() {
+    const char* begin = pf_;
+    pf_ = pf_ == nullptr ? pf_ : std::min(pf_ + per_part_, end_);
+    return {begin, pf_};
+  }
+
+ private:
+  const char* pf_ = nullptr;
+  const char* end_ = nullptr;
+  Index per_part_ = 0;
+};
+
 // --- The portable kernel: the same blocking in plain C++ -------------------
 
 template <class T, int W, int MR, int NV>
@@ -205,6 +232,14 @@ struct Avx512<float> {
   }
 };
 
+// One cache line of the loop's prefetch part (a row of the loop).
+inline void prefetch_line(const char*& pf, const char* pf_end) {
+  if (pf < pf_end) {
+    _mm_prefetch(pf, _MM_HINT_T0);
+    pf += 64;
+  }
+}
+
 template <class T, int NV>
 DESCRAMBLE_TARGET_AVX512 void avx512_tile(const T* a, Index rows, Index ps, Index p0, Index q0, Index n, T* c,
                                           Index ldc, const char* pf, const char* pf_end) {
@@ -220,10 +255,7 @@ DESCRAMBLE_TARGET_AVX512 void avx512_tile(const T* a, Index rows, Index ps, Inde
   const T* row = a + (p0 / W) * ps + p0 % W;  // the MR broadcast values of row k
   const T* qp = a + (q0 / W) * ps;
   for (Index k = 0; k < rows; ++k, row += W, qp += W) {
-    if (pf < pf_end) {  // one line of the next rows a row
-      _mm_prefetch(pf, _MM_HINT_T0);
-      pf += 64;
-    }
+    prefetch_line(pf, pf_end);  // one line of the next rows a row
     V b[NV];
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) b[v] = A::load(qp + v * ps);
@@ -278,10 +310,7 @@ DESCRAMBLE_TARGET_AVX512 void avx512_diagonal_rows(const T* a, Index rows, Index
   constexpr int W = A::W;
   const T* row = a + d0 * ps;
   for (Index r = 0; r < rows; ++r, row += W) {
-    if (pf < pf_end) {  // one line of the next rows a row
-      _mm_prefetch(pf, _MM_HINT_T0);
-      pf += 64;
-    }
+    prefetch_line(pf, pf_end);  // one line of the next rows a row
 #pragma GCC unroll 4
     for (int d = 0; d < D; ++d) {
       const typename A::V v = A::load(row + d * ps);
@@ -333,26 +362,17 @@ inline Index group_vectors(Index q0, Index n, Index W) {
 template <class T, int W, int MR>
 void for_each_tile(ProductKernel run, const T* a, Index rows, Index n, Index ps, T* c, Index ldc,
                    const Prefetch& prefetch) {
-  // The prefetch region, split evenly over the tiles (contiguous rows only;
-  // the hardware prefetcher follows other layouts as they are read).
-  const char* pf = nullptr;
-  const char* pf_end = nullptr;
-  Index per_tile = 0;
-  if (prefetch.base != nullptr && prefetch.rows > 0 && prefetch.row_stride == prefetch.row_bytes) {
+  PrefetchParts parts(prefetch, [&] {  // one part a tile
     Index tiles = 0;
     for (Index q0 = 0; q0 < n; q0 += group_vectors(q0, n, W) * W)
       tiles += (std::min<Index>(n, q0 + group_vectors(q0, n, W) * W) + MR - 1) / MR;
-    pf = prefetch.base;
-    pf_end = pf + prefetch.rows * prefetch.row_bytes;
-    per_tile = ((prefetch.rows * prefetch.row_bytes + tiles - 1) / tiles + 63) / 64 * 64;
-  }
+    return tiles;
+  });
   for (Index q0 = 0; q0 < n; q0 += group_vectors(q0, n, W) * W) {
     const Index vectors = group_vectors(q0, n, W);
     const Index p_end = std::min<Index>(n, q0 + vectors * W);
     for (Index p0 = 0; p0 < p_end; p0 += MR) {
-      const char* tile_pf = pf;
-      const char* tile_pf_end = pf == nullptr ? pf : std::min(pf + per_tile, pf_end);
-      pf = tile_pf_end;
+      const auto [tile_pf, tile_pf_end] = parts.next();
       if (p0 + MR < p_end) {  // the next tile's part of C (wide C lives in L3)
         const T* next = c + (p0 + MR) * ldc + q0;
         for (int i = 0; i < MR; ++i) {
@@ -409,23 +429,13 @@ void for_each_avx512_tile(const T* a, Index rows, Index n, Index ps, T* c, Index
       }
     }
   };
-  const char* pf = nullptr;
-  const char* pf_end = nullptr;
-  Index per_tile = 0;
-  if (prefetch.base != nullptr && prefetch.rows > 0 && prefetch.row_stride == prefetch.row_bytes) {
+  PrefetchParts parts(prefetch, [&] {  // one part a group of diagonal blocks, one a tile
     Index count = (blocks + most_blocks - 1) / most_blocks;
     tiles([&](Index, Index, Index) { ++count; });
-    pf = prefetch.base;
-    pf_end = pf + prefetch.rows * prefetch.row_bytes;
-    per_tile = ((prefetch.rows * prefetch.row_bytes + count - 1) / count + 63) / 64 * 64;
-  }
-  auto next_region = [&]() {
-    const char* begin = pf;
-    pf = pf == nullptr ? pf : std::min(pf + per_tile, pf_end);
-    return std::pair<const char*, const char*>(begin, pf);
-  };
+    return count;
+  });
   for (Index d0 = 0; d0 < blocks; d0 += most_blocks) {
-    const auto [b, e] = next_region();
+    const auto [b, e] = parts.next();
     switch (std::min(most_blocks, blocks - d0)) {
       case 1: avx512_diagonal<T, 1>(a, rows, ps, d0, n, c, ldc, b, e); break;
       case 2: avx512_diagonal<T, 2>(a, rows, ps, d0, n, c, ldc, b, e); break;
@@ -434,7 +444,7 @@ void for_each_avx512_tile(const T* a, Index rows, Index n, Index ps, T* c, Index
     }
   }
   tiles([&](Index p0, Index q0, Index nv) {
-    const auto [b, e] = next_region();
+    const auto [b, e] = parts.next();
     if (nv == 3) avx512_tile<T, 3>(a, rows, ps, p0, q0, n, c, ldc, b, e);
     else if (nv == 2) avx512_tile<T, 2>(a, rows, ps, p0, q0, n, c, ldc, b, e);
     else avx512_tile<T, 1>(a, rows, ps, p0, q0, n, c, ldc, b, e);
